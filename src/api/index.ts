@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './schemas.js';
+export { routes, type RouteName, type RouteDef } from './routes.js';

@@ -1,0 +1,63 @@
+/**
+ * The route table: method, path, body and response schema of every endpoint. The daemon
+ * validates against it and the OpenAPI document is generated from it, so they cannot drift.
+ */
+import type { z } from 'zod';
+import * as s from './schemas.js';
+
+export interface RouteDef {
+  method: 'get' | 'post' | 'delete';
+  path: string;
+  summary: string;
+  body?: z.ZodType;
+  response: z.ZodType;
+  /** When set, `stream: true` in the body switches the answer to application/x-ndjson of this. */
+  streamEvent?: z.ZodType;
+  query?: Record<string, string>;
+}
+
+export const routes = {
+  health: { method: 'get', path: '/v1/health', summary: 'Daemon status, runtime and storage drivers', response: s.Health },
+  listSandboxes: {
+    method: 'get',
+    path: '/v1/sandboxes',
+    summary: 'List sandboxes',
+    response: s.SandboxList,
+    query: { label: 'k=v, repeatable: only sandboxes carrying every given label', state: 'only sandboxes in this state' },
+  },
+  createSandbox: { method: 'post', path: '/v1/sandboxes', summary: 'Create and start a sandbox', body: s.CreateSandboxRequest, response: s.Sandbox },
+  getSandbox: { method: 'get', path: '/v1/sandboxes/{ref}', summary: 'One sandbox, by name or id', response: s.Sandbox },
+  destroySandbox: { method: 'delete', path: '/v1/sandboxes/{ref}', summary: 'Destroy a sandbox and its files', response: s.DestroyResult },
+  stopSandbox: { method: 'post', path: '/v1/sandboxes/{ref}/stop', summary: 'Stop compute; files are kept (non-persistent: destroyed)', response: s.Sandbox },
+  resumeSandbox: { method: 'post', path: '/v1/sandboxes/{ref}/resume', summary: 'Start compute again on the kept files', response: s.Sandbox },
+  exec: {
+    method: 'post',
+    path: '/v1/sandboxes/{ref}/exec',
+    summary: 'Run a command; resumes a paused sandbox first',
+    body: s.ExecRequest,
+    response: s.ExecResult,
+    streamEvent: s.ExecEvent,
+  },
+  run: {
+    method: 'post',
+    path: '/v1/run',
+    summary: 'One-shot: create a non-persistent sandbox, run one command, destroy it',
+    body: s.RunRequest,
+    response: s.ExecResult,
+    streamEvent: s.ExecEvent,
+  },
+  listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList },
+  buildImage: {
+    method: 'post',
+    path: '/v1/images',
+    summary: 'Build an image from a preset',
+    body: s.BuildImageRequest,
+    response: s.Image,
+    streamEvent: s.ProgressEvent,
+  },
+  getImage: { method: 'get', path: '/v1/images/{name}', summary: 'One image', response: s.Image },
+  removeImage: { method: 'delete', path: '/v1/images/{name}', summary: 'Remove an image no sandbox uses', response: s.Image },
+  shutdown: { method: 'post', path: '/v1/system/shutdown', summary: 'Stop the daemon (release: stop compute and unmount storage first)', body: s.ShutdownRequest, response: s.Health },
+} as const satisfies Record<string, RouteDef>;
+
+export type RouteName = keyof typeof routes;

@@ -1,0 +1,192 @@
+/**
+ * Wire schemas: the single source for request validation in the daemon, the SDK's types
+ * and the OpenAPI document (see openapi.ts). Units are in the names (timeoutMs, memoryMiB).
+ */
+import { z } from 'zod';
+
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const NAME_RULE = 'lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters';
+
+export const MiB = 1024 * 1024;
+export const DEFAULTS = {
+  image: 'python',
+  memoryMiB: 1024,
+  cpus: 1,
+  pids: 1024,
+  execTimeoutMs: 30_000,
+  maxOutputBytes: 1 * MiB,
+  stopGraceMs: 2_000,
+  cwd: '/work',
+} as const;
+
+export const LIMITS = {
+  maxTtlMs: 365 * 24 * 3600 * 1000,
+  maxExecTimeoutMs: 24 * 3600 * 1000,
+  maxOutputBytes: 64 * MiB,
+  maxStdinBytes: 16 * MiB,
+  maxMemoryMiB: 256 * 1024,
+  minMemoryMiB: 16,
+  maxCpus: 256,
+  maxPids: 1_000_000,
+  minPids: 8,
+  maxLabels: 64,
+  maxEnv: 256,
+} as const;
+
+export const Name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+export const Labels = z
+  .record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label keys are letters, digits, . _ / -'), z.string().max(256))
+  .refine((l) => Object.keys(l).length <= LIMITS.maxLabels, `at most ${LIMITS.maxLabels} labels`);
+export const Env = z
+  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are letters, digits and _'), z.string().max(32_768))
+  .refine((e) => Object.keys(e).length <= LIMITS.maxEnv, `at most ${LIMITS.maxEnv} variables`);
+const AbsolutePath = z.string().startsWith('/', 'must be an absolute path').max(4096).refine((p) => !p.includes('\0'), 'must not contain NUL');
+
+export const SandboxState = z.enum(['creating', 'running', 'stopping', 'paused', 'snapshotting', 'destroying']);
+export type SandboxState = z.infer<typeof SandboxState>;
+
+export const Limits = z.object({
+  memoryMiB: z.number().int().min(LIMITS.minMemoryMiB).max(LIMITS.maxMemoryMiB),
+  cpus: z.number().positive().max(LIMITS.maxCpus),
+  pids: z.number().int().min(LIMITS.minPids).max(LIMITS.maxPids),
+});
+export type Limits = z.infer<typeof Limits>;
+
+export const Sandbox = z.object({
+  id: z.string(),
+  name: z.string(),
+  state: SandboxState,
+  image: z.string(),
+  persistent: z.boolean(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  expiresAt: z.string().nullable(),
+  ttlMs: z.number().int().nullable(),
+  limits: Limits,
+  labels: z.record(z.string(), z.string()),
+  envKeys: z.array(z.string()),
+  cwd: z.string(),
+  network: z.literal('none'),
+  runtime: z.string(),
+  storage: z.string(),
+});
+export type Sandbox = z.infer<typeof Sandbox>;
+
+export const CreateSandboxRequest = z.strictObject({
+  name: Name.optional(),
+  image: Name.optional(),
+  ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
+  persistent: z.boolean().optional(),
+  memoryMiB: Limits.shape.memoryMiB.optional(),
+  cpus: Limits.shape.cpus.optional(),
+  pids: Limits.shape.pids.optional(),
+  labels: Labels.optional(),
+  env: Env.optional(),
+  cwd: AbsolutePath.optional(),
+});
+export type CreateSandboxRequest = z.infer<typeof CreateSandboxRequest>;
+
+const execFields = {
+  argv: z.array(z.string().max(131_072)).min(1, 'give the command to run').max(4096),
+  timeoutMs: z.number().int().positive().max(LIMITS.maxExecTimeoutMs).optional(),
+  maxOutputBytes: z.number().int().min(0).max(LIMITS.maxOutputBytes).optional(),
+  env: Env.optional(),
+  cwd: AbsolutePath.optional(),
+  user: z.string().regex(/^[A-Za-z0-9._-]{1,64}(:[A-Za-z0-9._-]{1,64})?$/, 'user is NAME, UID, NAME:GROUP or UID:GID').optional(),
+  /** base64; bounded so a request can never make the daemon buffer unbounded input. */
+  stdin: z.string().max(Math.ceil((LIMITS.maxStdinBytes * 4) / 3) + 4).optional(),
+  stream: z.boolean().optional(),
+};
+
+export const ExecRequest = z.strictObject(execFields);
+export type ExecRequest = z.infer<typeof ExecRequest>;
+
+export const ExecResult = z.object({
+  exitCode: z.number().int(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  timedOut: z.boolean(),
+  durationMs: z.number(),
+});
+export type ExecResult = z.infer<typeof ExecResult>;
+
+export const ApiError = z.object({
+  code: z.string(),
+  message: z.string(),
+  hint: z.string().optional(),
+  context: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** One line of an `application/x-ndjson` exec or run stream. `data` is base64. */
+export const ExecEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('stdout'), data: z.string() }),
+  z.object({ type: z.literal('stderr'), data: z.string() }),
+  z.object({ type: z.literal('sandbox'), sandbox: Sandbox }),
+  z.object({ type: z.literal('result'), result: ExecResult }),
+  z.object({ type: z.literal('error'), error: ApiError }),
+]);
+export type ExecEvent = z.infer<typeof ExecEvent>;
+
+export const RunRequest = z.strictObject({
+  ...execFields,
+  image: Name.optional(),
+  memoryMiB: Limits.shape.memoryMiB.optional(),
+  cpus: Limits.shape.cpus.optional(),
+  pids: Limits.shape.pids.optional(),
+  labels: Labels.optional(),
+});
+export type RunRequest = z.infer<typeof RunRequest>;
+
+export const Preset = z.enum(['minimal', 'python']);
+export type Preset = z.infer<typeof Preset>;
+
+export const Image = z.object({
+  id: z.string(),
+  name: z.string(),
+  preset: z.string().nullable(),
+  state: z.enum(['building', 'ready']),
+  sizeBytes: z.number().int(),
+  createdAt: z.string(),
+  usedBy: z.array(z.string()),
+});
+export type Image = z.infer<typeof Image>;
+
+export const BuildImageRequest = z.strictObject({
+  preset: Preset,
+  name: Name.optional(),
+  rebuild: z.boolean().optional(),
+  stream: z.boolean().optional(),
+});
+export type BuildImageRequest = z.infer<typeof BuildImageRequest>;
+
+export const ProgressEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('progress'), phase: z.string(), percent: z.number(), message: z.string() }),
+  z.object({ type: z.literal('done'), image: Image }),
+  z.object({ type: z.literal('error'), error: ApiError }),
+]);
+export type ProgressEvent = z.infer<typeof ProgressEvent>;
+
+export const DestroyResult = z.object({ id: z.string(), name: z.string(), destroyed: z.literal(true) });
+export type DestroyResult = z.infer<typeof DestroyResult>;
+
+export const Health = z.object({
+  ok: z.boolean(),
+  version: z.string(),
+  pid: z.number().int(),
+  stateDir: z.string(),
+  runtime: z.object({ name: z.string(), version: z.string() }),
+  storage: z.object({ driver: z.string(), constantTimeSnapshots: z.boolean() }),
+  sandboxes: z.number().int(),
+});
+export type Health = z.infer<typeof Health>;
+
+export const ShutdownRequest = z.strictObject({
+  /** Stop every sandbox's compute and unmount the pool before exiting (files are kept). */
+  release: z.boolean().optional(),
+});
+export type ShutdownRequest = z.infer<typeof ShutdownRequest>;
+
+export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
+export const ImageList = z.object({ images: z.array(Image) });

@@ -1,0 +1,163 @@
+import { NookError } from '../api/errors.js';
+import { Preset, type Image } from '../api/schemas.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { Db } from '../store/db.js';
+import { newId } from '../util/ids.js';
+import { log } from '../util/log.js';
+import { run } from '../util/proc.js';
+import { PRESETS, PRESET_ENV, type ProgressFn } from './presets.js';
+
+interface ImageRow {
+  id: string;
+  name: string;
+  preset: string | null;
+  state: 'building' | 'ready';
+  size_bytes: number;
+  created_at: number;
+  config_json: string;
+}
+
+export interface ImageConfig {
+  env: Record<string, string>;
+}
+
+export class ImageManager {
+  /** Builds in flight by image name: a second request for the same name waits for the first. */
+  private readonly building = new Map<string, Promise<Image>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly storage: StorageDriver,
+    private readonly cacheDir: string,
+  ) {}
+
+  private usedBy(imageId: string): string[] {
+    return (this.db.prepare('SELECT name FROM sandboxes WHERE image_id = ? ORDER BY name').all(imageId) as { name: string }[]).map((r) => r.name);
+  }
+
+  private toImage(row: ImageRow): Image {
+    return {
+      id: row.id,
+      name: row.name,
+      preset: row.preset,
+      state: row.state,
+      sizeBytes: row.size_bytes,
+      createdAt: new Date(row.created_at).toISOString(),
+      usedBy: this.usedBy(row.id),
+    };
+  }
+
+  private row(ref: string): ImageRow | undefined {
+    return this.db.prepare('SELECT * FROM images WHERE name = ? OR id = ?').get(ref, ref) as ImageRow | undefined;
+  }
+
+  list(): Image[] {
+    return (this.db.prepare("SELECT * FROM images WHERE state = 'ready' ORDER BY name").all() as ImageRow[]).map((r) => this.toImage(r));
+  }
+
+  get(ref: string): Image {
+    const row = this.row(ref);
+    if (!row || row.state !== 'ready') throw notFound(ref);
+    return this.toImage(row);
+  }
+
+  config(imageId: string): ImageConfig {
+    const row = this.db.prepare('SELECT config_json FROM images WHERE id = ?').get(imageId) as { config_json: string } | undefined;
+    const parsed = row ? (JSON.parse(row.config_json) as Partial<ImageConfig>) : {};
+    return { env: { ...PRESET_ENV, ...(parsed.env ?? {}) } };
+  }
+
+  /** The image named `ref`, built first when it is a preset name that was never built. */
+  async ensure(ref: string, progress: ProgressFn = () => undefined): Promise<Image> {
+    const row = this.row(ref);
+    if (row?.state === 'ready') return this.toImage(row);
+    const preset = Preset.safeParse(ref);
+    if (!preset.success) throw notFound(ref);
+    return this.build({ preset: preset.data, name: ref }, progress);
+  }
+
+  build(req: { preset: Preset; name?: string; rebuild?: boolean }, progress: ProgressFn = () => undefined): Promise<Image> {
+    const name = req.name ?? req.preset;
+    const inFlight = this.building.get(name);
+    if (inFlight) return inFlight;
+    const job = this.doBuild(req.preset, name, req.rebuild ?? false, progress).finally(() => this.building.delete(name));
+    this.building.set(name, job);
+    return job;
+  }
+
+  private async doBuild(preset: Preset, name: string, rebuild: boolean, progress: ProgressFn): Promise<Image> {
+    const existing = this.row(name);
+    if (existing?.state === 'ready') {
+      if (!rebuild) {
+        progress('done', 100, `image ${name} already exists`);
+        return this.toImage(existing);
+      }
+      await this.remove(name);
+    }
+    const id = newId('img');
+    const now = Date.now();
+    this.db
+      .prepare("INSERT INTO images (id, name, preset, state, size_bytes, created_at, config_json) VALUES (?, ?, ?, 'building', 0, ?, ?)")
+      .run(id, name, preset, now, JSON.stringify({ env: PRESET_ENV }));
+    try {
+      const target = await this.storage.createImageStaging(id);
+      await PRESETS[preset]({ target, cacheDir: this.cacheDir, progress });
+      progress('seal', 96, 'sealing the image read-only');
+      const du = await run(['du', '-sb', target]);
+      const sizeBytes = Number(du.stdout.split(/\s/)[0]) || 0;
+      await this.storage.commitImage(id);
+      this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(sizeBytes, id);
+      progress('done', 100, `image ${name} ready`);
+      log('image built', { name, id, preset, sizeBytes, ms: Date.now() - now });
+      return this.get(id);
+    } catch (e) {
+      await this.storage.discardImageStaging(id).catch(() => undefined);
+      this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+      if (e instanceof NookError) throw e;
+      throw new NookError('IMAGE_BUILD_FAILED', `building image ${name} from preset ${preset} failed: ${(e as Error).message}`);
+    }
+  }
+
+  async remove(ref: string): Promise<Image> {
+    const row = this.row(ref);
+    if (!row || row.state !== 'ready') throw notFound(ref);
+    const users = this.usedBy(row.id);
+    if (users.length > 0) {
+      throw new NookError('IMAGE_IN_USE', `image ${row.name} is used by ${users.length} sandbox(es): ${users.join(', ')}`, {
+        hint: `destroy them first (nook destroy ${users[0]})`,
+        context: { sandboxes: users },
+      });
+    }
+    const image = this.toImage(row);
+    await this.storage.deleteImage(row.id);
+    this.db.prepare('DELETE FROM images WHERE id = ?').run(row.id);
+    return image;
+  }
+
+  /** Startup: drop half-built images and pool images the database does not list. */
+  async reconcile(): Promise<void> {
+    const rows = this.db.prepare('SELECT id, state FROM images').all() as { id: string; state: string }[];
+    for (const r of rows.filter((r) => r.state === 'building')) {
+      this.db.prepare('DELETE FROM images WHERE id = ?').run(r.id);
+      log('reconcile: dropped half-built image', { id: r.id });
+    }
+    for (const id of await this.storage.listStaging()) await this.storage.discardImageStaging(id);
+    const known = new Set(rows.filter((r) => r.state === 'ready').map((r) => r.id));
+    for (const id of await this.storage.listImages()) {
+      if (!known.has(id)) {
+        await this.storage.deleteImage(id);
+        log('reconcile: removed unlisted image', { id });
+      }
+    }
+    for (const id of known) {
+      if (!(await this.storage.listImages()).includes(id)) {
+        this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+        log('reconcile: dropped image missing from storage', { id });
+      }
+    }
+  }
+}
+
+function notFound(ref: string): NookError {
+  return new NookError('IMAGE_NOT_FOUND', `no image named ${ref}`, { hint: `build one: nook image build --preset ${Preset.options.join('|')}` });
+}

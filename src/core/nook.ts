@@ -1,0 +1,95 @@
+import { existsSync, promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NookError } from '../api/errors.js';
+import type { Health } from '../api/schemas.js';
+import { chooseRuntime, type RuntimeDriver } from '../runtime/index.js';
+import { chooseStorage, type StorageDriver } from '../storage/index.js';
+import { openDb, type Db } from '../store/db.js';
+import { log } from '../util/log.js';
+import { ImageManager } from './images.js';
+import type { Paths } from './paths.js';
+import { SandboxManager } from './sandboxes.js';
+import { TtlScheduler } from './ttl.js';
+
+export const VERSION = '0.1.0';
+
+/** Where the built nook-init lives: native/build beside the package, or NOOK_INIT_BINARY. */
+function initBinarySource(): string {
+  if (process.env.NOOK_INIT_BINARY) return process.env.NOOK_INIT_BINARY;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'native', 'build', 'nook-init');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new NookError('INTERNAL', 'nook-init is not built', { hint: 'run npm run build (it needs a C compiler: apt-get install build-essential)' });
+}
+
+/** The daemon's core: owns the database, the drivers and the managers. */
+export class Nook {
+  private ttl: TtlScheduler | undefined;
+
+  private constructor(
+    readonly paths: Paths,
+    readonly db: Db,
+    readonly storage: StorageDriver,
+    readonly runtime: RuntimeDriver,
+    readonly images: ImageManager,
+    readonly sandboxes: SandboxManager,
+  ) {}
+
+  static async open(paths: Paths): Promise<Nook> {
+    await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o711 });
+    for (const d of [paths.storageDir, paths.runtimeStateDir, paths.bundlesDir, paths.initDir]) await fsp.mkdir(d, { recursive: true, mode: 0o711 });
+    await fsp.mkdir(paths.cacheDir, { recursive: true, mode: 0o700 });
+    // A root-owned copy the sandboxes bind-mount read-only: the build tree may change under us.
+    const init = join(paths.initDir, 'nook-init');
+    await fsp.copyFile(initBinarySource(), `${init}.new`);
+    await fsp.chmod(`${init}.new`, 0o755);
+    await fsp.rename(`${init}.new`, init);
+
+    const runtime = await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance });
+    const storage = await chooseStorage(paths.storageDir);
+    await storage.init();
+    const db = openDb(paths.dbPath);
+    const images = new ImageManager(db, storage, paths.cacheDir);
+    const sandboxes = new SandboxManager(db, storage, runtime, images);
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes);
+    const started = Date.now();
+    await images.reconcile();
+    await sandboxes.reconcile();
+    log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
+    nook.ttl = new TtlScheduler(sandboxes);
+    nook.ttl.start();
+    return nook;
+  }
+
+  health(): Health {
+    const rt = this.runtime.info();
+    const st = this.storage.info();
+    return {
+      ok: true,
+      version: VERSION,
+      pid: process.pid,
+      stateDir: this.paths.stateDir,
+      runtime: { name: rt.name, version: rt.version },
+      storage: { driver: st.driver, constantTimeSnapshots: st.constantTimeSnapshots },
+      sandboxes: this.sandboxes.count(),
+    };
+  }
+
+  /** Closes the database; sandboxes keep running (the next daemon reconciles them). */
+  close(): void {
+    this.ttl?.stop();
+    this.db.close();
+  }
+
+  /** Stops all compute and detaches storage, leaving only files: a clean host. */
+  async release(): Promise<void> {
+    this.ttl?.stop();
+    await this.sandboxes.stopAll();
+    await this.runtime.release();
+    await this.storage.release();
+  }
+}

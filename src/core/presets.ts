@@ -1,0 +1,141 @@
+import { promises as fsp, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { NookError } from '../api/errors.js';
+import type { Preset } from '../api/schemas.js';
+import { ID_MAP } from '../runtime/oci-config.js';
+import { exists } from '../util/fs.js';
+import { run, which } from '../util/proc.js';
+import { shiftOwnership } from './ownership.js';
+
+export type ProgressFn = (phase: string, percent: number, message: string) => void;
+
+export interface PresetContext {
+  /** Empty, writable directory that becomes the image. */
+  target: string;
+  cacheDir: string;
+  progress: ProgressFn;
+}
+
+/** Image config every preset shares: what a sandbox gets unless it says otherwise. */
+export const PRESET_ENV: Record<string, string> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: '/root',
+  LANG: 'C.UTF-8',
+};
+
+const BASE_FILES: Record<string, string> = {
+  'etc/hosts': '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n',
+};
+
+async function writeBaseFiles(target: string): Promise<void> {
+  for (const [rel, text] of Object.entries(BASE_FILES)) {
+    await fsp.mkdir(dirname(join(target, rel)), { recursive: true });
+    await fsp.writeFile(join(target, rel), text);
+  }
+  for (const d of ['work', 'root', 'tmp']) await fsp.mkdir(join(target, d), { recursive: true });
+  await fsp.chmod(join(target, 'tmp'), 0o1777);
+  await fsp.chmod(join(target, 'root'), 0o700);
+}
+
+/** minimal: Debian's busybox-static and its applets. Builds in well under a second. */
+async function buildMinimal(ctx: PresetContext): Promise<void> {
+  const busybox = (await which('busybox')) ?? '/bin/busybox';
+  // Debian's busybox-static is the static build; the dynamic one would not run in an image without libc.
+  const ldd = await run(['ldd', busybox], { allowFail: true }).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  if (!(await exists(busybox)) || /=>/.test(ldd.stdout)) {
+    throw new NookError('NOT_SUPPORTED', 'the minimal preset needs a static busybox on the host', { hint: 'apt-get install busybox-static' });
+  }
+  ctx.progress('copy', 10, 'copying busybox');
+  const t = ctx.target;
+  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'var/tmp', 'home']) await fsp.mkdir(join(t, d), { recursive: true });
+  await fsp.copyFile(busybox, join(t, 'bin/busybox'));
+  await fsp.chmod(join(t, 'bin/busybox'), 0o755);
+  const list = await run([busybox, '--list-full']);
+  const applets = list.stdout.split('\n').filter((l) => l && l !== 'bin/busybox');
+  ctx.progress('applets', 40, `linking ${applets.length} applets`);
+  for (const rel of applets) {
+    const dest = join(t, rel);
+    await fsp.mkdir(dirname(dest), { recursive: true });
+    await fsp.symlink('/bin/busybox', dest).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
+  await fsp.writeFile(join(t, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  await fsp.writeFile(join(t, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  await writeBaseFiles(t);
+  ctx.progress('ownership', 80, 'mapping ownership into the sandbox user range');
+  shiftOwnership(t, ID_MAP.hostId);
+}
+
+const PYTHON_CACHE_VERSION = 'python-bookworm-1';
+const DEBOOTSTRAP_STAGES: [RegExp, number, string][] = [
+  [/^I: Retrieving/, 10, 'download'],
+  [/^I: Validating/, 25, 'validate'],
+  [/^I: Extracting/, 40, 'extract'],
+  [/^I: Installing/, 55, 'install'],
+  [/^I: Unpacking/, 65, 'unpack'],
+  [/^I: Configuring/, 80, 'configure'],
+];
+
+/** The Debian mirror apt already uses on this host (so it is one the host can reach). */
+function debianMirror(): string {
+  if (process.env.NOOK_DEBIAN_MIRROR) return process.env.NOOK_DEBIAN_MIRROR;
+  for (const f of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
+    try {
+      const text = readFileSync(f, 'utf8');
+      // The first plain .../debian URI (not debian-security), in either sources format.
+      const m = /(https?:\/\/\S+\/debian)\/?(?=\s)/.exec(text);
+      if (m?.[1]) return m[1];
+    } catch {
+      // try the next file
+    }
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+/**
+ * python: Debian minbase + python3 through debootstrap (about 30 s on first use). The
+ * result, already shifted into the sandbox uid range, is cached under the cache dir and
+ * copied on later builds, so a new state dir builds it in seconds.
+ */
+async function buildPython(ctx: PresetContext): Promise<void> {
+  const cached = join(ctx.cacheDir, 'presets', PYTHON_CACHE_VERSION);
+  if (!(await exists(join(cached, 'usr/bin/python3')))) {
+    if (!(await which('debootstrap'))) {
+      throw new NookError('NOT_SUPPORTED', 'the python preset needs debootstrap on the host', { hint: 'apt-get install debootstrap' });
+    }
+    const tmp = `${cached}.tmp-${process.pid}`;
+    await fsp.rm(tmp, { recursive: true, force: true });
+    await fsp.mkdir(dirname(tmp), { recursive: true, mode: 0o700 });
+    ctx.progress('download', 2, 'debootstrap: Debian bookworm minbase + python3');
+    try {
+      await run(['debootstrap', '--variant=minbase', '--include=python3', 'bookworm', tmp, debianMirror()], {
+        onStdoutLine: (line) => {
+          for (const [re, percent, phase] of DEBOOTSTRAP_STAGES) if (re.test(line)) ctx.progress(phase, percent, line.slice(3).trim());
+        },
+        timeoutMs: 20 * 60_000,
+      });
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      throw new NookError('IMAGE_BUILD_FAILED', `debootstrap failed: ${(e as Error).message}`, {
+        hint: 'check that the Debian mirror is reachable (NOOK_DEBIAN_MIRROR overrides it)',
+      });
+    }
+    await fsp.rm(join(tmp, 'var/cache/apt/archives'), { recursive: true, force: true });
+    await fsp.mkdir(join(tmp, 'var/cache/apt/archives/partial'), { recursive: true });
+    await fsp.rm(join(tmp, 'var/lib/apt/lists'), { recursive: true, force: true });
+    await fsp.mkdir(join(tmp, 'var/lib/apt/lists/partial'), { recursive: true });
+    await writeBaseFiles(tmp);
+    ctx.progress('ownership', 88, 'mapping ownership into the sandbox user range');
+    shiftOwnership(tmp, ID_MAP.hostId);
+    await fsp.rm(cached, { recursive: true, force: true });
+    await fsp.rename(tmp, cached);
+  }
+  ctx.progress('copy', 92, 'copying the cached rootfs into the pool');
+  await run(['cp', '-a', '--reflink=auto', `${cached}/.`, ctx.target]);
+}
+
+export const PRESETS: Record<Preset, (ctx: PresetContext) => Promise<void>> = {
+  minimal: buildMinimal,
+  python: buildPython,
+};

@@ -1,0 +1,416 @@
+import { NookError } from '../api/errors.js';
+import {
+  DEFAULTS,
+  NAME_PATTERN,
+  NAME_RULE,
+  type CreateSandboxRequest,
+  type ExecRequest,
+  type ExecResult,
+  type Limits,
+  type RunRequest,
+  type Sandbox,
+  type SandboxState,
+} from '../api/schemas.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { Db } from '../store/db.js';
+import { newId } from '../util/ids.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
+import { log } from '../util/log.js';
+import { UndoStack } from '../util/undo.js';
+import { OutputCapture } from './output.js';
+import type { ImageManager } from './images.js';
+import type { ProgressFn } from './presets.js';
+
+interface SandboxSpec {
+  limits: Limits;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  cwd: string;
+}
+
+interface SandboxRow {
+  id: string;
+  name: string;
+  state: SandboxState;
+  image_id: string;
+  persistent: number;
+  created_at: number;
+  updated_at: number;
+  ttl_ms: number | null;
+  expires_at: number | null;
+  spec_json: string;
+}
+
+export interface ExecSink {
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+export interface ListFilter {
+  labels?: Record<string, string>;
+  state?: string;
+}
+
+/**
+ * The sandbox state machine. Every state change is one SQLite write made before (for
+ * intermediate states) or after (for final states) the side effects, so startup
+ * reconcile can finish or undo whatever a crash interrupted.
+ */
+export class SandboxManager {
+  private readonly locks = new KeyedMutex();
+  /** Called after any change that can move the next TTL expiry. */
+  onScheduleChange: () => void = () => undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly storage: StorageDriver,
+    private readonly runtime: RuntimeDriver,
+    private readonly images: ImageManager,
+  ) {}
+
+  // ---- reading -------------------------------------------------------------------
+
+  private rowByRef(ref: string): SandboxRow | undefined {
+    return this.db.prepare('SELECT * FROM sandboxes WHERE name = ? OR id = ?').get(ref, ref) as SandboxRow | undefined;
+  }
+
+  private mustRow(ref: string): SandboxRow {
+    const row = this.rowByRef(ref);
+    if (!row || row.state === 'creating' || row.state === 'destroying') {
+      throw new NookError('SANDBOX_NOT_FOUND', `no sandbox named ${ref}`, { hint: 'list sandboxes with: nook ls' });
+    }
+    return row;
+  }
+
+  private toSandbox(row: SandboxRow): Sandbox {
+    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const image = this.db.prepare('SELECT name FROM images WHERE id = ?').get(row.image_id) as { name: string } | undefined;
+    return {
+      id: row.id,
+      name: row.name,
+      state: row.state,
+      image: image?.name ?? row.image_id,
+      persistent: row.persistent === 1,
+      createdAt: new Date(row.created_at).toISOString(),
+      updatedAt: new Date(row.updated_at).toISOString(),
+      expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
+      ttlMs: row.ttl_ms,
+      limits: spec.limits,
+      labels: spec.labels,
+      envKeys: Object.keys(spec.env),
+      cwd: spec.cwd,
+      network: 'none',
+      runtime: this.runtime.info().name,
+      storage: this.storage.info().driver,
+    };
+  }
+
+  get(ref: string): Sandbox {
+    return this.toSandbox(this.mustRow(ref));
+  }
+
+  list(filter: ListFilter = {}): Sandbox[] {
+    const rows = this.db.prepare("SELECT * FROM sandboxes WHERE state NOT IN ('creating', 'destroying') ORDER BY created_at").all() as SandboxRow[];
+    return rows
+      .map((r) => this.toSandbox(r))
+      .filter((s) => !filter.state || s.state === filter.state)
+      .filter((s) => Object.entries(filter.labels ?? {}).every(([k, v]) => s.labels[k] === v));
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM sandboxes').get() as { n: number }).n;
+  }
+
+  private setState(id: string, state: SandboxState, extra: { expiresAt?: number | null } = {}): void {
+    const now = Date.now();
+    if (extra.expiresAt !== undefined) {
+      this.db.prepare('UPDATE sandboxes SET state = ?, updated_at = ?, expires_at = ? WHERE id = ?').run(state, now, extra.expiresAt, id);
+    } else {
+      this.db.prepare('UPDATE sandboxes SET state = ?, updated_at = ? WHERE id = ?').run(state, now, id);
+    }
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------
+
+  async create(req: CreateSandboxRequest, progress?: ProgressFn): Promise<Sandbox> {
+    const name = req.name ?? this.generateName();
+    if (!NAME_PATTERN.test(name)) {
+      throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
+    }
+    if (this.rowByRef(name)) {
+      throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
+    }
+    const image = await this.images.ensure(req.image ?? DEFAULTS.image, progress);
+    const id = newId('sb');
+    const spec: SandboxSpec = {
+      limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids },
+      labels: req.labels ?? {},
+      env: req.env ?? {},
+      cwd: req.cwd ?? DEFAULTS.cwd,
+    };
+    const now = Date.now();
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO sandboxes (id, name, state, image_id, persistent, created_at, updated_at, ttl_ms, expires_at, spec_json)
+           VALUES (?, ?, 'creating', ?, ?, ?, ?, ?, NULL, ?)`,
+        )
+        .run(id, name, image.id, req.persistent === false ? 0 : 1, now, now, req.ttlMs ?? null, JSON.stringify(spec));
+    } catch (e) {
+      if (/UNIQUE/.test((e as Error).message)) throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`);
+      throw e;
+    }
+    return this.locks.run(id, async () => {
+      const undo = new UndoStack();
+      undo.push('record', () => void this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id));
+      try {
+        await this.storage.createRootfs(id, image.id);
+        undo.push('rootfs', () => this.storage.deleteRootfs(id));
+        await this.startCompute(id, name, spec, image.id, undo);
+        this.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
+      } catch (e) {
+        await undo.rollback((m) => log(m, { sandbox: id }));
+        throw e;
+      }
+      this.onScheduleChange();
+      log('sandbox created', { id, name, image: image.name, ms: Date.now() - now });
+      return this.get(id);
+    });
+  }
+
+  private generateName(): string {
+    for (;;) {
+      const name = newId('sb', 8).replace('_', '-');
+      if (!this.rowByRef(name)) return name;
+    }
+  }
+
+  private async startCompute(id: string, name: string, spec: SandboxSpec, imageId: string, undo?: UndoStack): Promise<void> {
+    const rootfs = await this.storage.activateRootfs(id);
+    undo?.push('activate', () => this.storage.deactivateRootfs(id));
+    const env = { ...this.images.config(imageId).env, ...spec.env };
+    await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits });
+    undo?.push('compute', () => this.runtime.stop(id, 0));
+  }
+
+  private async stopCompute(id: string): Promise<void> {
+    await this.runtime.stop(id, DEFAULTS.stopGraceMs);
+    await this.storage.deactivateRootfs(id);
+  }
+
+  /** Stops compute. Persistent: paused with files kept. Non-persistent: destroyed. */
+  async stop(ref: string): Promise<Sandbox | null> {
+    const row = this.mustRow(ref);
+    if (row.persistent === 0) {
+      await this.destroy(ref);
+      return null;
+    }
+    return this.locks.run(row.id, async () => {
+      const current = this.mustRow(row.id);
+      if (current.state === 'paused') return this.toSandbox(current);
+      this.setState(row.id, 'stopping');
+      await this.stopCompute(row.id);
+      this.setState(row.id, 'paused', { expiresAt: null });
+      this.onScheduleChange();
+      log('sandbox stopped', { id: row.id, name: row.name });
+      return this.get(row.id);
+    });
+  }
+
+  async resume(ref: string): Promise<Sandbox> {
+    const row = this.mustRow(ref);
+    return this.locks.run(row.id, () => this.resumeLocked(row.id));
+  }
+
+  private async resumeLocked(id: string): Promise<Sandbox> {
+    const row = this.mustRow(id);
+    if (row.state === 'running') return this.toSandbox(row);
+    if (row.state !== 'paused') {
+      throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; it can be resumed only when paused`);
+    }
+    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const undo = new UndoStack();
+    try {
+      await this.startCompute(id, row.name, spec, row.image_id, undo);
+    } catch (e) {
+      await undo.rollback((m) => log(m, { sandbox: id }));
+      throw e;
+    }
+    this.setState(id, 'running', { expiresAt: row.ttl_ms ? Date.now() + row.ttl_ms : null });
+    this.onScheduleChange();
+    log('sandbox resumed', { id, name: row.name });
+    return this.get(id);
+  }
+
+  async destroy(ref: string): Promise<{ id: string; name: string; destroyed: true }> {
+    const row = this.mustRow(ref);
+    return this.locks.run(row.id, async () => {
+      this.setState(row.id, 'destroying');
+      await this.finishDestroy(row.id);
+      this.onScheduleChange();
+      log('sandbox destroyed', { id: row.id, name: row.name });
+      return { id: row.id, name: row.name, destroyed: true as const };
+    });
+  }
+
+  private async finishDestroy(id: string): Promise<void> {
+    await this.runtime.stop(id, 0);
+    await this.storage.deleteRootfs(id);
+    this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
+  }
+
+  // ---- exec ------------------------------------------------------------------------
+
+  async exec(ref: string, req: ExecRequest, sink: ExecSink = {}, signal?: AbortSignal): Promise<ExecResult> {
+    let row = this.mustRow(ref);
+    if (row.state === 'paused') {
+      await this.locks.run(row.id, () => this.resumeLocked(row.id));
+      row = this.mustRow(row.id);
+    }
+    if (row.state !== 'running') {
+      throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; exec needs it running or paused`);
+    }
+    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const capture = new OutputCapture(req.maxOutputBytes ?? DEFAULTS.maxOutputBytes, sink);
+    const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
+    const outcome = await this.runtime.exec(row.id, {
+      argv: req.argv,
+      env: { ...this.images.config(row.image_id).env, ...spec.env, ...(req.env ?? {}) },
+      cwd: req.cwd ?? spec.cwd,
+      ...(req.user ? { user: req.user } : {}),
+      ...(stdin ? { stdin } : {}),
+      timeoutMs: req.timeoutMs ?? DEFAULTS.execTimeoutMs,
+      ...(signal ? { signal } : {}),
+      onStdout: (b) => capture.stdout(b),
+      onStderr: (b) => capture.stderr(b),
+    });
+    return {
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      ...capture.result(),
+      timedOut: outcome.timedOut,
+      durationMs: outcome.durationMs,
+    };
+  }
+
+  /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens. */
+  async run(req: RunRequest, sink: ExecSink & { onSandbox?: (s: Sandbox) => void } = {}, signal?: AbortSignal): Promise<ExecResult> {
+    const { image, memoryMiB, cpus, pids, labels, stream: _stream, ...exec } = req;
+    const sandbox = await this.create({
+      persistent: false,
+      ...(image ? { image } : {}),
+      ...(memoryMiB ? { memoryMiB } : {}),
+      ...(cpus ? { cpus } : {}),
+      ...(pids ? { pids } : {}),
+      labels: { ...(labels ?? {}), 'nook.run': 'true' },
+      ...(exec.timeoutMs ? { ttlMs: exec.timeoutMs + 60_000 } : {}),
+    });
+    sink.onSandbox?.(sandbox);
+    try {
+      return await this.exec(sandbox.id, exec, sink, signal);
+    } finally {
+      await this.destroy(sandbox.id).catch((e: Error) => log('run: destroy failed', { id: sandbox.id, error: e.message }));
+    }
+  }
+
+  // ---- TTL ---------------------------------------------------------------------------
+
+  nextExpiry(): number | null {
+    const r = this.db.prepare("SELECT MIN(expires_at) AS t FROM sandboxes WHERE expires_at IS NOT NULL AND state = 'running'").get() as { t: number | null };
+    return r.t;
+  }
+
+  /** Applies every expired TTL: persistent sandboxes stop, non-persistent ones are destroyed. */
+  async expireDue(now = Date.now()): Promise<void> {
+    const due = this.db.prepare("SELECT id, name, persistent FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ? AND state = 'running'").all(now) as {
+      id: string;
+      name: string;
+      persistent: number;
+    }[];
+    for (const d of due) {
+      try {
+        log('ttl expired', { id: d.id, name: d.name, action: d.persistent ? 'stop' : 'destroy' });
+        if (d.persistent) await this.stop(d.id);
+        else await this.destroy(d.id);
+      } catch (e) {
+        log('ttl action failed', { id: d.id, error: (e as Error).message });
+      }
+    }
+  }
+
+  // ---- startup and shutdown ---------------------------------------------------------------
+
+  /**
+   * Makes the runtime, the storage and the database agree: finishes or undoes operations a
+   * crash interrupted, and removes containers, rootfs and cgroups nobody lists.
+   */
+  async reconcile(): Promise<void> {
+    const rows = this.db.prepare('SELECT * FROM sandboxes').all() as SandboxRow[];
+    const containers = new Map((await this.runtime.list()).map((c) => [c.id, c.status]));
+    for (const row of rows) {
+      const status = containers.get(row.id) ?? 'missing';
+      try {
+        if (row.state === 'creating' || row.state === 'destroying') {
+          await this.finishDestroy(row.id);
+          log('reconcile: removed interrupted sandbox', { id: row.id, state: row.state });
+          continue;
+        }
+        if (!(await this.storage.rootfsExists(row.id))) {
+          await this.runtime.stop(row.id, 0);
+          this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(row.id);
+          log('reconcile: dropped sandbox whose rootfs is gone', { id: row.id });
+          continue;
+        }
+        const wantsCompute = row.state === 'running' || row.state === 'snapshotting';
+        if (wantsCompute && status === 'running') {
+          await this.runtime.killStrayExecs(row.id);
+          if (row.state !== 'running') this.setState(row.id, 'running');
+          continue;
+        }
+        if (wantsCompute && row.persistent === 0) {
+          await this.finishDestroy(row.id);
+          log('reconcile: destroyed non-persistent sandbox whose compute ended', { id: row.id });
+          continue;
+        }
+        // Compute is gone (host reboot, OOM of init) or the sandbox was mid-stop: files are kept.
+        await this.stopCompute(row.id);
+        this.setState(row.id, 'paused', { expiresAt: null });
+        if (wantsCompute || row.state === 'stopping') log('reconcile: sandbox paused (its compute was gone)', { id: row.id });
+      } catch (e) {
+        log('reconcile: failed for sandbox', { id: row.id, error: (e as Error).message });
+      }
+    }
+    const known = new Set((this.db.prepare('SELECT id FROM sandboxes').all() as { id: string }[]).map((r) => r.id));
+    for (const id of containers.keys()) {
+      if (!known.has(id)) {
+        await this.runtime.stop(id, 0);
+        log('reconcile: removed orphaned container', { id });
+      }
+    }
+    for (const id of await this.storage.listRootfs()) {
+      if (!known.has(id)) {
+        await this.storage.deleteRootfs(id);
+        log('reconcile: removed orphaned rootfs', { id });
+      }
+    }
+    for (const id of await this.runtime.listCgroups()) {
+      if (!known.has(id)) {
+        await this.runtime.removeCgroups(id);
+        log('reconcile: removed orphaned cgroups', { id });
+      }
+    }
+  }
+
+  /** Stops every sandbox's compute (non-persistent ones are destroyed): for a clean host release. */
+  async stopAll(): Promise<void> {
+    for (const s of this.list()) {
+      if (s.state === 'paused') continue;
+      try {
+        await this.stop(s.id);
+      } catch (e) {
+        log('release: stop failed', { id: s.id, error: (e as Error).message });
+      }
+    }
+  }
+}

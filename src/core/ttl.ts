@@ -1,0 +1,39 @@
+import type { SandboxManager } from './sandboxes.js';
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * One timer for the earliest TTL expiry, re-armed on every change. Expiries live in the
+ * database, so they survive a daemon restart: `start()` applies those already past.
+ */
+export class TtlScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(private readonly sandboxes: SandboxManager) {
+    sandboxes.onScheduleChange = () => this.reschedule();
+  }
+
+  start(): void {
+    this.running = true;
+    this.reschedule();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  reschedule(): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    const next = this.sandboxes.nextExpiry();
+    if (next === null) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now()));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.sandboxes.expireDue().finally(() => this.reschedule());
+    }, delay);
+  }
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+import { createAdaptorServer } from '@hono/node-server';
+import { promises as fsp, readFileSync, realpathSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { NookError } from '../api/errors.js';
+import { Nook } from '../core/nook.js';
+import { resolvePaths } from '../core/paths.js';
+import { log } from '../util/log.js';
+import { buildApp } from './server.js';
+
+/** True when something already answers on the socket. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    if (typeof target === 'string') server.listen(target, () => resolve());
+    else server.listen(target.port, target.host, () => resolve());
+  });
+}
+
+export interface DaemonOptions {
+  /** host:port for an extra TCP listener (NOOK_TCP); needs a token (NOOK_TOKEN or NOOK_TOKEN_FILE). */
+  tcp?: string;
+}
+
+export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new NookError('NOT_SUPPORTED', 'nookd must run as root (it creates namespaces, cgroups and mounts)', { hint: 'run it with sudo' });
+  }
+  const paths = resolvePaths();
+  await fsp.mkdir(dirname(paths.socketPath), { recursive: true, mode: 0o755 });
+  if (await socketAnswers(paths.socketPath)) {
+    throw new NookError('BUSY', `a daemon already answers on ${paths.socketPath}`, { hint: 'use it, or stop it first: nook daemon stop' });
+  }
+  await fsp.rm(paths.socketPath, { force: true });
+
+  const nook = await Nook.open(paths);
+  const servers: Server[] = [];
+  let closing = false;
+  const shutdown = (release: boolean): void => {
+    if (closing) return;
+    closing = true;
+    log('daemon stopping', { release });
+    for (const s of servers) s.close();
+    // Streams (exec, logs) may keep connections open: give answers in flight a moment, then go.
+    const force = setTimeout(() => process.exit(0), 3000);
+    force.unref();
+    void (async () => {
+      try {
+        if (release) await nook.release();
+      } catch (e) {
+        log('release failed', { error: (e as Error).message });
+      }
+      nook.close();
+      await fsp.rm(paths.socketPath, { force: true });
+      process.exit(0);
+    })();
+  };
+
+  const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown }).fetch }) as Server;
+  const oldMask = process.umask(0o177);
+  await listen(unix, paths.socketPath);
+  process.umask(oldMask);
+  await fsp.chmod(paths.socketPath, 0o600);
+  servers.push(unix);
+
+  const tcp = options.tcp ?? process.env.NOOK_TCP;
+  if (tcp) {
+    const token = process.env.NOOK_TOKEN ?? (process.env.NOOK_TOKEN_FILE ? readFileSync(process.env.NOOK_TOKEN_FILE, 'utf8').trim() : '');
+    if (token.length < 16) {
+      throw new NookError('INVALID_ARGUMENT', 'the TCP listener needs a bearer token of at least 16 characters', { hint: 'set NOOK_TOKEN or NOOK_TOKEN_FILE' });
+    }
+    const m = /^(.*):(\d+)$/.exec(tcp);
+    if (!m) throw new NookError('INVALID_ARGUMENT', `--tcp ${tcp}: expected HOST:PORT`);
+    const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch }) as Server;
+    await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
+    servers.push(server);
+    log('listening on tcp', { address: tcp });
+  }
+
+  process.on('SIGTERM', () => shutdown(false));
+  process.on('SIGINT', () => shutdown(false));
+  log('nookd ready', { socket: paths.socketPath, stateDir: paths.stateDir, pid: process.pid });
+}
+
+const invokedDirectly = !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+if (invokedDirectly) {
+  const tcpIndex = process.argv.indexOf('--tcp');
+  runDaemon(tcpIndex > 0 ? { tcp: process.argv[tcpIndex + 1] ?? '' } : {}).catch((e: unknown) => {
+    const err = e instanceof NookError ? e : new NookError('INTERNAL', (e as Error).message);
+    process.stderr.write(`nookd: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`);
+    process.exit(1);
+  });
+}

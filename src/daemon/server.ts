@@ -1,0 +1,193 @@
+import { timingSafeEqual } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import type { z } from 'zod';
+import { NookError } from '../api/errors.js';
+import { openApiDocument } from '../api/openapi.js';
+import { routes } from '../api/routes.js';
+import type { ExecEvent, ExecResult, ProgressEvent } from '../api/schemas.js';
+import { VERSION, type Nook } from '../core/nook.js';
+import { log } from '../util/log.js';
+
+export interface AppOptions {
+  /** Required bearer token (the TCP listener); the unix socket relies on its file mode. */
+  token?: string;
+  onShutdown: (release: boolean) => void;
+}
+
+const NDJSON = 'application/x-ndjson';
+
+/** Hono path syntax from the route table's OpenAPI syntax: /v1/sandboxes/{ref} -> /:ref. */
+function honoPath(path: string): string {
+  return path.replace(/\{(\w+)\}/g, ':$1');
+}
+
+async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  let raw: unknown = {};
+  const text = await c.req.text();
+  if (text.trim() !== '') {
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      throw new NookError('INVALID_ARGUMENT', 'the request body is not valid JSON');
+    }
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first?.path.length ? first.path.join('.') : 'body';
+    throw new NookError('INVALID_ARGUMENT', `${where}: ${first?.message ?? 'invalid'}`, {
+      hint: 'see /v1/openapi.json for the request schema',
+      context: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    });
+  }
+  return parsed.data;
+}
+
+function errorBody(e: unknown): NookError {
+  if (e instanceof NookError) return e;
+  log('internal error', { error: (e as Error).stack ?? String(e) });
+  return new NookError('INTERNAL', (e as Error).message || 'internal error', { hint: 'see the daemon log' });
+}
+
+/**
+ * Streams NDJSON events produced by `work`. Errors after the stream began become an
+ * `error` event; the request's abort signal (client gone) reaches `work`.
+ */
+function ndjson<E>(c: Context, work: (emit: (event: E) => void, signal: AbortSignal) => Promise<void>, toError: (e: NookError) => E): Response {
+  const signal = c.req.raw.signal;
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const emit = (event: E): void => {
+        try {
+          controller.enqueue(encoder.encode(JSON.stringify(event) + '\n'));
+        } catch {
+          // client went away; the work notices through the signal
+        }
+      };
+      try {
+        await work(emit, signal);
+      } catch (e) {
+        emit(toError(errorBody(e)));
+      }
+      try {
+        controller.close();
+      } catch {
+        // already closed by a disconnect
+      }
+    },
+  });
+  return new Response(stream, { headers: { 'content-type': NDJSON, 'cache-control': 'no-store' } });
+}
+
+function execSink(emit: (e: ExecEvent) => void): { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void } {
+  return {
+    onStdout: (b) => emit({ type: 'stdout', data: b.toString('base64') }),
+    onStderr: (b) => emit({ type: 'stderr', data: b.toString('base64') }),
+  };
+}
+
+function labelsFromQuery(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new NookError('INVALID_ARGUMENT', `label filter ${JSON.stringify(v)} must be key=value`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+export function buildApp(nook: Nook, options: AppOptions): Hono {
+  const app = new Hono();
+  const sb = nook.sandboxes;
+
+  app.onError((e, c) => {
+    const err = errorBody(e);
+    return c.json(err.toJSON(), err.status as 400);
+  });
+  app.notFound((c) => c.json(new NookError('NOT_FOUND', `no endpoint ${c.req.method} ${c.req.path}`, { hint: 'see GET /v1/openapi.json' }).toJSON(), 404));
+
+  if (options.token) {
+    const expected = Buffer.from(`Bearer ${options.token}`);
+    app.use('*', async (c, next) => {
+      const given = Buffer.from(c.req.header('authorization') ?? '');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new NookError('UNAUTHORIZED', 'a valid bearer token is required on the TCP listener', { hint: 'send Authorization: Bearer <token> (NOOK_TOKEN for the CLI and SDK)' });
+      }
+      await next();
+    });
+  }
+
+  app.get('/v1/openapi.json', (c) => c.json(openApiDocument(VERSION)));
+  app.get(routes.health.path, (c) => c.json(nook.health()));
+
+  app.get(routes.listSandboxes.path, (c) => {
+    const state = c.req.query('state');
+    return c.json({ sandboxes: sb.list({ labels: labelsFromQuery(c.req.queries('label')), ...(state ? { state } : {}) }) });
+  });
+  app.post(routes.createSandbox.path, async (c) => c.json(await sb.create(await parseBody(c, routes.createSandbox.body))));
+  app.get(honoPath(routes.getSandbox.path), (c) => c.json(sb.get(c.req.param('ref') ?? '')));
+  app.delete(honoPath(routes.destroySandbox.path), async (c) => c.json(await sb.destroy(c.req.param('ref') ?? '')));
+  app.post(honoPath(routes.stopSandbox.path), async (c) => {
+    const ref = c.req.param('ref') ?? '';
+    const before = sb.get(ref);
+    const after = await sb.stop(ref);
+    // A non-persistent sandbox is destroyed by stop: say so rather than 404 on the next call.
+    return c.json(after ?? { ...before, state: 'destroying' as const });
+  });
+  app.post(honoPath(routes.resumeSandbox.path), async (c) => c.json(await sb.resume(c.req.param('ref') ?? '')));
+
+  app.post(honoPath(routes.exec.path), async (c) => {
+    const ref = c.req.param('ref') ?? '';
+    const req = await parseBody(c, routes.exec.body);
+    sb.get(ref); // a missing sandbox is an HTTP error, before any stream starts
+    if (!req.stream) return c.json(await sb.exec(ref, req, {}, c.req.raw.signal));
+    return ndjson<ExecEvent>(
+      c,
+      async (emit, signal) => {
+        const result: ExecResult = await sb.exec(ref, req, execSink(emit), signal);
+        emit({ type: 'result', result });
+      },
+      (error) => ({ type: 'error', error: error.toJSON() }),
+    );
+  });
+
+  app.post(routes.run.path, async (c) => {
+    const req = await parseBody(c, routes.run.body);
+    if (!req.stream) return c.json(await sb.run(req, {}, c.req.raw.signal));
+    return ndjson<ExecEvent>(
+      c,
+      async (emit, signal) => {
+        const result = await sb.run(req, { ...execSink(emit), onSandbox: (sandbox) => emit({ type: 'sandbox', sandbox }) }, signal);
+        emit({ type: 'result', result });
+      },
+      (error) => ({ type: 'error', error: error.toJSON() }),
+    );
+  });
+
+  app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
+  app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));
+  app.delete(honoPath(routes.removeImage.path), async (c) => c.json(await nook.images.remove(c.req.param('name') ?? '')));
+  app.post(routes.buildImage.path, async (c) => {
+    const req = await parseBody(c, routes.buildImage.body);
+    const build = { preset: req.preset, ...(req.name ? { name: req.name } : {}), ...(req.rebuild ? { rebuild: true } : {}) };
+    if (!req.stream) return c.json(await nook.images.build(build));
+    return ndjson<ProgressEvent>(
+      c,
+      async (emit) => {
+        const image = await nook.images.build(build, (phase, percent, message) => emit({ type: 'progress', phase, percent, message }));
+        emit({ type: 'done', image });
+      },
+      (error) => ({ type: 'error', error: error.toJSON() }),
+    );
+  });
+
+  app.post(routes.shutdown.path, async (c) => {
+    const req = await parseBody(c, routes.shutdown.body);
+    const health = nook.health();
+    options.onShutdown(req.release ?? false);
+    return c.json({ ...health, ok: false });
+  });
+
+  return app;
+}

@@ -1,0 +1,58 @@
+import type { Limits } from '../api/schemas.js';
+
+/** What a driver can do; core answers NOT_SUPPORTED for a missing feature, never a no-op. */
+export interface RuntimeInfo {
+  name: 'crun' | 'runc';
+  version: string;
+  /** Process memory checkpoints (CRIU): not available on this host kind. */
+  memorySnapshots: boolean;
+  freeze: boolean;
+}
+
+export interface StartSpec {
+  sandboxId: string;
+  hostname: string;
+  rootfs: string;
+  env: Record<string, string>;
+  limits: Limits;
+}
+
+export type ContainerStatus = 'running' | 'paused' | 'stopped' | 'missing';
+
+export interface ExecSpec {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  user?: string;
+  stdin?: Buffer;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onStdout: (chunk: Buffer) => void;
+  onStderr: (chunk: Buffer) => void;
+}
+
+export interface ExecOutcome {
+  exitCode: number;
+  signal: string | null;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+}
+
+export interface RuntimeDriver {
+  info(): RuntimeInfo;
+  start(spec: StartSpec): Promise<void>;
+  /** SIGTERM, then SIGKILL after graceMs; removes the container and its cgroups. Idempotent. */
+  stop(sandboxId: string, graceMs: number): Promise<void>;
+  status(sandboxId: string): Promise<ContainerStatus>;
+  list(): Promise<{ id: string; status: ContainerStatus }[]>;
+  /** Runs one command; resolves when it and every process it started have ended. */
+  exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome>;
+  /** Kills every exec'd process tree left from before a daemon restart. */
+  killStrayExecs(sandboxId: string): Promise<void>;
+  /** Removes cgroups of sandboxes this daemon no longer knows. */
+  listCgroups(): Promise<string[]>;
+  removeCgroups(sandboxId: string): Promise<void>;
+  release(): Promise<void>;
+  memoryUsageBytes(sandboxId: string): Promise<number>;
+}

@@ -1,0 +1,43 @@
+import { NookError } from '../api/errors.js';
+import { run, which } from '../util/proc.js';
+import { CgroupV1 } from './cgroups.js';
+import { OciRuntimeDriver } from './crun.js';
+import type { RuntimeDriver } from './driver.js';
+
+export type { RuntimeDriver, RuntimeInfo, ExecSpec, ExecOutcome, StartSpec, ContainerStatus } from './driver.js';
+
+export interface RuntimeDirs {
+  stateRoot: string;
+  bundlesDir: string;
+  initDir: string;
+  /** Unique per state dir; names the cgroup parent. */
+  instance: string;
+}
+
+/** crun when installed (fast), else runc; NOOK_RUNTIME=runc|crun forces one. */
+export async function chooseRuntime(dirs: RuntimeDirs, wanted = process.env.NOOK_RUNTIME): Promise<RuntimeDriver> {
+  const mode = CgroupV1.detect();
+  if (mode === 'v2') {
+    throw new NookError('NOT_SUPPORTED', 'this host uses cgroup v2 only; nook currently drives cgroup v1 (and hybrid) hosts', {
+      hint: 'boot with systemd.unified_cgroup_hierarchy=0, or follow the cgroup v2 issue',
+    });
+  }
+  const order: ('crun' | 'runc')[] = wanted === 'runc' ? ['runc'] : wanted === 'crun' ? ['crun'] : ['crun', 'runc'];
+  for (const binary of order) {
+    const path = await which(binary);
+    if (!path) continue;
+    const v = await run([path, '--version'], { allowFail: true });
+    const version = /version\s+(\S+)/.exec(v.stdout)?.[1] ?? 'unknown';
+    return new OciRuntimeDriver({
+      binary,
+      path,
+      version,
+      stateRoot: dirs.stateRoot,
+      bundlesDir: dirs.bundlesDir,
+      initDir: dirs.initDir,
+      cgroups: new CgroupV1(`/nook-${dirs.instance}`),
+      hideUnifiedCgroup: binary === 'crun' && mode === 'v1-hybrid',
+    });
+  }
+  throw new NookError('NOT_SUPPORTED', 'no OCI runtime found', { hint: 'apt-get install crun (or runc)' });
+}

@@ -1,0 +1,29 @@
+/**
+ * Numbered, append-only migrations. Never edit a shipped entry: add the next number.
+ * PRAGMA user_version records how many have run.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: sandboxes and images
+  `CREATE TABLE sandboxes (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     state TEXT NOT NULL,
+     image_id TEXT NOT NULL,
+     persistent INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     ttl_ms INTEGER,
+     expires_at INTEGER,
+     spec_json TEXT NOT NULL
+   );
+   CREATE INDEX sandboxes_expires_at ON sandboxes(expires_at) WHERE expires_at IS NOT NULL;
+   CREATE TABLE images (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     preset TEXT,
+     state TEXT NOT NULL,
+     size_bytes INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     config_json TEXT NOT NULL DEFAULT '{}'
+   );`,
+];

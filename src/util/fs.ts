@@ -1,0 +1,29 @@
+import { promises as fsp } from 'node:fs';
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await fsp.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes a file atomically (temp file + rename), so a crash never leaves half a file. */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await fsp.writeFile(tmp, data, { mode });
+  await fsp.rename(tmp, path);
+}
+
+/** Mount points below (or at) `prefix`, deepest first, read from /proc/self/mountinfo. */
+export async function mountsUnder(prefix: string): Promise<string[]> {
+  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
+  const points = text
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => !!p)
+    .map((p) => p.replace(/\\040/g, ' '))
+    .filter((p) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : prefix + '/'));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
