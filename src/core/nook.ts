@@ -12,7 +12,9 @@ import type { Paths } from './paths.js';
 import { SandboxManager } from './sandboxes.js';
 import { TtlScheduler } from './ttl.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../api/version.js';
+
+export { VERSION };
 
 /** Where the built nook-init lives: native/build beside the package, or NOOK_INIT_BINARY. */
 function initBinarySource(): string {

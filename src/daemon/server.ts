@@ -5,7 +5,8 @@ import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes } from '../api/routes.js';
 import type { ExecEvent, ExecResult, ProgressEvent } from '../api/schemas.js';
-import { VERSION, type Nook } from '../core/nook.js';
+import { VERSION } from '../api/version.js';
+import type { Nook } from '../core/nook.js';
 import { log } from '../util/log.js';
 
 export interface AppOptions {
@@ -35,8 +36,9 @@ async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const where = first?.path.length ? first.path.join('.') : 'body';
-    throw new NookError('INVALID_ARGUMENT', `${where}: ${first?.message ?? 'invalid'}`, {
-      hint: 'see /v1/openapi.json for the request schema',
+    const badName = first?.path.length === 1 && (first.path[0] === 'name' || first.path[0] === 'image');
+    throw new NookError(badName ? 'INVALID_NAME' : 'INVALID_ARGUMENT', `${where}: ${first?.message ?? 'invalid'}`, {
+      hint: badName ? 'for example: my-agent-1' : 'see /v1/openapi.json for the request schema',
       context: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
     });
   }

@@ -1,0 +1,106 @@
+import type { Command } from 'commander';
+import { NookError } from '../../api/errors.js';
+import { LIMITS, type ExecResult } from '../../api/schemas.js';
+import type { ExecOptions } from '../../sdk/client.js';
+import { connect } from '../connect.js';
+import { durationMs, keyValue, positiveInt } from '../parse.js';
+import { progressBar } from '../progress.js';
+import { printJson } from '../render.js';
+
+interface ExecFlags {
+  timeout?: number;
+  maxOutput?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  interactive?: boolean;
+  json?: boolean;
+}
+
+function addExecOptions(cmd: Command): Command {
+  return cmd
+    .option('--timeout <duration>', 'kill the command (and everything it started) after this long; default 30s', durationMs)
+    .option('--max-output <bytes>', 'keep at most this many bytes of stdout and of stderr; default 1 MiB', positiveInt)
+    .option('--env <K=V>', 'environment variable (repeatable)', keyValue)
+    .option('--cwd <dir>', 'working directory inside the sandbox')
+    .option('--user <user>', 'run as NAME, UID, NAME:GROUP or UID:GID')
+    .option('-i, --interactive', 'pass this terminal\'s standard input to the command')
+    .option('--json', 'print {exitCode, stdout, stderr, truncated, timedOut, durationMs} instead of streaming');
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const c of process.stdin as AsyncIterable<Buffer>) {
+    total += c.length;
+    if (total > LIMITS.maxStdinBytes) {
+      throw new NookError('PAYLOAD_TOO_LARGE', `standard input is larger than ${LIMITS.maxStdinBytes} bytes`, { hint: 'copy large inputs in as files instead' });
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function execOptions(flags: ExecFlags): Promise<ExecOptions> {
+  const live = !flags.json;
+  return {
+    ...(flags.timeout ? { timeoutMs: flags.timeout } : {}),
+    ...(flags.maxOutput !== undefined ? { maxOutputBytes: flags.maxOutput } : {}),
+    ...(flags.env ? { env: flags.env } : {}),
+    ...(flags.cwd ? { cwd: flags.cwd } : {}),
+    ...(flags.user ? { user: flags.user } : {}),
+    ...(flags.interactive ? { stdin: await readStdin() } : {}),
+    ...(live ? { onStdout: (b: Buffer) => process.stdout.write(b), onStderr: (b: Buffer) => process.stderr.write(b) } : {}),
+    signal: interruptSignal(),
+  };
+}
+
+/** Ctrl-C aborts the request, which kills the command's process tree in the sandbox. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
+  return controller.signal;
+}
+
+function finish(result: ExecResult, flags: ExecFlags): void {
+  if (flags.json) printJson(result);
+  else {
+    if (result.truncated) process.stderr.write('nook: output was truncated (raise it with --max-output)\n');
+    if (result.timedOut) process.stderr.write('nook: the command timed out and was killed with everything it started (raise it with --timeout)\n');
+  }
+  process.exitCode = result.exitCode;
+}
+
+function requireCommand(argv: string[]): void {
+  if (argv.length === 0) throw new NookError('INVALID_ARGUMENT', 'no command given', { hint: "put it after --, e.g. nook exec agent -- echo hi" });
+}
+
+export function registerExecCommands(program: Command): void {
+  addExecOptions(
+    program
+      .command('exec <sandbox> [command...]')
+      .description('run a command in a sandbox (resumes it when paused); exits with the command\'s code, 124 on timeout'),
+  ).action(async (ref: string, argv: string[], flags: ExecFlags) => {
+    requireCommand(argv);
+    const client = await connect();
+    const sandbox = await client.sandboxes.get(ref);
+    finish(await sandbox.exec(argv, await execOptions(flags)), flags);
+  });
+
+  addExecOptions(
+    program
+      .command('run [command...]')
+      .description('one-shot: run a command in a fresh non-persistent sandbox, then destroy it')
+      .option('--image <image>', 'image to run in', 'python')
+      .option('--memory-mib <MiB>', 'memory limit', positiveInt),
+  ).action(async (argv: string[], flags: ExecFlags & { image: string; memoryMib?: number }) => {
+    requireCommand(argv);
+    const client = await connect();
+    const bar = progressBar(`building image ${flags.image}`, !flags.json);
+    await client.images.ensure(flags.image, bar.onProgress);
+    bar.done();
+    const result = await client.run(argv, { ...(await execOptions(flags)), image: flags.image, ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}) });
+    finish(result, flags);
+  });
+}

@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { Preset } from '../../api/schemas.js';
+import { connect } from '../connect.js';
+import { progressBar } from '../progress.js';
+import { age, printJson, table } from '../render.js';
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export function registerImageCommands(program: Command): void {
+  const image = program.command('image').description('manage images');
+
+  image
+    .command('build')
+    .description(`build an image from a preset (${Preset.options.join(', ')})`)
+    .requiredOption('--preset <preset>', `one of ${Preset.options.join(', ')}`)
+    .option('--name <name>', 'image name (default: the preset name)')
+    .option('--rebuild', 'replace an existing image of that name')
+    .option('--json', 'print the image as JSON')
+    .action(async (flags: { preset: string; name?: string; rebuild?: boolean; json?: boolean }) => {
+      const preset = Preset.parse(flags.preset);
+      const client = await connect();
+      const bar = progressBar(`building ${flags.name ?? preset}`, !flags.json);
+      const img = await client.images.build({ preset, ...(flags.name ? { name: flags.name } : {}), ...(flags.rebuild ? { rebuild: true } : {}), onProgress: bar.onProgress });
+      bar.done();
+      if (flags.json) printJson(img);
+      else process.stdout.write(`${img.name} ${img.id} ${mib(img.sizeBytes)}\n`);
+    });
+
+  image
+    .command('ls')
+    .description('list images')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const client = await connect();
+      const images = await client.images.list();
+      if (flags.json) printJson({ images });
+      else
+        process.stdout.write(
+          table(
+            ['NAME', 'ID', 'PRESET', 'SIZE', 'CREATED', 'USED BY'],
+            images.map((i) => [i.name, i.id, i.preset ?? '-', mib(i.sizeBytes), `${age(i.createdAt)} ago`, i.usedBy.join(',') || '-']),
+          ),
+        );
+    });
+
+  image
+    .command('rm <image>')
+    .description('remove an image (refused while a sandbox uses it)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const client = await connect();
+      const img = await client.images.remove(name);
+      if (flags.json) printJson(img);
+      else process.stdout.write(`${img.name} removed\n`);
+    });
+}

@@ -1,0 +1,127 @@
+import type { Command } from 'commander';
+import type { CreateSandboxRequest } from '../../api/schemas.js';
+import { connect } from '../connect.js';
+import { durationMs, keyValue, positiveInt, positiveNumber } from '../parse.js';
+import { progressBar } from '../progress.js';
+import { printJson, sandboxRows } from '../render.js';
+
+interface CreateFlags {
+  name?: string;
+  image?: string;
+  ttl?: number;
+  memoryMib?: number;
+  cpus?: number;
+  pids?: number;
+  label?: Record<string, string>;
+  env?: Record<string, string>;
+  cwd?: string;
+  persistent: boolean;
+  json?: boolean;
+}
+
+export function registerSandboxCommands(program: Command): void {
+  program
+    .command('create')
+    .description('create a sandbox and start it (persistent unless --non-persistent)')
+    .option('--name <name>', 'unique name (default: generated)')
+    .option('--image <image>', 'image to start from', 'python')
+    .option('--ttl <duration>', 'stop (persistent) or destroy (non-persistent) after this long, e.g. 1h', durationMs)
+    .option('--memory-mib <MiB>', 'memory limit', positiveInt)
+    .option('--cpus <n>', 'CPU limit, e.g. 0.5', positiveNumber)
+    .option('--pids <n>', 'process limit', positiveInt)
+    .option('--label <k=v>', 'label (repeatable)', keyValue)
+    .option('--env <K=V>', 'environment variable for every exec (repeatable)', keyValue)
+    .option('--cwd <dir>', 'working directory for execs', undefined)
+    .option('--non-persistent', 'discard the sandbox when it stops')
+    .option('--json', 'print the sandbox as JSON')
+    .action(async (flags: CreateFlags & { nonPersistent?: boolean }) => {
+      const client = await connect();
+      const bar = progressBar(`building image ${flags.image ?? 'python'}`, !flags.json);
+      await client.images.ensure(flags.image ?? 'python', bar.onProgress);
+      bar.done();
+      const req: CreateSandboxRequest = {
+        ...(flags.name ? { name: flags.name } : {}),
+        ...(flags.image ? { image: flags.image } : {}),
+        ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
+        ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
+        ...(flags.cpus ? { cpus: flags.cpus } : {}),
+        ...(flags.pids ? { pids: flags.pids } : {}),
+        ...(flags.label ? { labels: flags.label } : {}),
+        ...(flags.env ? { env: flags.env } : {}),
+        ...(flags.cwd ? { cwd: flags.cwd } : {}),
+        ...(flags.nonPersistent ? { persistent: false } : {}),
+      };
+      const sandbox = await client.sandboxes.create(req);
+      if (flags.json) printJson(sandbox.data);
+      else process.stdout.write(`${sandbox.name}\n`);
+    });
+
+  program
+    .command('ls')
+    .alias('list')
+    .description('list sandboxes')
+    .option('--label <k=v>', 'only sandboxes with this label (repeatable)', keyValue)
+    .option('--state <state>', 'only sandboxes in this state (running, paused, ...)')
+    .option('--json', 'print JSON')
+    .action(async (flags: { label?: Record<string, string>; state?: 'running'; json?: boolean }) => {
+      const client = await connect();
+      const list = await client.sandboxes.list({ ...(flags.label ? { labels: flags.label } : {}), ...(flags.state ? { state: flags.state } : {}) });
+      if (flags.json) printJson({ sandboxes: list.map((s) => s.data) });
+      else process.stdout.write(sandboxRows(list.map((s) => s.data)));
+    });
+
+  program
+    .command('inspect <sandbox>')
+    .description('show everything about one sandbox')
+    .option('--json', 'print JSON (the default for inspect)')
+    .action(async (ref: string) => {
+      const client = await connect();
+      printJson((await client.sandboxes.get(ref)).data);
+    });
+
+  program
+    .command('stop <sandbox...>')
+    .description('stop compute; files are kept (non-persistent sandboxes are destroyed)')
+    .option('--json', 'print JSON')
+    .action(async (refs: string[], flags: { json?: boolean }) => {
+      const client = await connect();
+      const out = [];
+      for (const ref of refs) {
+        const s = await (await client.sandboxes.get(ref)).stop();
+        out.push(s.data);
+        if (!flags.json) process.stdout.write(`${s.name} ${s.state === 'paused' ? 'paused' : 'destroyed'}\n`);
+      }
+      if (flags.json) printJson(out.length === 1 ? out[0] : out);
+    });
+
+  program
+    .command('resume <sandbox...>')
+    .description('start compute again on the kept files')
+    .option('--json', 'print JSON')
+    .action(async (refs: string[], flags: { json?: boolean }) => {
+      const client = await connect();
+      const out = [];
+      for (const ref of refs) {
+        const s = await (await client.sandboxes.get(ref)).resume();
+        out.push(s.data);
+        if (!flags.json) process.stdout.write(`${s.name} ${s.state}\n`);
+      }
+      if (flags.json) printJson(out.length === 1 ? out[0] : out);
+    });
+
+  program
+    .command('destroy <sandbox...>')
+    .alias('rm')
+    .description('destroy sandboxes and their files')
+    .option('--json', 'print JSON')
+    .action(async (refs: string[], flags: { json?: boolean }) => {
+      const client = await connect();
+      const out = [];
+      for (const ref of refs) {
+        const r = await (await client.sandboxes.get(ref)).destroy();
+        out.push(r);
+        if (!flags.json) process.stdout.write(`${r.name} destroyed\n`);
+      }
+      if (flags.json) printJson(out.length === 1 ? out[0] : out);
+    });
+}

@@ -1,0 +1,27 @@
+import { InvalidArgumentError } from 'commander';
+import { parseDurationMs } from '../util/duration.js';
+
+export function durationMs(value: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === null || ms <= 0) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration: use e.g. 30s, 10m, 1h, 7d or seconds`);
+  return ms;
+}
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a whole number`);
+  return n;
+}
+
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a positive number`);
+  return n;
+}
+
+/** Collects repeatable KEY=VALUE options into a record. */
+export function keyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`${JSON.stringify(value)} must be KEY=VALUE`);
+  return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
+}

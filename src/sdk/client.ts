@@ -1,0 +1,242 @@
+import { NookError } from '../api/errors.js';
+import type {
+  CreateSandboxRequest,
+  DestroyResult,
+  ExecEvent,
+  ExecRequest,
+  ExecResult,
+  Health,
+  Image,
+  Preset,
+  ProgressEvent,
+  RunRequest,
+  Sandbox as SandboxInfo,
+  SandboxState,
+} from '../api/schemas.js';
+import { toError, Transport, type TransportOptions } from './transport.js';
+
+export interface ExecOptions extends Omit<ExecRequest, 'argv' | 'stdin' | 'stream'> {
+  /** Bytes (or text) written to the command's standard input. */
+  stdin?: Buffer | string;
+  /** Called with output as it is produced (the result still carries it, bounded). */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  /** Aborting kills the command's whole process tree. */
+  signal?: AbortSignal;
+}
+
+export type Command = string | string[];
+
+/** A string runs through `sh -c`, an array runs as is. */
+function toArgv(cmd: Command): string[] {
+  return typeof cmd === 'string' ? ['sh', '-c', cmd] : cmd;
+}
+
+function execBody(argv: string[], options: ExecOptions): ExecRequest {
+  const { onStdout, onStderr, signal, stdin, ...rest } = options;
+  void onStdout;
+  void onStderr;
+  void signal;
+  return {
+    ...rest,
+    argv,
+    ...(stdin !== undefined ? { stdin: Buffer.from(stdin).toString('base64') } : {}),
+    stream: true,
+  };
+}
+
+/** Runs a streaming exec/run call: forwards output to the callbacks, returns the result. */
+async function consumeExec(events: AsyncGenerator<ExecEvent>, options: ExecOptions, onSandbox?: (s: SandboxInfo) => void): Promise<ExecResult> {
+  for await (const event of events) {
+    switch (event.type) {
+      case 'stdout':
+        options.onStdout?.(Buffer.from(event.data, 'base64'));
+        break;
+      case 'stderr':
+        options.onStderr?.(Buffer.from(event.data, 'base64'));
+        break;
+      case 'sandbox':
+        onSandbox?.(event.sandbox);
+        break;
+      case 'result':
+        return event.result;
+      case 'error':
+        throw toError(event.error, 500);
+    }
+  }
+  throw new NookError('INTERNAL', 'the exec stream ended without a result', { hint: 'see the daemon log' });
+}
+
+/** One sandbox: its last known state plus the calls that act on it. */
+export class Sandbox {
+  constructor(
+    private readonly transport: Transport,
+    private info: SandboxInfo,
+  ) {}
+
+  get id(): string {
+    return this.info.id;
+  }
+  get name(): string {
+    return this.info.name;
+  }
+  get state(): SandboxState {
+    return this.info.state;
+  }
+  /** Everything the daemon reported the last time this object was refreshed. */
+  get data(): SandboxInfo {
+    return this.info;
+  }
+
+  private path(suffix = ''): string {
+    return `/v1/sandboxes/${encodeURIComponent(this.info.id)}${suffix}`;
+  }
+
+  /** Runs a command and waits for it (bounded by timeoutMs, default 30 s). A paused sandbox is resumed first. */
+  async exec(cmd: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    const events = this.transport.stream<ExecEvent>('POST', this.path('/exec'), {
+      body: execBody(toArgv(cmd), options),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return consumeExec(events, options);
+  }
+
+  async refresh(): Promise<this> {
+    this.info = await this.transport.json<SandboxInfo>('GET', this.path());
+    return this;
+  }
+
+  /** Stops compute; files are kept (a non-persistent sandbox is destroyed). */
+  async stop(): Promise<this> {
+    this.info = await this.transport.json<SandboxInfo>('POST', this.path('/stop'));
+    return this;
+  }
+
+  async resume(): Promise<this> {
+    this.info = await this.transport.json<SandboxInfo>('POST', this.path('/resume'));
+    return this;
+  }
+
+  async destroy(): Promise<DestroyResult> {
+    return this.transport.json<DestroyResult>('DELETE', this.path());
+  }
+}
+
+export interface CreateOptions extends CreateSandboxRequest {
+  /** Called while a missing image is being built on first use. */
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+class Sandboxes {
+  constructor(
+    private readonly transport: Transport,
+    private readonly images: Images,
+  ) {}
+
+  async create(options: CreateOptions = {}): Promise<Sandbox> {
+    const { onProgress, ...body } = options;
+    if (onProgress) await this.images.ensure(body.image ?? 'python', onProgress);
+    return new Sandbox(this.transport, await this.transport.json<SandboxInfo>('POST', '/v1/sandboxes', { body }));
+  }
+
+  async get(ref: string): Promise<Sandbox> {
+    return new Sandbox(this.transport, await this.transport.json<SandboxInfo>('GET', `/v1/sandboxes/${encodeURIComponent(ref)}`));
+  }
+
+  async list(filter: { labels?: Record<string, string>; state?: SandboxState } = {}): Promise<Sandbox[]> {
+    const label = Object.entries(filter.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+    const r = await this.transport.json<{ sandboxes: SandboxInfo[] }>('GET', '/v1/sandboxes', { query: { label, state: filter.state } });
+    return r.sandboxes.map((s) => new Sandbox(this.transport, s));
+  }
+}
+
+class Images {
+  constructor(private readonly transport: Transport) {}
+
+  async list(): Promise<Image[]> {
+    return (await this.transport.json<{ images: Image[] }>('GET', '/v1/images')).images;
+  }
+
+  get(name: string): Promise<Image> {
+    return this.transport.json<Image>('GET', `/v1/images/${encodeURIComponent(name)}`);
+  }
+
+  /** Builds an image from a preset, reporting progress as it goes. */
+  async build(options: { preset: Preset; name?: string; rebuild?: boolean; onProgress?: (e: ProgressEvent) => void }): Promise<Image> {
+    const { onProgress, ...body } = options;
+    for await (const event of this.transport.stream<ProgressEvent>('POST', '/v1/images', { body: { ...body, stream: true } })) {
+      if (event.type === 'done') return event.image;
+      if (event.type === 'error') throw toError(event.error, 500);
+      onProgress?.(event);
+    }
+    throw new NookError('INTERNAL', 'the build stream ended without a result');
+  }
+
+  /** The image, built first when it is a preset that was never built. */
+  async ensure(name: string, onProgress?: (e: ProgressEvent) => void): Promise<Image> {
+    try {
+      return await this.get(name);
+    } catch (e) {
+      if (!(e instanceof NookError) || e.code !== 'IMAGE_NOT_FOUND' || (name !== 'minimal' && name !== 'python')) throw e;
+      return this.build({ preset: name, ...(onProgress ? { onProgress } : {}) });
+    }
+  }
+
+  remove(name: string): Promise<Image> {
+    return this.transport.json<Image>('DELETE', `/v1/images/${encodeURIComponent(name)}`);
+  }
+}
+
+export interface RunOptions extends ExecOptions, Omit<RunRequest, 'argv' | 'stdin' | 'stream' | keyof ExecRequest> {
+  onSandbox?: (sandbox: SandboxInfo) => void;
+}
+
+/**
+ * The nook SDK. Talks to nookd over its unix socket (or TCP with a token).
+ *
+ * ```ts
+ * const client = new NookClient();
+ * const sandbox = await client.sandboxes.create({ name: 'agent', ttlMs: 3_600_000 });
+ * const { stdout } = await sandbox.exec(['python3', '-c', 'print(2 + 2)']);
+ * ```
+ */
+export class NookClient {
+  readonly transport: Transport;
+  readonly images: Images;
+  readonly sandboxes: Sandboxes;
+
+  constructor(options: TransportOptions = {}) {
+    this.transport = new Transport(options);
+    this.images = new Images(this.transport);
+    this.sandboxes = new Sandboxes(this.transport, this.images);
+  }
+
+  health(): Promise<Health> {
+    return this.transport.json<Health>('GET', '/v1/health');
+  }
+
+  /** One-shot: runs a command in a fresh non-persistent sandbox that is destroyed afterwards. */
+  run(cmd: Command, options: RunOptions = {}): Promise<ExecResult> {
+    const { onSandbox, image, memoryMiB, cpus, pids, labels, ...exec } = options;
+    const body: RunRequest = {
+      ...execBody(toArgv(cmd), exec),
+      ...(image ? { image } : {}),
+      ...(memoryMiB ? { memoryMiB } : {}),
+      ...(cpus ? { cpus } : {}),
+      ...(pids ? { pids } : {}),
+      ...(labels ? { labels } : {}),
+    };
+    const events = this.transport.stream<ExecEvent>('POST', '/v1/run', { body, ...(exec.signal ? { signal: exec.signal } : {}) });
+    return consumeExec(events, exec, onSandbox);
+  }
+
+  /** Stops the daemon; with release, stops all compute and unmounts storage first. */
+  shutdown(options: { release?: boolean } = {}): Promise<Health> {
+    return this.transport.json<Health>('POST', '/v1/system/shutdown', { body: options });
+  }
+
+  /** The daemon's OpenAPI document. */
+  openapi(): Promise<Record<string, unknown>> {
+    return this.transport.json<Record<string, unknown>>('GET', '/v1/openapi.json');
+  }
+}

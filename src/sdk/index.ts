@@ -1,0 +1,13 @@
+export { NookClient, Sandbox, type ExecOptions, type RunOptions, type CreateOptions, type Command } from './client.js';
+export { Transport, type TransportOptions } from './transport.js';
+export { NookError, ERROR_CODES, type ErrorCode, type ApiErrorBody } from '../api/errors.js';
+export type {
+  Sandbox as SandboxInfo,
+  SandboxState,
+  ExecResult,
+  Image,
+  Health,
+  ProgressEvent,
+  CreateSandboxRequest,
+  Limits,
+} from '../api/schemas.js';

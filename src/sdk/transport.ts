@@ -1,0 +1,118 @@
+import { request, type IncomingMessage } from 'node:http';
+import { request as requestHttps } from 'node:https';
+import { isErrorCode, NookError, type ApiErrorBody } from '../api/errors.js';
+
+export interface TransportOptions {
+  /** Unix socket of the daemon (default: NOOK_SOCKET or /run/nook/nook.sock). */
+  socketPath?: string;
+  /** http(s)://host:port of a TCP listener (default: NOOK_URL); needs `token`. */
+  baseUrl?: string;
+  /** Bearer token for the TCP listener (default: NOOK_TOKEN). */
+  token?: string;
+}
+
+export interface CallOptions {
+  body?: unknown;
+  query?: Record<string, string | string[] | undefined>;
+  signal?: AbortSignal;
+}
+
+/** The HTTP layer under the SDK: JSON in, JSON or NDJSON out, errors as NookError. */
+export class Transport {
+  readonly socketPath: string | undefined;
+  readonly baseUrl: string | undefined;
+  private readonly token: string | undefined;
+
+  constructor(options: TransportOptions = {}) {
+    this.baseUrl = options.baseUrl ?? process.env.NOOK_URL;
+    this.socketPath = this.baseUrl ? undefined : (options.socketPath ?? process.env.NOOK_SOCKET ?? '/run/nook/nook.sock');
+    this.token = options.token ?? process.env.NOOK_TOKEN;
+  }
+
+  private open(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(options.query ?? {})) {
+      for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, item);
+    }
+    const fullPath = qs.size > 0 ? `${path}?${qs.toString()}` : path;
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson' };
+    if (payload) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return new Promise((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException): void => {
+        if (options.signal?.aborted) return reject(new NookError('INVALID_STATE', 'the request was aborted'));
+        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+          return reject(
+            new NookError('DAEMON_UNAVAILABLE', `no nook daemon answers at ${this.socketPath ?? this.baseUrl}`, {
+              hint: 'start it with: nook daemon (the CLI starts it for you)',
+              cause: e,
+            }),
+          );
+        }
+        reject(e);
+      };
+      const req = this.baseUrl
+        ? (new URL(this.baseUrl).protocol === 'https:' ? requestHttps : request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal })
+        : request({ socketPath: this.socketPath, path: fullPath, method, headers, signal: options.signal });
+      req.on('error', onError);
+      req.on('response', resolve);
+      req.end(payload);
+    });
+  }
+
+  /** One JSON request; throws NookError for an error answer. */
+  async json<T>(method: string, path: string, options: CallOptions = {}): Promise<T> {
+    const res = await this.open(method, path, options);
+    const text = await readAll(res);
+    const parsed = parseJson(text);
+    if ((res.statusCode ?? 500) >= 400) throw toError(parsed, res.statusCode ?? 500);
+    return parsed as T;
+  }
+
+  /** A request answered with NDJSON: yields each event as it arrives. */
+  async *stream<T>(method: string, path: string, options: CallOptions = {}): AsyncGenerator<T> {
+    const res = await this.open(method, path, options);
+    if ((res.statusCode ?? 500) >= 400) throw toError(parseJson(await readAll(res)), res.statusCode ?? 500);
+    let buffered = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res as AsyncIterable<string>) {
+      buffered += chunk;
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.trim()) yield JSON.parse(line) as T;
+        nl = buffered.indexOf('\n');
+      }
+    }
+    if (buffered.trim()) yield JSON.parse(buffered) as T;
+  }
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return { code: 'INTERNAL', message: `the daemon sent something that is not JSON: ${text.slice(0, 200)}` };
+  }
+}
+
+/** Turns an error body back into the same NookError the daemon threw. */
+export function toError(body: unknown, status: number): NookError {
+  const b = (body ?? {}) as Partial<ApiErrorBody>;
+  const code = isErrorCode(b.code) ? b.code : 'INTERNAL';
+  return new NookError(code, b.message ?? `HTTP ${status}`, {
+    ...(b.hint ? { hint: b.hint } : {}),
+    ...(b.context ? { context: b.context } : {}),
+  });
+}
