@@ -28,6 +28,24 @@ function initBinarySource(): string {
   throw new NookError('INTERNAL', 'nook-init is not built', { hint: 'run npm run build (it needs a C compiler: apt-get install build-essential)' });
 }
 
+/**
+ * A sandbox's root is an unprivileged host uid: it must be able to traverse (not list)
+ * every directory down to its rootfs. Fixes the state dir itself; refuses bad ancestors.
+ */
+async function ensureTraversable(stateDir: string): Promise<void> {
+  const st = await fsp.stat(stateDir);
+  if ((st.mode & 0o011) !== 0o011) await fsp.chmod(stateDir, (st.mode & 0o7777) | 0o011);
+  for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
+    const mode = (await fsp.stat(dir)).mode;
+    if ((mode & 0o001) === 0) {
+      throw new NookError('INVALID_ARGUMENT', `the state dir's parent ${dir} is not traversable by other users, so sandboxes could not reach their files`, {
+        hint: `chmod o+x ${dir}, or choose another NOOK_STATE_DIR`,
+      });
+    }
+    if (dir === '/') break;
+  }
+}
+
 /** The daemon's core: owns the database, the drivers and the managers. */
 export class Nook {
   private ttl: TtlScheduler | undefined;
@@ -43,6 +61,7 @@ export class Nook {
 
   static async open(paths: Paths): Promise<Nook> {
     await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o711 });
+    await ensureTraversable(paths.stateDir);
     for (const d of [paths.storageDir, paths.runtimeStateDir, paths.bundlesDir, paths.initDir]) await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     await fsp.mkdir(paths.cacheDir, { recursive: true, mode: 0o700 });
     // A root-owned copy the sandboxes bind-mount read-only: the build tree may change under us.
