@@ -69,6 +69,11 @@ export class DirDriver implements StorageDriver {
     const dir = this.sandboxDir(sandboxId);
     await fsp.mkdir(dir, { mode: 0o711 });
     for (const d of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, d), { mode: 0o755 });
+    // The overlay's root takes owner and mode from the upper dir: make it the image root's
+    // (the sandbox's mapped root), or the sandbox could not write in its own /.
+    const top = await fsp.stat(this.imagePath(imageId));
+    await fsp.chown(join(dir, 'upper'), top.uid, top.gid);
+    await fsp.chmod(join(dir, 'upper'), top.mode & 0o7777);
     await fsp.writeFile(join(dir, 'image'), imageId);
   }
 

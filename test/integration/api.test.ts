@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { statSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ERROR_CODES } from '../../src/api/errors.js';
+import { routes } from '../../src/api/routes.js';
+import { NookClient } from '../../src/sdk/client.js';
+import { startDaemon, TestDaemon } from '../helpers/daemon.js';
+
+/** A raw HTTP call over the daemon's unix socket: what any non-SDK client sends. */
+function call(socketPath: string, method: string, path: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('HTTP API over the unix socket', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon();
+    await d.client.sandboxes.create({ name: 'api', image: 'minimal' });
+  });
+  after(async () => d.teardown());
+
+  it('serves the socket with mode 0600', () => {
+    assert.equal(statSync(d.socket).mode & 0o777, 0o600);
+  });
+
+  it('answers bad input with a known code, a message and a hint, never a 500', async () => {
+    const cases: [string, string, string | undefined, number, string][] = [
+      ['POST', '/v1/sandboxes', '{not json', 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes', JSON.stringify({ name: 'x', bogus: 1 }), 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes', JSON.stringify({ name: 'Bad_Name' }), 400, 'INVALID_NAME'],
+      ['POST', '/v1/sandboxes', JSON.stringify({ memoryMiB: 1 }), 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes', JSON.stringify({ ttlMs: -5 }), 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes/api/exec', JSON.stringify({ argv: [] }), 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes/api/exec', JSON.stringify({ argv: ['true'], timeoutMs: 10 ** 12 }), 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes/api/exec', JSON.stringify({ argv: ['true'], cwd: 'relative' }), 400, 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes/nope/exec', JSON.stringify({ argv: ['true'] }), 404, 'SANDBOX_NOT_FOUND'],
+      ['GET', '/v1/sandboxes/nope', undefined, 404, 'SANDBOX_NOT_FOUND'],
+      ['GET', '/v1/images/nope', undefined, 404, 'IMAGE_NOT_FOUND'],
+      ['POST', '/v1/images', JSON.stringify({ preset: 'windows' }), 400, 'INVALID_ARGUMENT'],
+      ['GET', '/v1/nothing-here', undefined, 404, 'NOT_FOUND'],
+      ['GET', '/v1/sandboxes?label=novalue', undefined, 400, 'INVALID_ARGUMENT'],
+    ];
+    for (const [method, path, body, status, code] of cases) {
+      const r = await call(d.socket, method, path, body);
+      assert.equal(r.status, status, `${method} ${path} ${body}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.code, code, `${method} ${path} ${body}`);
+      assert.equal(typeof r.json.message, 'string');
+      assert.ok(Object.hasOwn(ERROR_CODES, r.json.code as string));
+    }
+  });
+
+  it('publishes an OpenAPI document covering every route', async () => {
+    const r = await call(d.socket, 'GET', '/v1/openapi.json');
+    assert.equal(r.status, 200);
+    assert.equal(r.json.openapi, '3.1.0');
+    const paths = r.json.paths as Record<string, Record<string, { requestBody?: unknown }>>;
+    for (const def of Object.values(routes)) {
+      assert.ok(paths[def.path]?.[def.method], `${def.method} ${def.path} documented`);
+    }
+    assert.ok(paths['/v1/sandboxes']?.post?.requestBody, 'create documents its body');
+  });
+
+  it('reports health', async () => {
+    const h = await d.client.health();
+    assert.equal(h.ok, true);
+    assert.equal(h.runtime.name, 'crun');
+    assert.equal(h.storage.driver, 'btrfs');
+    assert.equal(h.stateDir, d.stateDir);
+  });
+});
+
+describe('TCP listener', () => {
+  let d: TestDaemon;
+  const token = 'test-token-0123456789abcdef';
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+
+  before(async () => {
+    d = await startDaemon({ NOOK_TCP: `127.0.0.1:${port}`, NOOK_TOKEN: token });
+  });
+  after(async () => d.teardown());
+
+  it('refuses calls without the bearer token', async () => {
+    const bad = new NookClient({ baseUrl: `http://127.0.0.1:${port}`, token: 'wrong-token-wrong-token' });
+    await assert.rejects(bad.health(), (e: Error & { code?: string }) => e.code === 'UNAUTHORIZED');
+    const none = new NookClient({ baseUrl: `http://127.0.0.1:${port}`, token: '' });
+    await assert.rejects(none.health(), (e: Error & { code?: string }) => e.code === 'UNAUTHORIZED');
+  });
+
+  it('serves the whole API with the token', async () => {
+    const client = new NookClient({ baseUrl: `http://127.0.0.1:${port}`, token });
+    const sb = await client.sandboxes.create({ name: 'over-tcp', image: 'minimal' });
+    assert.equal((await sb.exec(['echo', 'tcp'])).stdout, 'tcp\n');
+    await sb.destroy();
+  });
+});
+
+describe('dir storage driver end to end', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon({ NOOK_STORAGE: 'dir' });
+  });
+  after(async () => d.teardown());
+
+  it('runs persistent sandboxes on overlayfs', async () => {
+    assert.equal((await d.client.health()).storage.driver, 'dir');
+    const sb = await d.client.sandboxes.create({ name: 'on-dir', image: 'minimal' });
+    await sb.exec(['sh', '-c', 'echo kept > /work/f']);
+    await sb.stop();
+    await sb.resume();
+    assert.equal((await sb.exec(['cat', '/work/f'])).stdout, 'kept\n');
+    await sb.destroy();
+  });
+});
