@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { NookClient } from '../../src/sdk/client.js';
+import { forceClean, startDaemon, TestDaemon } from '../helpers/daemon.js';
+
+describe('nook CLI end to end', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(async () => d.teardown());
+
+  it('runs real Python one-shot on the default image (the README job)', async () => {
+    const r = await d.cli(['run', '--timeout', '10', '--', 'python3', '-c', 'print(2 + 2)']);
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout, '4\n');
+    assert.equal(r.code, 0);
+    const ls = JSON.parse((await d.cli(['ls', '--json'])).stdout) as { sandboxes: unknown[] };
+    assert.equal(ls.sandboxes.length, 0, 'run leaves no sandbox');
+  });
+
+  it('walks a persistent sandbox through its lifecycle', async () => {
+    const created = await d.cli(['create', '--name', 'agent', '--ttl', '1h', '--memory-mib', '512', '--label', 'team=x', '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    const sb = JSON.parse(created.stdout) as { name: string; state: string; limits: { memoryMiB: number }; expiresAt: string; image: string };
+    assert.equal(sb.state, 'running');
+    assert.equal(sb.image, 'python');
+    assert.equal(sb.limits.memoryMiB, 512);
+    assert.ok(Date.parse(sb.expiresAt) - Date.now() > 3_500_000);
+
+    const w = await d.cli(['exec', 'agent', '--timeout', '120', '--', 'sh', '-lc', 'echo hi > /work/x']);
+    assert.equal(w.code, 0, w.stderr);
+    assert.equal((await d.cli(['stop', 'agent'])).stdout, 'agent paused\n');
+    assert.equal((await d.cli(['resume', 'agent'])).stdout, 'agent running\n');
+    const read = await d.cli(['exec', 'agent', '--', 'cat', '/work/x']);
+    assert.equal(read.stdout, 'hi\n');
+
+    const table = await d.cli(['ls']);
+    assert.match(table.stdout, /^NAME\s+STATE/);
+    assert.match(table.stdout, /agent\s+running\s+python/);
+    assert.match((await d.cli(['ls', '--label', 'team=y'])).stdout, /^NAME[^\n]*\n$/);
+    const inspect = JSON.parse((await d.cli(['inspect', 'agent', '--json'])).stdout) as { labels: Record<string, string> };
+    assert.deepEqual(inspect.labels, { team: 'x' });
+
+    const py = await d.cli(['exec', 'agent', '--', 'python3', '-c', 'import sys; print(sys.version_info[0])']);
+    assert.equal(py.stdout, '3\n');
+    assert.equal((await d.cli(['destroy', 'agent'])).stdout, 'agent destroyed\n');
+  });
+
+  it('exits with the command\'s code, 124 on timeout, and streams stdout and stderr apart', async () => {
+    await d.cli(['create', '--name', 'codes', '--image', 'minimal']);
+    const r = await d.cli(['exec', 'codes', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    assert.equal(r.code, 7);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    const t = await d.cli(['exec', 'codes', '--timeout', '1s', '--', 'sleep', '30']);
+    assert.equal(t.code, 124);
+    assert.match(t.stderr, /timed out/);
+    const j = JSON.parse((await d.cli(['exec', 'codes', '--json', '--max-output', '3', '--', 'echo', 'truncated'])).stdout) as { stdout: string; truncated: boolean };
+    assert.deepEqual([j.stdout, j.truncated], ['tru', true]);
+    const stdin = await d.cli(['exec', 'codes', '-i', '--', 'wc', '-c'], { input: 'four' });
+    assert.equal(stdin.stdout.trim(), '4');
+    await d.cli(['destroy', 'codes']);
+  });
+
+  it('names the fix in errors, and gives the API error object with --json', async () => {
+    const r = await d.cli(['exec', 'missing', '--', 'true']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no sandbox named missing \[SANDBOX_NOT_FOUND\]/);
+    assert.match(r.stderr, /hint: .*nook ls/);
+    const j = await d.cli(['inspect', 'missing', '--json']);
+    assert.equal(j.code, 1);
+    assert.equal((JSON.parse(j.stderr) as { code: string }).code, 'SANDBOX_NOT_FOUND');
+    const bad = await d.cli(['create', '--name', 'x', '--ttl', 'soon']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a duration/);
+    const nocmd = await d.cli(['exec', 'x']);
+    assert.match(nocmd.stderr, /no command given/);
+  });
+
+  it('manages images', async () => {
+    const ls = JSON.parse((await d.cli(['image', 'ls', '--json'])).stdout) as { images: { name: string }[] };
+    assert.ok(ls.images.some((i) => i.name === 'python'));
+    const built = await d.cli(['image', 'build', '--preset', 'minimal', '--name', 'tiny', '--json']);
+    assert.equal(built.code, 0, built.stderr);
+    assert.equal((JSON.parse(built.stdout) as { name: string }).name, 'tiny');
+    assert.equal((await d.cli(['image', 'rm', 'tiny'])).stdout, 'tiny removed\n');
+  });
+});
+
+describe('nook CLI starts the daemon on demand', () => {
+  const stateDir = mkdtempSync('/tmp/nookt-auto-');
+  const env = { NOOK_STATE_DIR: stateDir, NOOK_SOCKET: join(stateDir, 'nook.sock') };
+
+  after(async () => {
+    await new NookClient({ socketPath: env.NOOK_SOCKET }).shutdown({ release: true }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await forceClean(stateDir), [], 'the daemon released everything');
+  });
+
+  it('starts nookd in the background when the socket does not answer', async () => {
+    const d = new TestDaemon(stateDir);
+    const r = await d.cli(['status', '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const h = JSON.parse(r.stdout) as { ok: boolean; stateDir: string; pid: number };
+    assert.equal(h.ok, true);
+    assert.equal(h.stateDir, stateDir);
+    assert.ok(h.pid > 0);
+  });
+});
