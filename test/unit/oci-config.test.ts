@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildOciSpec, CAPABILITIES } from '../../src/runtime/oci-config.js';
+import { defaultSeccompProfile } from '../../src/runtime/seccomp.js';
+
+describe('generated OCI config', () => {
+  const spec = buildOciSpec({
+    rootfs: '/pool/sb',
+    hostname: 'agent',
+    env: { PATH: '/bin' },
+    limits: { memoryMiB: 256, cpus: 1.5, pids: 100 },
+    cgroupsPath: '/nook-x/sb',
+    initDir: '/state/bin',
+  }) as {
+    process: { noNewPrivileges: boolean; args: string[]; capabilities: { bounding: string[] } };
+    linux: { namespaces: { type: string }[]; uidMappings: { hostID: number }[]; resources: { memory: { limit: number }; cpu: { quota: number; period: number }; pids: { limit: number } }; maskedPaths: string[]; readonlyPaths: string[] };
+    mounts: { destination: string; options?: string[] }[];
+  };
+
+  it('creates every namespace, including user with a non-identity map', () => {
+    assert.deepEqual(spec.linux.namespaces.map((n) => n.type).sort(), ['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts']);
+    assert.ok((spec.linux.uidMappings[0]?.hostID ?? 0) > 0);
+  });
+  it('translates limits into cgroup resources', () => {
+    assert.equal(spec.linux.resources.memory.limit, 256 * 1024 * 1024);
+    assert.equal(spec.linux.resources.cpu.quota / spec.linux.resources.cpu.period, 1.5);
+    assert.equal(spec.linux.resources.pids.limit, 100);
+  });
+  it('drops dangerous capabilities and sets no_new_privs', () => {
+    assert.equal(spec.process.noNewPrivileges, true);
+    for (const cap of ['CAP_SYS_ADMIN', 'CAP_NET_RAW', 'CAP_MKNOD', 'CAP_SYS_PTRACE', 'CAP_SYS_MODULE']) assert.ok(!CAPABILITIES.includes(cap), cap);
+    assert.deepEqual(spec.process.capabilities.bounding, CAPABILITIES);
+  });
+  it('runs nook-init as PID 1 from a read-only mount', () => {
+    assert.deepEqual(spec.process.args, ['/.nook/nook-init', 'init']);
+    const m = spec.mounts.find((x) => x.destination === '/.nook');
+    assert.ok(m?.options?.includes('ro'));
+  });
+  it('masks kernel interfaces', () => {
+    assert.ok(spec.linux.maskedPaths.includes('/proc/kcore'));
+    assert.ok(spec.linux.readonlyPaths.includes('/proc/sysrq-trigger'));
+  });
+});
+
+describe('default seccomp profile', () => {
+  const p = defaultSeccompProfile();
+  it('covers the 32-bit ABIs so int 0x80 cannot bypass it', () => {
+    assert.deepEqual(p.architectures.sort(), ['SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64']);
+  });
+  it('refuses mount, namespaces, keyrings, bpf and io_uring', () => {
+    const denied = new Set(p.syscalls.filter((s) => !s.args).flatMap((s) => s.names));
+    for (const name of ['mount', 'umount2', 'unshare', 'setns', 'keyctl', 'bpf', 'io_uring_setup', 'kexec_load', 'init_module', 'open_by_handle_at']) {
+      assert.ok(denied.has(name), name);
+    }
+    const cloneRules = p.syscalls.filter((s) => s.names.includes('clone') && s.args);
+    assert.ok(cloneRules.some((r) => r.args?.[0]?.value === 0x10000000), 'CLONE_NEWUSER refused');
+  });
+});
