@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what nook needs on Debian 12 (run as root): system packages, npm dependencies,
+# the build, and the `nook`/`nookd` commands on PATH. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (nook creates namespaces, cgroups and mounts)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# crun: the OCI runtime; btrfs-progs: the storage pool; busybox-static and debootstrap: the
+# minimal and python presets; build-essential: nook-init (static C) and better-sqlite3;
+# bubblewrap: only for the benchmark's comparison column.
+apt-get install -y -q --no-install-recommends \
+  crun btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap \
+  build-essential python3 ca-certificates bubblewrap
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  apt-get install -y -q --no-install-recommends nodejs npm
+fi
+
+npm ci --no-fund --no-audit
+npm run build
+npm link --no-fund --no-audit >/dev/null
+echo "nook installed: $(command -v nook)"
