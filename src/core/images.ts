@@ -1,5 +1,8 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { Preset, type Image } from '../api/schemas.js';
+import { ID_MAP } from '../runtime/oci-config.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
@@ -102,6 +105,9 @@ export class ImageManager {
     try {
       const target = await this.storage.createImageStaging(id);
       await PRESETS[preset]({ target, cacheDir: this.cacheDir, progress });
+      // The mount point for nook-init, made now so starting a sandbox never writes its rootfs.
+      await fsp.mkdir(join(target, '.nook'), { recursive: true, mode: 0o755 });
+      await fsp.chown(join(target, '.nook'), ID_MAP.hostId, ID_MAP.hostId);
       progress('seal', 96, 'sealing the image read-only');
       const du = await run(['du', '-sb', target]);
       const sizeBytes = Number(du.stdout.split(/\s/)[0]) || 0;

@@ -1,0 +1,202 @@
+/**
+ * nook benchmarks, side by side with raw crun, bwrap and a host fork+exec in the same run.
+ * Prints medians (and p90) and ratios; `--json` prints the raw figures. Not a test: timing
+ * targets live here, never in the test suite.
+ *
+ *   npm run bench                 # default iterations
+ *   BENCH_N=50 npm run bench      # more iterations
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildOciSpec } from '../src/runtime/oci-config.js';
+import { resolvePaths } from '../src/core/paths.js';
+import { run, which } from '../src/util/proc.js';
+import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
+
+const N = Number(process.env.BENCH_N ?? 30);
+const IDLE_SANDBOXES = Number(process.env.BENCH_IDLE ?? 50);
+const HIDE_UNIFIED = ['unshare', '-m', '--propagation', 'unchanged', 'sh', '-c', 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', 'sh'];
+
+interface Stat {
+  name: string;
+  medianMs: number;
+  p90Ms: number;
+  n: number;
+}
+
+function stat(name: string, samples: number[]): Stat {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  return { name, medianMs: round(at(0.5)), p90Ms: round(at(0.9)), n: s.length };
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+async function timeIt(n: number, fn: (i: number) => Promise<void>, untimed?: (i: number) => Promise<void>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn(i);
+    out.push(performance.now() - t0);
+    if (untimed) await untimed(i);
+  }
+  return out;
+}
+
+function spawnQuiet(argv: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = argv;
+    const child = spawn(cmd ?? '', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+function memAvailableBytes(): number {
+  const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+}
+
+async function main(): Promise<void> {
+  const d: TestDaemon = await startDaemon();
+  const paths = resolvePaths({ NOOK_STATE_DIR: d.stateDir });
+  const crunRoot = paths.runtimeStateDir;
+  const results: Stat[] = [];
+  const crun = ['crun', '--root', join(d.stateDir, 'bench-crun')];
+  const extra: Record<string, number> = {};
+  try {
+    const image = await d.client.images.build({ preset: 'minimal' });
+    const rootfs = join(d.stateDir, 'storage', 'btrfs', 'pool', 'images', image.id);
+    const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+
+    // --- create to first exec ---------------------------------------------------------
+    const ids: string[] = [];
+    results.push(
+      stat(
+        'nook create + first exec',
+        await timeIt(
+          N,
+          async (i) => {
+            const sb = await d.client.sandboxes.create({ name: `bench-${i}`, image: 'minimal' });
+            ids.push(sb.id);
+            await sb.exec(['true']);
+          },
+          async (i) => {
+            await (await d.client.sandboxes.get(`bench-${i}`)).destroy();
+          },
+        ),
+      ),
+    );
+
+    const bundleBase = join(d.stateDir, 'bench-bundles');
+    const bundle = (args: string[], id: string): string => {
+      const dir = join(bundleBase, id);
+      mkdirSync(dir, { recursive: true });
+      const spec = buildOciSpec({ rootfs, hostname: id, env, limits: { memoryMiB: 1024, cpus: 1, pids: 1024 }, cgroupsPath: `/nook-bench/${id}`, initDir: paths.initDir }) as {
+        process: { args: string[] };
+        root: { readonly: boolean };
+      };
+      spec.process.args = args;
+      spec.root.readonly = true; // the image itself, read-only: raw crun gets no snapshot to make
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+      return dir;
+    };
+    results.push(
+      stat(
+        'raw crun run /bin/true (same rootfs, same config)',
+        await timeIt(N, async (i) => {
+          const code = await spawnQuiet([...HIDE_UNIFIED, ...crun, 'run', '--bundle', bundle(['/bin/true'], `raw-${i}`), `raw-${i}`]);
+          if (code !== 0) throw new Error(`crun run exited ${code}`);
+        }),
+      ),
+    );
+    results.push(
+      stat(
+        'raw crun run -d + crun exec true',
+        await timeIt(
+          N,
+          async (i) => {
+            const id = `rawd-${i}`;
+            if ((await spawnQuiet([...HIDE_UNIFIED, ...crun, 'run', '-d', '--bundle', bundle(['/.nook/nook-init', 'init'], id), id])) !== 0) throw new Error('crun run -d failed');
+            await spawnQuiet([...crun, 'exec', id, '/bin/true']);
+          },
+          async (i) => {
+            await run([...HIDE_UNIFIED, ...crun, 'delete', '-f', `rawd-${i}`], { allowFail: true });
+          },
+        ),
+      ),
+    );
+    if (await which('bwrap')) {
+      results.push(
+        stat(
+          'bwrap --unshare-all /bin/true',
+          await timeIt(N, async () => {
+            await spawnQuiet(['bwrap', '--unshare-all', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true']);
+          }),
+        ),
+      );
+    }
+
+    // --- exec round trip ----------------------------------------------------------------
+    const sb = await d.client.sandboxes.create({ name: 'bench-exec', image: 'minimal' });
+    await sb.exec(['true']);
+    results.push(stat('nook exec true (SDK, socket)', await timeIt(N * 3, async () => void (await sb.exec(['true'])))));
+    results.push(stat('raw crun exec true', await timeIt(N * 3, async () => void (await spawnQuiet(['crun', '--root', crunRoot, 'exec', sb.id, '/bin/true'])))));
+    results.push(stat('host fork+exec /bin/true', await timeIt(N * 3, async () => void (await spawnQuiet(['/bin/true'])))));
+    await sb.destroy();
+
+    // --- idle memory --------------------------------------------------------------------
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = memAvailableBytes();
+    const idle = [];
+    for (let i = 0; i < IDLE_SANDBOXES; i++) idle.push(await d.client.sandboxes.create({ name: `idle-${i}`, image: 'minimal' }));
+    await new Promise((r) => setTimeout(r, 2000));
+    const afterBytes = memAvailableBytes();
+    let cgroupBytes = 0;
+    for (const s of idle) {
+      try {
+        cgroupBytes += Number(readFileSync(join('/sys/fs/cgroup/memory', `nook-${paths.instance}`, s.id, 'memory.usage_in_bytes'), 'utf8'));
+      } catch {
+        // no memory cgroup
+      }
+    }
+    extra.idleSandboxes = IDLE_SANDBOXES;
+    extra.hostMiBPerIdleSandbox = round((before - afterBytes) / IDLE_SANDBOXES / 1024 / 1024);
+    extra.cgroupMiBPerIdleSandbox = round(cgroupBytes / IDLE_SANDBOXES / 1024 / 1024);
+    for (const s of idle) await s.destroy();
+  } finally {
+    const leftovers = await run([...crun, 'list', '-q'], { allowFail: true });
+    for (const id of leftovers.stdout.split('\n').filter(Boolean)) await run([...HIDE_UNIFIED, ...crun, 'delete', '-f', id], { allowFail: true });
+    await run(['sh', '-c', 'for c in /sys/fs/cgroup/*/nook-bench; do find "$c" -depth -type d -exec rmdir {} \\; 2>/dev/null; done'], { allowFail: true });
+    rmSync(join(d.stateDir, 'bench-bundles'), { recursive: true, force: true });
+    await d.teardown();
+  }
+
+  const by = (name: string): number => results.find((r) => r.name.startsWith(name))?.medianMs ?? NaN;
+  const ratios = {
+    'create+first exec / raw crun run': round(by('nook create') / by('raw crun run /bin/true')),
+    'create+first exec / raw crun run -d + exec': round(by('nook create') / by('raw crun run -d')),
+    'exec / raw crun exec': round(by('nook exec') / by('raw crun exec')),
+    'exec / host fork+exec': round(by('nook exec') / by('host fork+exec')),
+  };
+  if (process.argv.includes('--json')) {
+    process.stdout.write(JSON.stringify({ n: N, results, ratios, memory: extra }, null, 2) + '\n');
+    return;
+  }
+  const w = Math.max(...results.map((r) => r.name.length));
+  process.stdout.write(`\nnook benchmarks (N=${N}; medians, p90)\n\n`);
+  for (const r of results) process.stdout.write(`  ${r.name.padEnd(w)}  ${r.medianMs.toFixed(2).padStart(8)} ms   p90 ${r.p90Ms.toFixed(2).padStart(8)} ms\n`);
+  process.stdout.write('\nratios (lower is better)\n');
+  for (const [k, v] of Object.entries(ratios)) process.stdout.write(`  ${k.padEnd(45)} ${v.toFixed(2)}x\n`);
+  process.stdout.write(`\nidle memory with ${extra.idleSandboxes} sandboxes running\n`);
+  process.stdout.write(`  host MemAvailable drop per sandbox   ${extra.hostMiBPerIdleSandbox} MiB\n`);
+  process.stdout.write(`  memory cgroup usage per sandbox       ${extra.cgroupMiBPerIdleSandbox} MiB\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
