@@ -364,7 +364,6 @@ export class SandboxManager {
         }
         const wantsCompute = row.state === 'running' || row.state === 'snapshotting';
         if (wantsCompute && status === 'running') {
-          await this.runtime.killStrayExecs(row.id);
           if (row.state !== 'running') this.setState(row.id, 'running');
           continue;
         }

@@ -5,9 +5,8 @@ import { NookError } from '../api/errors.js';
 const ROOT = '/sys/fs/cgroup';
 
 /**
- * cgroup v1 helpers. The runtime (crun) owns each sandbox's cgroups; nook adds one freezer
- * sub-cgroup per exec so a timed-out command's whole tree, daemonised children included,
- * can be frozen and killed without a race against fork.
+ * cgroup v1 helpers. The runtime (crun) creates each sandbox's cgroups under one parent
+ * per daemon; nook finds and removes what a crash left behind.
  */
 export class CgroupV1 {
   /** e.g. `/nook-1a2b3c4d`: one parent per state dir, so two daemons never touch each other's. */
@@ -28,65 +27,6 @@ export class CgroupV1 {
 
   sandboxPath(sandboxId: string): string {
     return `${this.parent}/${sandboxId}`;
-  }
-
-  private freezerDir(sandboxId: string, execId?: string): string {
-    const base = join(ROOT, 'freezer', this.parent, sandboxId);
-    return execId ? join(base, `x-${execId}`) : base;
-  }
-
-  async createExecGroup(sandboxId: string, execId: string): Promise<string> {
-    const dir = this.freezerDir(sandboxId, execId);
-    await fsp.mkdir(dir);
-    return dir;
-  }
-
-  async addProcess(groupDir: string, pid: number): Promise<void> {
-    await fsp.writeFile(join(groupDir, 'cgroup.procs'), String(pid));
-  }
-
-  /** Freezes the group, SIGKILLs every task in it, thaws, and waits until it is empty. */
-  async killGroup(groupDir: string, waitMs = 2000): Promise<void> {
-    const pids = async (): Promise<number[]> => {
-      try {
-        const text = await fsp.readFile(join(groupDir, 'cgroup.procs'), 'utf8');
-        return text.split('\n').filter(Boolean).map(Number);
-      } catch {
-        return [];
-      }
-    };
-    if ((await pids()).length === 0) return;
-    const state = join(groupDir, 'freezer.state');
-    await fsp.writeFile(state, 'FROZEN').catch(() => undefined);
-    for (const pid of await pids()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    await fsp.writeFile(state, 'THAWED').catch(() => undefined);
-    const deadline = Date.now() + waitMs;
-    while ((await pids()).length > 0 && Date.now() < deadline) await sleep(5);
-  }
-
-  async removeGroup(groupDir: string): Promise<void> {
-    await fsp.rmdir(groupDir).catch(() => undefined);
-  }
-
-  /** Kills and removes every exec group a sandbox still has (after a crash, or before stop). */
-  async killExecGroups(sandboxId: string): Promise<void> {
-    let entries: string[] = [];
-    try {
-      entries = await fsp.readdir(this.freezerDir(sandboxId));
-    } catch {
-      return;
-    }
-    for (const e of entries.filter((n) => n.startsWith('x-'))) {
-      const dir = join(this.freezerDir(sandboxId), e);
-      await this.killGroup(dir);
-      await this.removeGroup(dir);
-    }
   }
 
   private async controllers(): Promise<string[]> {
@@ -119,7 +59,6 @@ export class CgroupV1 {
 
   /** Removes a sandbox's cgroups in every controller (children first); kills what is left. */
   async removeSandboxGroups(sandboxId: string): Promise<void> {
-    await this.killExecGroups(sandboxId);
     for (const c of await this.controllers()) {
       const dir = join(ROOT, c, this.parent, sandboxId);
       await removeTree(dir);

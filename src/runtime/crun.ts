@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { Duplex, Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { NookError } from '../api/errors.js';
-import { newId } from '../util/ids.js';
 import { run } from '../util/proc.js';
 import { CgroupV1, sleep } from './cgroups.js';
 import type { ContainerStatus, ExecOutcome, ExecSpec, RuntimeDriver, RuntimeInfo, StartSpec } from './driver.js';
-import { buildOciSpec, INIT_PATH_IN_SANDBOX } from './oci-config.js';
+import { agentExec } from './agent-client.js';
+import { buildOciSpec } from './oci-config.js';
 
 export interface OciRuntimeOptions {
   binary: 'crun' | 'runc';
@@ -36,9 +34,18 @@ export class OciRuntimeDriver implements RuntimeDriver {
     return { name: this.o.binary, version: this.o.version, memorySnapshots: false, freeze: true };
   }
 
-  private argv(args: string[], wrap = false): string[] {
-    const base = [this.o.path, '--root', this.o.stateRoot, ...args];
+  /** The runtime command line; `wrap` for create/delete on hybrid hosts, `listen` to hand over the agent socket. */
+  private argv(args: string[], wrap = false, listen?: string[]): string[] {
+    const base = [...(listen ? [join(this.o.initDir, 'nook-init'), ...listen] : []), this.o.path, '--root', this.o.stateRoot, ...args];
     return wrap && this.o.hideUnifiedCgroup ? ['unshare', '-m', '--propagation', 'unchanged', 'sh', '-c', HIDE_UNIFIED, 'sh', ...base] : base;
+  }
+
+  private agentSocket(sandboxId: string): string {
+    const path = join(this.bundleDir(sandboxId), 'agent.sock');
+    if (Buffer.byteLength(path) >= 108) {
+      throw new NookError('INVALID_ARGUMENT', `the state dir path is too long for a unix socket (${path})`, { hint: 'use a shorter NOOK_STATE_DIR' });
+    }
+    return path;
   }
 
   private bundleDir(sandboxId: string): string {
@@ -62,7 +69,10 @@ export class OciRuntimeDriver implements RuntimeDriver {
     const logPath = join(bundle, 'runtime.log');
     const logFd = openSync(logPath, 'w', 0o600);
     const code = await new Promise<number>((resolve, reject) => {
-      const [cmd, ...args] = this.argv(['run', '-d', '--bundle', bundle, spec.sandboxId], true);
+      const socket = this.agentSocket(spec.sandboxId);
+      const runArgs = ['run', '-d', '--preserve-fds', '1', '--bundle', bundle, spec.sandboxId];
+      // nook-init binds the agent socket on the host and hands it to the sandbox's PID 1 as fd 3.
+      const [cmd, ...args] = this.argv(runArgs, true, ['listen', socket, '--']);
       const child = spawn(cmd ?? '', args, { stdio: ['ignore', logFd, logFd] });
       child.on('error', reject);
       child.on('exit', (c) => resolve(c ?? 1));
@@ -94,7 +104,6 @@ export class OciRuntimeDriver implements RuntimeDriver {
   async stop(sandboxId: string, graceMs: number): Promise<void> {
     let st = await this.status(sandboxId);
     if (st !== 'missing') {
-      await this.o.cgroups.killExecGroups(sandboxId);
       if (st === 'paused') await run(this.argv(['resume', sandboxId]), { allowFail: true });
       if (st !== 'stopped' && graceMs > 0) {
         await run(this.argv(['kill', sandboxId, 'TERM']), { allowFail: true });
@@ -123,75 +132,8 @@ export class OciRuntimeDriver implements RuntimeDriver {
     return st;
   }
 
-  async exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome> {
-    const started = Date.now();
-    const execId = newId('x', 8).slice(2);
-    const group = await this.o.cgroups.createExecGroup(sandboxId, execId);
-    const pidFile = join(this.bundleDir(sandboxId), `exec-${execId}.pid`);
-    const shim = [INIT_PATH_IN_SANDBOX, 'exec', '--wait-fd', '3', ...(spec.user ? ['--user', spec.user] : []), '--', ...spec.argv];
-    const envArgs = Object.entries(spec.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
-    const [cmd, ...args] = this.argv(['exec', '--no-new-privs', '--preserve-fds', '1', '--pid-file', pidFile, '--cwd', spec.cwd, ...envArgs, sandboxId, ...shim]);
-    const child = spawn(cmd ?? '', args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-    let timedOut = false;
-    let aborted = false;
-    let placed = false;
-    const killTree = async (): Promise<void> => {
-      await this.o.cgroups.killGroup(group);
-      // Not yet placed: the shim is still waiting for our go and will never run the command.
-      if (!placed) child.kill('SIGKILL');
-    };
-
-    const control = child.stdio[3] as Duplex;
-    control.on('error', () => undefined);
-    control.once('data', () => {
-      void (async () => {
-        try {
-          const pid = await readPidFile(pidFile);
-          await this.o.cgroups.addProcess(group, pid);
-          placed = true;
-          control.end('g');
-        } catch {
-          // Refuse to run anything we could not confine: the shim exits 125 on EOF.
-          control.destroy();
-        }
-      })();
-    });
-    child.stdout.on('data', spec.onStdout);
-    child.stderr.on('data', spec.onStderr);
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(spec.stdin ?? Buffer.alloc(0));
-
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void killTree();
-    }, spec.timeoutMs);
-    const onAbort = (): void => {
-      aborted = true;
-      void killTree();
-    };
-    spec.signal?.addEventListener('abort', onAbort, { once: true });
-    if (spec.signal?.aborted) onAbort();
-
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.on('exit', (code, signal) => resolve({ code, signal }));
-      child.on('error', () => resolve({ code: 125, signal: null }));
-    });
-    clearTimeout(timer);
-    spec.signal?.removeEventListener('abort', onAbort);
-    // The command has ended: nothing it started may outlive it (background work is a
-    // separate, explicit feature). Killing the group also closes pipes held by children.
-    await this.o.cgroups.killGroup(group);
-    await Promise.race([Promise.all([closed(child.stdout), closed(child.stderr)]), sleep(2000)]);
-    await this.o.cgroups.removeGroup(group);
-    await fsp.rm(pidFile, { force: true });
-
-    const exitCode = exit.code ?? 128 + 9;
-    const signal = timedOut || aborted ? 'SIGKILL' : exitCode > 128 && exitCode < 128 + 65 ? signalName(exitCode - 128) : null;
-    return { exitCode: timedOut ? 124 : exitCode, signal, timedOut, aborted, durationMs: Date.now() - started };
-  }
-
-  async killStrayExecs(sandboxId: string): Promise<void> {
-    await this.o.cgroups.killExecGroups(sandboxId);
+  exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome> {
+    return agentExec(this.agentSocket(sandboxId), spec);
   }
 
   listCgroups(): Promise<string[]> {
@@ -218,24 +160,3 @@ function mapStatus(s: string | undefined): ContainerStatus {
   return 'stopped';
 }
 
-async function readPidFile(path: string): Promise<number> {
-  for (let i = 0; i < 400; i++) {
-    try {
-      const pid = Number((await fsp.readFile(path, 'utf8')).trim());
-      if (pid > 0) return pid;
-    } catch {
-      // not written yet
-    }
-    await sleep(i < 50 ? 1 : 5);
-  }
-  throw new NookError('RUNTIME_ERROR', 'the runtime did not report the pid of the exec');
-}
-
-function closed(stream: Readable): Promise<void> {
-  return finished(stream).catch(() => undefined);
-}
-
-const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
-function signalName(n: number): string {
-  return SIGNALS[n] ?? `SIG${n}`;
-}

@@ -46,10 +46,11 @@ export interface RuntimeDriver {
   stop(sandboxId: string, graceMs: number): Promise<void>;
   status(sandboxId: string): Promise<ContainerStatus>;
   list(): Promise<{ id: string; status: ContainerStatus }[]>;
-  /** Runs one command; resolves when it and every process it started have ended. */
+  /**
+   * Runs one command; resolves when it and every process it started have ended. If the
+   * daemon dies meanwhile, the sandbox's agent sees the hang-up and kills the tree itself.
+   */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome>;
-  /** Kills every exec'd process tree left from before a daemon restart. */
-  killStrayExecs(sandboxId: string): Promise<void>;
   /** Removes cgroups of sandboxes this daemon no longer knows. */
   listCgroups(): Promise<string[]>;
   removeCgroups(sandboxId: string): Promise<void>;

@@ -1,60 +1,17 @@
-/*
- * nook-init: the one static binary nook bind-mounts (read-only) at /.nook/nook-init in
- * every sandbox. Two modes:
- *
- *   nook-init init
- *     PID 1 of the sandbox. Reaps every orphan (without it zombies pile up until the
- *     pids limit refuses all forks). On SIGTERM/SIGINT it forwards SIGTERM to every
- *     process and exits when none is left; its exit makes the kernel kill the rest.
- *
- *   nook-init exec [--user SPEC] [--wait-fd N] -- CMD [ARGS...]
- *     The first process of every `nook exec`. With --wait-fd it writes "r" to fd N and
- *     blocks until the daemon answers "g": in between, the daemon moves this pid into a
- *     per-exec freezer cgroup, so the whole process tree (daemonised children included)
- *     can be frozen and killed on timeout. crun's own `exec --cgroup` does not work with
- *     cgroup v1 controllers, hence this handshake. --user takes NAME, UID, NAME:GROUP or
- *     UID:GID, resolved against the sandbox's own /etc/passwd and /etc/group (never the
- *     host's), because static glibc cannot use NSS.
- *
- * Exit codes follow the shell: 127 command not found, 126 not executable, 125 nook-init
- * itself failed (bad arguments, unknown user).
- */
+/* Switching to a sandbox user by name or id, resolved against the sandbox's own
+ * /etc/passwd and /etc/group (never the host's): static glibc cannot use NSS. */
 #define _GNU_SOURCE
+#include "user.h"
+
 #include <errno.h>
 #include <grp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#define EXIT_NOOK 125
 #define MAX_GROUPS 64
-
-static int run_init(void) {
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, NULL);
-  for (;;) {
-    siginfo_t info;
-    int sig = sigwaitinfo(&all, &info);
-    if (sig < 0) continue;
-    if (sig == SIGTERM || sig == SIGINT) {
-      /* Pass the stop on to every process, then leave once all have gone: the daemon
-       * escalates to SIGKILL after its grace period, so this never blocks a stop. */
-      kill(-1, SIGTERM);
-      while (wait(NULL) > 0 || errno == EINTR) {
-      }
-      return 0;
-    }
-    if (sig == SIGCHLD) {
-      while (waitpid(-1, NULL, WNOHANG) > 0) {
-      }
-    }
-  }
-}
 
 static int is_number(const char *s) {
   if (!*s) return 0;
@@ -125,7 +82,7 @@ static int member_groups(const char *user, gid_t primary, gid_t *groups) {
   return n;
 }
 
-static int switch_user(const char *spec) {
+int switch_user(const char *spec) {
   char user[256], group[256] = "";
   snprintf(user, sizeof user, "%s", spec);
   char *colon = strchr(user, ':');
@@ -170,53 +127,3 @@ static int switch_user(const char *spec) {
   return 0;
 }
 
-static int wait_for_go(int fd) {
-  if (write(fd, "r", 1) != 1) return -1;
-  char c = 0;
-  ssize_t n;
-  do {
-    n = read(fd, &c, 1);
-  } while (n < 0 && errno == EINTR);
-  close(fd);
-  return (n == 1 && c == 'g') ? 0 : -1;
-}
-
-static int run_exec(int argc, char **argv) {
-  const char *user = NULL;
-  int wait_fd = -1;
-  int i = 2;
-  for (; i < argc; i++) {
-    if (strcmp(argv[i], "--") == 0) {
-      i++;
-      break;
-    } else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
-      user = argv[++i];
-    } else if (strcmp(argv[i], "--wait-fd") == 0 && i + 1 < argc) {
-      wait_fd = atoi(argv[++i]);
-    } else {
-      fprintf(stderr, "nook-init: unknown option %s\n", argv[i]);
-      return EXIT_NOOK;
-    }
-  }
-  if (i >= argc) {
-    fprintf(stderr, "nook-init: no command given\n");
-    return EXIT_NOOK;
-  }
-  if (wait_fd >= 0 && wait_for_go(wait_fd) != 0) {
-    /* The daemon went away before placing us: run nothing rather than run unconfined. */
-    return EXIT_NOOK;
-  }
-  if (user && switch_user(user) != 0) return EXIT_NOOK;
-  signal(SIGPIPE, SIG_DFL);
-  execvp(argv[i], &argv[i]);
-  int err = errno;
-  fprintf(stderr, "nook: cannot run '%s': %s\n", argv[i], strerror(err));
-  return (err == ENOENT || err == ENOTDIR) ? 127 : 126;
-}
-
-int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init();
-  if (argc >= 2 && strcmp(argv[1], "exec") == 0) return run_exec(argc, argv);
-  fprintf(stderr, "usage: nook-init init | nook-init exec [--user SPEC] [--wait-fd N] -- CMD [ARGS...]\n");
-  return EXIT_NOOK;
-}

@@ -1,0 +1,120 @@
+/*
+ * nook-init: the one static binary of nook's native side. Modes:
+ *
+ *   nook-init listen SOCKET -- CMD...      (host side)
+ *     Binds a unix socket at SOCKET (a root-only host path), puts the listening fd at 3
+ *     and execs CMD (`crun run --preserve-fds 1 ...`), so the sandbox's PID 1 inherits it.
+ *     Nothing inside the sandbox can reach that path; only the daemon can connect.
+ *
+ *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
+ *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
+ *     fd 3 it is also the exec agent: each connection is one exec session, served by a
+ *     forked process (agent.c). SIGTERM is forwarded to every process; init exits when
+ *     none is left, which makes the kernel kill the rest.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define AGENT_FD 3
+#define EXIT_NOOK 125
+
+static int is_listening_socket(int fd) {
+  int on = 0;
+  socklen_t len = sizeof on;
+  return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+static void stop_all(void) {
+  kill(-1, SIGTERM);
+  while (wait(NULL) > 0 || errno == EINTR) {
+  }
+}
+
+static int run_init(void) {
+  prctl(PR_SET_DUMPABLE, 0);
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  int listener = is_listening_socket(AGENT_FD) ? AGENT_FD : -1;
+  if (listener >= 0) fcntl(listener, F_SETFD, FD_CLOEXEC);
+  sigset_t wanted;
+  sigemptyset(&wanted);
+  sigaddset(&wanted, SIGCHLD);
+  sigaddset(&wanted, SIGTERM);
+  sigaddset(&wanted, SIGINT);
+  int sfd = signalfd(-1, &wanted, SFD_CLOEXEC);
+  for (;;) {
+    struct pollfd fds[2] = {{sfd, POLLIN, 0}, {listener, POLLIN, 0}};
+    if (poll(fds, listener >= 0 ? 2 : 1, -1) < 0) continue;
+    if (fds[0].revents) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == sizeof si && (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+        stop_all();
+        return 0;
+      }
+      while (waitpid(-1, NULL, WNOHANG) > 0) {
+      }
+    }
+    if (listener >= 0 && fds[1].revents) {
+      int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0) continue;
+      pid_t pid = fork();
+      if (pid == 0) {
+        close(listener);
+        close(sfd);
+        _exit(run_agent_session(conn));
+      }
+      close(conn);
+    }
+  }
+}
+
+static int run_listen(int argc, char **argv) {
+  if (argc < 5 || strcmp(argv[3], "--") != 0) {
+    fprintf(stderr, "usage: nook-init listen SOCKET -- CMD...\n");
+    return EXIT_NOOK;
+  }
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(argv[2]) >= sizeof addr.sun_path) {
+    fprintf(stderr, "nook-init: socket path too long: %s\n", argv[2]);
+    return EXIT_NOOK;
+  }
+  strcpy(addr.sun_path, argv[2]);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  unlink(argv[2]);
+  mode_t old = umask(0177);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 128) != 0) {
+    fprintf(stderr, "nook-init: cannot listen on %s: %s\n", argv[2], strerror(errno));
+    return EXIT_NOOK;
+  }
+  umask(old);
+  if (fd != AGENT_FD) {
+    dup2(fd, AGENT_FD);
+    close(fd);
+  }
+  execvp(argv[4], &argv[4]);
+  fprintf(stderr, "nook-init: cannot run %s: %s\n", argv[4], strerror(errno));
+  return EXIT_NOOK;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init();
+  if (argc >= 2 && strcmp(argv[1], "listen") == 0) return run_listen(argc, argv);
+  fprintf(stderr, "usage: nook-init init | nook-init listen SOCKET -- CMD...\n");
+  return EXIT_NOOK;
+}
