@@ -99,11 +99,14 @@ int run_agent_session(int conn) {
 
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) return 125;
+  /* SIGCHLD and SIGTERM (the sandbox is stopping) are read through a signalfd; SIGPIPE
+   * stays blocked so a write error is an error, not a death. */
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
+  sigaddset(&chld, SIGTERM);
   sigaddset(&chld, SIGPIPE);
-  sigprocmask(SIG_BLOCK, &chld, NULL);
+  sigprocmask(SIG_SETMASK, &chld, NULL);
   sigdelset(&chld, SIGPIPE);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 
@@ -179,7 +182,13 @@ int run_agent_session(int conn) {
     }
     if (i_sig >= 0 && fds[i_sig].revents) {
       struct signalfd_siginfo si;
-      while (read(sfd, &si, sizeof si) == sizeof si) {
+      int stopping = 0;
+      while (read(sfd, &si, sizeof si) == sizeof si) stopping |= si.ssi_signo == SIGTERM;
+      if (stopping) {
+        /* The sandbox is stopping: end the command and tell the daemon why. */
+        kill_descendants(getpid(), child, &status, &reaped);
+        status = SIGTERM;
+        reaped = 1;
       }
       int st;
       pid_t r;

@@ -6,6 +6,8 @@
  *     and execs CMD (`crun run --preserve-fds 1 ...`), so the sandbox's PID 1 inherits it.
  *     Nothing inside the sandbox can reach that path; only the daemon can connect.
  *
+ *   nook-init subvol snapshot|delete ...     (host side; see subvol.c)
+ *
  *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
  *     fd 3 it is also the exec agent: each connection is one exec session, served by a
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "subvol.h"
 
 #define AGENT_FD 3
 #define EXIT_NOOK 125
@@ -115,6 +118,7 @@ static int run_listen(int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init();
   if (argc >= 2 && strcmp(argv[1], "listen") == 0) return run_listen(argc, argv);
-  fprintf(stderr, "usage: nook-init init | nook-init listen SOCKET -- CMD...\n");
+  if (argc >= 2 && strcmp(argv[1], "subvol") == 0) return run_subvol(argc, argv);
+  fprintf(stderr, "usage: nook-init init | listen SOCKET -- CMD... | subvol snapshot|delete ...\n");
   return EXIT_NOOK;
 }

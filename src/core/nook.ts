@@ -71,7 +71,7 @@ export class Nook {
     await fsp.rename(`${init}.new`, init);
 
     const runtime = await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance });
-    const storage = await chooseStorage(paths.storageDir);
+    const storage = await chooseStorage(paths.storageDir, init);
     await storage.init();
     const db = openDb(paths.dbPath);
     const images = new ImageManager(db, storage, paths.cacheDir);

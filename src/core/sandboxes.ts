@@ -164,17 +164,26 @@ export class SandboxManager {
     return this.locks.run(id, async () => {
       const undo = new UndoStack();
       undo.push('record', () => void this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id));
+      const phases: Record<string, number> = {};
+      let mark = performance.now();
+      const phase = (what: string): void => {
+        const now = performance.now();
+        phases[what] = Math.round((now - mark) * 10) / 10;
+        mark = now;
+      };
       try {
         await this.storage.createRootfs(id, image.id);
+        phase('rootfsMs');
         undo.push('rootfs', () => this.storage.deleteRootfs(id));
         await this.startCompute(id, name, spec, image.id, undo);
+        phase('computeMs');
         this.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
       } catch (e) {
         await undo.rollback((m) => log(m, { sandbox: id }));
         throw e;
       }
       this.onScheduleChange();
-      log('sandbox created', { id, name, image: image.name, ms: Date.now() - now });
+      log('sandbox created', { id, name, image: image.name, ms: Date.now() - now, ...phases });
       return this.get(id);
     });
   }

@@ -11,7 +11,7 @@ export { BtrfsPoolDriver } from './btrfs.js';
 export { DirDriver } from './dir.js';
 
 /** btrfs when the kernel and btrfs-progs have it (or NOOK_STORAGE=btrfs), else dir. */
-export async function chooseStorage(storageDir: string, wanted = process.env.NOOK_STORAGE): Promise<StorageDriver> {
+export async function chooseStorage(storageDir: string, helper?: string, wanted = process.env.NOOK_STORAGE): Promise<StorageDriver> {
   if (wanted === 'dir') return new DirDriver(join(storageDir, 'dir'));
   const fsList = await fsp.readFile('/proc/filesystems', 'utf8');
   const haveBtrfs = /\bbtrfs\b/.test(fsList) && (await which('mkfs.btrfs')) !== null;
@@ -21,5 +21,5 @@ export async function chooseStorage(storageDir: string, wanted = process.env.NOO
   if (wanted !== undefined && wanted !== '' && wanted !== 'btrfs') {
     throw new NookError('INVALID_ARGUMENT', `unknown storage driver NOOK_STORAGE=${wanted}`, { hint: 'use btrfs or dir' });
   }
-  return haveBtrfs ? new BtrfsPoolDriver({ root: join(storageDir, 'btrfs') }) : new DirDriver(join(storageDir, 'dir'));
+  return haveBtrfs ? new BtrfsPoolDriver({ root: join(storageDir, 'btrfs'), ...(helper ? { helper } : {}) }) : new DirDriver(join(storageDir, 'dir'));
 }

@@ -41,6 +41,18 @@ describe('lifecycle (real crun, real btrfs)', () => {
     await sb.destroy();
   });
 
+  it('ends a running command with SIGTERM when its sandbox stops, without hanging', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'stop-mid-exec', image: 'minimal' });
+    const pending = sb.exec(['sleep', '300'], { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    await sb.stop();
+    const r = await pending;
+    assert.equal(r.signal, 'SIGTERM');
+    assert.equal(r.exitCode, 143);
+    assert.ok(r.durationMs < 10_000);
+    await sb.destroy();
+  });
+
   it('resumes a paused sandbox on exec', async () => {
     const sb = await d.client.sandboxes.create({ name: 'autoresume', image: 'minimal' });
     await sb.exec(['sh', '-c', 'echo 1 > /work/n']);
