@@ -208,5 +208,10 @@ int run_agent_session(int conn) {
   int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   n = snprintf(pidtext, sizeof pidtext, "%d %d", code, sig);
   frame_write(conn, F_EXIT, pidtext, (size_t)n);
+  /* Let the daemon hang up first: closing here could fail its write of a frame still in
+   * flight (stdin it sent before the command ended) with EPIPE, losing the exit status. */
+  struct pollfd linger = {conn, POLLIN, 0};
+  while (poll(&linger, 1, 10000) > 0 && read(conn, chunk, sizeof chunk) > 0) {
+  }
   return 0;
 }

@@ -18,19 +18,19 @@ export class OutputCapture {
   stdout(chunk: Buffer): void {
     const kept = this.keep(chunk, this.outBytes);
     this.outBytes += kept.length;
-    if (kept.length > 0) {
-      this.out.push(kept);
-      this.sink.onStdout?.(kept);
-    }
+    this.emit(kept, this.out, this.sink.onStdout);
   }
 
   stderr(chunk: Buffer): void {
     const kept = this.keep(chunk, this.errBytes);
     this.errBytes += kept.length;
-    if (kept.length > 0) {
-      this.err.push(kept);
-      this.sink.onStderr?.(kept);
-    }
+    this.emit(kept, this.err, this.sink.onStderr);
+  }
+
+  private emit(kept: Buffer, into: Buffer[], forward?: (b: Buffer) => void): void {
+    if (kept.length === 0) return;
+    into.push(kept);
+    forward?.(kept);
   }
 
   private keep(chunk: Buffer, used: number): Buffer {

@@ -77,7 +77,7 @@ export class SandboxManager {
 
   private mustRow(ref: string): SandboxRow {
     const row = this.rowByRef(ref);
-    if (!row || row.state === 'creating' || row.state === 'destroying') {
+    if (!row) {
       throw new NookError('SANDBOX_NOT_FOUND', `no sandbox named ${ref}`, { hint: 'list sandboxes with: nook ls' });
     }
     return row;
@@ -111,7 +111,9 @@ export class SandboxManager {
   }
 
   list(filter: ListFilter = {}): Sandbox[] {
-    const rows = this.db.prepare("SELECT * FROM sandboxes WHERE state NOT IN ('creating', 'destroying') ORDER BY created_at").all() as SandboxRow[];
+    // Sandboxes being created or destroyed are listed too: a TTL destroy in progress is
+    // visible as `destroying` until its files are gone, never silently half-present.
+    const rows = this.db.prepare('SELECT * FROM sandboxes ORDER BY created_at').all() as SandboxRow[];
     return rows
       .map((r) => this.toSandbox(r))
       .filter((s) => !filter.state || s.state === filter.state)
@@ -209,8 +211,17 @@ export class SandboxManager {
   }
 
   /** Stops compute. Persistent: paused with files kept. Non-persistent: destroyed. */
-  async stop(ref: string): Promise<Sandbox | null> {
+  /** Refuses work on a sandbox that is being created or destroyed. */
+  private settledRow(ref: string): SandboxRow {
     const row = this.mustRow(ref);
+    if (row.state === 'creating' || row.state === 'destroying') {
+      throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}`, { hint: 'wait a moment and try again' });
+    }
+    return row;
+  }
+
+  async stop(ref: string): Promise<Sandbox | null> {
+    const row = this.settledRow(ref);
     if (row.persistent === 0) {
       await this.destroy(ref);
       return null;
@@ -228,7 +239,7 @@ export class SandboxManager {
   }
 
   async resume(ref: string): Promise<Sandbox> {
-    const row = this.mustRow(ref);
+    const row = this.settledRow(ref);
     return this.locks.run(row.id, () => this.resumeLocked(row.id));
   }
 
@@ -253,7 +264,7 @@ export class SandboxManager {
   }
 
   async destroy(ref: string): Promise<{ id: string; name: string; destroyed: true }> {
-    const row = this.mustRow(ref);
+    const row = this.settledRow(ref);
     return this.locks.run(row.id, async () => {
       this.setState(row.id, 'destroying');
       await this.finishDestroy(row.id);
@@ -272,7 +283,7 @@ export class SandboxManager {
   // ---- exec ------------------------------------------------------------------------
 
   async exec(ref: string, req: ExecRequest, sink: ExecSink = {}, signal?: AbortSignal): Promise<ExecResult> {
-    let row = this.mustRow(ref);
+    let row = this.settledRow(ref);
     if (row.state === 'paused') {
       await this.locks.run(row.id, () => this.resumeLocked(row.id));
       row = this.mustRow(row.id);

@@ -78,13 +78,13 @@ export function agentExec(socketPath: string, spec: ExecSpec): Promise<ExecOutco
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });
 
-    sock.on('connect', () => {
-      sock.write(frame(F.request, requestPayload(spec)));
-      const stdin = spec.stdin ?? Buffer.alloc(0);
-      for (let off = 0; off < stdin.length; off += STDIN_CHUNK) sock.write(frame(F.stdin, stdin.subarray(off, off + STDIN_CHUNK)));
-      sock.write(frame(F.stdinEof));
-      if (spec.signal?.aborted) onAbort();
-    });
+    // Queued now, before any kill a timer or an abort may queue: the agent must read the
+    // request first (a busy event loop can otherwise run the timeout before 'connect').
+    sock.write(frame(F.request, requestPayload(spec)));
+    const stdin = spec.stdin ?? Buffer.alloc(0);
+    for (let off = 0; off < stdin.length; off += STDIN_CHUNK) sock.write(frame(F.stdin, stdin.subarray(off, off + STDIN_CHUNK)));
+    sock.write(frame(F.stdinEof));
+    if (spec.signal?.aborted) onAbort();
     sock.on('data', (chunk: Buffer) =>
       reader.push(chunk, (type, payload) => {
         if (type === F.stdout) spec.onStdout(payload);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CreateSandboxRequest } from '../../api/schemas.js';
+import type { Sandbox } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { durationMs, keyValue, positiveInt, positiveNumber } from '../parse.js';
 import { progressBar } from '../progress.js';
@@ -79,49 +80,28 @@ export function registerSandboxCommands(program: Command): void {
       printJson((await client.sandboxes.get(ref)).data);
     });
 
-  program
-    .command('stop <sandbox...>')
-    .description('stop compute; files are kept (non-persistent sandboxes are destroyed)')
-    .option('--json', 'print JSON')
-    .action(async (refs: string[], flags: { json?: boolean }) => {
+  /** stop, resume and destroy share one shape: act on each named sandbox, report each. */
+  const each = <T>(name: string, description: string, act: (s: Sandbox) => Promise<T>, say: (r: T) => string, alias?: string): void => {
+    const cmd = program.command(`${name} <sandbox...>`).description(description).option('--json', 'print JSON');
+    if (alias) cmd.alias(alias);
+    cmd.action(async (refs: string[], flags: { json?: boolean }) => {
       const client = await connect();
-      const out = [];
+      const out: T[] = [];
       for (const ref of refs) {
-        const s = await (await client.sandboxes.get(ref)).stop();
-        out.push(s.data);
-        if (!flags.json) process.stdout.write(`${s.name} ${s.state === 'paused' ? 'paused' : 'destroyed'}\n`);
-      }
-      if (flags.json) printJson(out.length === 1 ? out[0] : out);
-    });
-
-  program
-    .command('resume <sandbox...>')
-    .description('start compute again on the kept files')
-    .option('--json', 'print JSON')
-    .action(async (refs: string[], flags: { json?: boolean }) => {
-      const client = await connect();
-      const out = [];
-      for (const ref of refs) {
-        const s = await (await client.sandboxes.get(ref)).resume();
-        out.push(s.data);
-        if (!flags.json) process.stdout.write(`${s.name} ${s.state}\n`);
-      }
-      if (flags.json) printJson(out.length === 1 ? out[0] : out);
-    });
-
-  program
-    .command('destroy <sandbox...>')
-    .alias('rm')
-    .description('destroy sandboxes and their files')
-    .option('--json', 'print JSON')
-    .action(async (refs: string[], flags: { json?: boolean }) => {
-      const client = await connect();
-      const out = [];
-      for (const ref of refs) {
-        const r = await (await client.sandboxes.get(ref)).destroy();
+        const r = await act(await client.sandboxes.get(ref));
         out.push(r);
-        if (!flags.json) process.stdout.write(`${r.name} destroyed\n`);
+        if (!flags.json) process.stdout.write(`${say(r)}\n`);
       }
       if (flags.json) printJson(out.length === 1 ? out[0] : out);
     });
+  };
+
+  each(
+    'stop',
+    'stop compute; files are kept (non-persistent sandboxes are destroyed)',
+    async (s) => (await s.stop()).data,
+    (d) => `${d.name} ${d.state === 'paused' ? 'paused' : 'destroyed'}`,
+  );
+  each('resume', 'start compute again on the kept files', async (s) => (await s.resume()).data, (d) => `${d.name} ${d.state}`);
+  each('destroy', 'destroy sandboxes and their files', (s) => s.destroy(), (r) => `${r.name} destroyed`, 'rm');
 }
