@@ -69,6 +69,10 @@ export const Sandbox = z.object({
   network: z.literal('none'),
   runtime: z.string(),
   storage: z.string(),
+  /** Paths that survive compute replacement; empty = the whole rootfs persists. */
+  persist: z.array(z.string()),
+  /** The snapshot or sandbox this one was restored or forked from. */
+  origin: z.string().nullable(),
 });
 export type Sandbox = z.infer<typeof Sandbox>;
 
@@ -83,6 +87,14 @@ export const CreateSandboxRequest = z.strictObject({
   labels: Labels.optional(),
   env: Env.optional(),
   cwd: AbsolutePath.optional(),
+  /** Restore: `SANDBOX@SNAPSHOT` or a snapshot id. The image and persisted paths come from the snapshot. */
+  snapshot: z.string().min(1).max(200).optional(),
+  /** Only these directories survive stop, recycle and compute replacement (Mistle's selected paths). */
+  persist: z
+    .array(AbsolutePath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'must be a directory below / without ..'))
+    .max(16)
+    .refine((l) => new Set(l).size === l.length, 'persisted paths must be distinct')
+    .optional(),
 });
 export type CreateSandboxRequest = z.infer<typeof CreateSandboxRequest>;
 
@@ -168,7 +180,14 @@ export const ProgressEvent = z.discriminatedUnion('type', [
 ]);
 export type ProgressEvent = z.infer<typeof ProgressEvent>;
 
-export const DestroyResult = z.object({ id: z.string(), name: z.string(), destroyed: z.literal(true) });
+export const DestroyResult = z.object({
+  id: z.string(),
+  name: z.string(),
+  destroyed: z.literal(true),
+  /** Snapshots outlive their sandbox until deleted (or destroy with withSnapshots). */
+  snapshotsKept: z.array(z.string()),
+  snapshotsDeleted: z.array(z.string()),
+});
 export type DestroyResult = z.infer<typeof DestroyResult>;
 
 export const Health = z.object({
@@ -190,3 +209,43 @@ export type ShutdownRequest = z.infer<typeof ShutdownRequest>;
 
 export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
 export const ImageList = z.object({ images: z.array(Image) });
+
+export const SNAPSHOT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,127}$/;
+export const SnapshotName = z
+  .string()
+  .regex(SNAPSHOT_NAME_PATTERN, 'snapshot names are 1-128 letters, digits, spaces and . _ : -, starting with a letter or digit')
+  .refine((n) => !n.endsWith(' '), 'snapshot names must not end with a space');
+
+export const Snapshot = z.object({
+  id: z.string(),
+  name: z.string(),
+  sandbox: z.string(),
+  sandboxId: z.string(),
+  /** False once the sandbox was destroyed: the snapshot still restores. */
+  sandboxExists: z.boolean(),
+  image: z.string(),
+  persist: z.array(z.string()),
+  createdAt: z.string(),
+  /** Filled in shortly after the snapshot is taken (measuring walks the files). */
+  sizeBytes: z.number().int().nullable(),
+  durationMs: z.number(),
+});
+export type Snapshot = z.infer<typeof Snapshot>;
+
+export const CreateSnapshotRequest = z.strictObject({
+  name: SnapshotName,
+  /** Also save process memory ("cold mode"); NOT_SUPPORTED by the crun driver. */
+  memory: z.boolean().optional(),
+});
+export type CreateSnapshotRequest = z.infer<typeof CreateSnapshotRequest>;
+
+export const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
+
+export const ForkRequest = z.strictObject({
+  name: Name.optional(),
+  count: z.number().int().min(1).max(64).optional(),
+});
+export type ForkRequest = z.infer<typeof ForkRequest>;
+
+export const CommitRequest = z.strictObject({ image: Name });
+export type CommitRequest = z.infer<typeof CommitRequest>;

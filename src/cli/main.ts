@@ -5,6 +5,7 @@ import { registerDaemonCommands } from './commands/daemon.js';
 import { registerExecCommands } from './commands/exec.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
+import { registerSnapshotCommands } from './commands/snapshot.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -16,6 +17,7 @@ const program = new Command()
 
 registerSandboxCommands(program);
 registerExecCommands(program);
+registerSnapshotCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

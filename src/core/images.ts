@@ -124,6 +124,30 @@ export class ImageManager {
     }
   }
 
+  /**
+   * A new image named `name` whose files `fill(imageId)` writes through the storage
+   * driver (commit, import). Recorded as building first, so a crash leaves nothing half-made.
+   */
+  async createFrom(name: string, config: ImageConfig, fill: (imageId: string) => Promise<void>, preset: string | null = null): Promise<Image> {
+    if (this.row(name)) throw new NookError('NAME_TAKEN', `an image named ${name} already exists`, { hint: `choose another name, or remove it: nook image rm ${name}` });
+    const id = newId('img');
+    const now = Date.now();
+    this.db
+      .prepare("INSERT INTO images (id, name, preset, state, size_bytes, created_at, config_json) VALUES (?, ?, ?, 'building', 0, ?, ?)")
+      .run(id, name, preset, now, JSON.stringify(config));
+    try {
+      await fill(id);
+    } catch (e) {
+      this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+      await this.storage.deleteImage(id).catch(() => undefined);
+      throw e;
+    }
+    const du = await run(['du', '-sb', this.storage.imagePath(id)], { allowFail: true });
+    this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(Number(du.stdout.split(/\s/)[0]) || 0, id);
+    log('image created', { name, id, ms: Date.now() - now });
+    return this.get(id);
+  }
+
   async remove(ref: string): Promise<Image> {
     const row = this.row(ref);
     if (!row || row.state !== 'ready') throw notFound(ref);
@@ -132,6 +156,13 @@ export class ImageManager {
       throw new NookError('IMAGE_IN_USE', `image ${row.name} is used by ${users.length} sandbox(es): ${users.join(', ')}`, {
         hint: `destroy them first (nook destroy ${users[0]})`,
         context: { sandboxes: users },
+      });
+    }
+    const snaps = (this.db.prepare("SELECT sandbox_name || '@' || name AS ref FROM snapshots WHERE image_id = ?").all(row.id) as { ref: string }[]).map((r) => r.ref);
+    if (snaps.length > 0) {
+      throw new NookError('IMAGE_IN_USE', `image ${row.name} is needed by ${snaps.length} snapshot(s): ${snaps.join(', ')}`, {
+        hint: 'delete those snapshots first (nook snapshot rm SANDBOX NAME)',
+        context: { snapshots: snaps },
       });
     }
     const image = this.toImage(row);

@@ -10,6 +10,7 @@ import { log } from '../util/log.js';
 import { ImageManager } from './images.js';
 import type { Paths } from './paths.js';
 import { SandboxManager } from './sandboxes.js';
+import { SnapshotManager } from './snapshots.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -57,6 +58,7 @@ export class Nook {
     readonly runtime: RuntimeDriver,
     readonly images: ImageManager,
     readonly sandboxes: SandboxManager,
+    readonly snapshots: SnapshotManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -76,10 +78,12 @@ export class Nook {
     const db = openDb(paths.dbPath);
     const images = new ImageManager(db, storage, paths.cacheDir);
     const sandboxes = new SandboxManager(db, storage, runtime, images);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes);
+    const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots);
     const started = Date.now();
     await images.reconcile();
     await sandboxes.reconcile();
+    await snapshots.reconcile();
     log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
     nook.ttl = new TtlScheduler(sandboxes);
     nook.ttl.start();

@@ -4,6 +4,7 @@ import {
   NAME_PATTERN,
   NAME_RULE,
   type CreateSandboxRequest,
+  type DestroyResult,
   type ExecRequest,
   type ExecResult,
   type Limits,
@@ -22,11 +23,33 @@ import { OutputCapture } from './output.js';
 import type { ImageManager } from './images.js';
 import type { ProgressFn } from './presets.js';
 
-interface SandboxSpec {
+export interface SandboxSpec {
   limits: Limits;
   labels: Record<string, string>;
   env: Record<string, string>;
   cwd: string;
+  /** Persisted paths; empty means the whole rootfs persists. */
+  persist: string[];
+  /** What this sandbox was restored or forked from, for people reading inspect. */
+  origin: string | null;
+}
+
+/** Restore or fork: the files come from a snapshot, not from the image. */
+export interface RestoreSource {
+  snapshotId: string;
+  imageId: string;
+  persist: string[];
+  origin: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  state: SandboxState;
+  imageId: string;
+  persistent: boolean;
+  ttlMs: number | null;
+  spec: SandboxSpec;
 }
 
 interface SandboxRow {
@@ -61,6 +84,8 @@ export class SandboxManager {
   private readonly locks = new KeyedMutex();
   /** Called after any change that can move the next TTL expiry. */
   onScheduleChange: () => void = () => undefined;
+  /** Set by the snapshot manager: what to do with a destroyed sandbox's snapshots. */
+  onDestroy: (sandboxId: string, withSnapshots: boolean) => Promise<{ kept: string[]; deleted: string[] }> = async () => ({ kept: [], deleted: [] });
 
   constructor(
     private readonly db: Db,
@@ -83,8 +108,13 @@ export class SandboxManager {
     return row;
   }
 
+  private spec(row: SandboxRow): SandboxSpec {
+    const spec = JSON.parse(row.spec_json) as Partial<SandboxSpec> & Omit<SandboxSpec, 'persist' | 'origin'>;
+    return { ...spec, persist: spec.persist ?? [], origin: spec.origin ?? null };
+  }
+
   private toSandbox(row: SandboxRow): Sandbox {
-    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const spec = this.spec(row);
     const image = this.db.prepare('SELECT name FROM images WHERE id = ?').get(row.image_id) as { name: string } | undefined;
     return {
       id: row.id,
@@ -103,7 +133,20 @@ export class SandboxManager {
       network: 'none',
       runtime: this.runtime.info().name,
       storage: this.storage.info().driver,
+      persist: spec.persist,
+      origin: spec.origin,
     };
+  }
+
+  /** The internal record of a sandbox (for the snapshot manager). */
+  record(ref: string): SandboxRecord {
+    const row = this.mustRow(ref);
+    return { id: row.id, name: row.name, state: row.state, imageId: row.image_id, persistent: row.persistent === 1, ttlMs: row.ttl_ms, spec: this.spec(row) };
+  }
+
+  /** The live sandbox with this name or id, if any (no error). */
+  find(ref: string): SandboxRecord | undefined {
+    return this.rowByRef(ref) ? this.record(ref) : undefined;
   }
 
   get(ref: string): Sandbox {
@@ -135,7 +178,7 @@ export class SandboxManager {
 
   // ---- lifecycle -----------------------------------------------------------------
 
-  async create(req: CreateSandboxRequest, progress?: ProgressFn): Promise<Sandbox> {
+  async create(req: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
     const name = req.name ?? this.generateName();
     if (!NAME_PATTERN.test(name)) {
       throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
@@ -143,13 +186,15 @@ export class SandboxManager {
     if (this.rowByRef(name)) {
       throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
     }
-    const image = await this.images.ensure(req.image ?? DEFAULTS.image, progress);
+    const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? DEFAULTS.image, progress)).id;
     const id = newId('sb');
     const spec: SandboxSpec = {
       limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids },
       labels: req.labels ?? {},
       env: req.env ?? {},
       cwd: req.cwd ?? DEFAULTS.cwd,
+      persist: from ? from.persist : (req.persist ?? []),
+      origin: from ? from.origin : null,
     };
     const now = Date.now();
     try {
@@ -158,7 +203,7 @@ export class SandboxManager {
           `INSERT INTO sandboxes (id, name, state, image_id, persistent, created_at, updated_at, ttl_ms, expires_at, spec_json)
            VALUES (?, ?, 'creating', ?, ?, ?, ?, ?, NULL, ?)`,
         )
-        .run(id, name, image.id, req.persistent === false ? 0 : 1, now, now, req.ttlMs ?? null, JSON.stringify(spec));
+        .run(id, name, imageId, req.persistent === false ? 0 : 1, now, now, req.ttlMs ?? null, JSON.stringify(spec));
     } catch (e) {
       if (/UNIQUE/.test((e as Error).message)) throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`);
       throw e;
@@ -174,10 +219,10 @@ export class SandboxManager {
         mark = now;
       };
       try {
-        await this.storage.createRootfs(id, image.id);
+        await this.storage.createSandbox(id, from ? { snapshotId: from.snapshotId } : { imageId }, spec.persist);
         phase('rootfsMs');
-        undo.push('rootfs', () => this.storage.deleteRootfs(id));
-        await this.startCompute(id, name, spec, image.id, undo);
+        undo.push('rootfs', () => this.storage.deleteSandbox(id));
+        await this.startCompute(id, name, spec, imageId, undo);
         phase('computeMs');
         this.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
       } catch (e) {
@@ -185,7 +230,7 @@ export class SandboxManager {
         throw e;
       }
       this.onScheduleChange();
-      log('sandbox created', { id, name, image: image.name, ms: Date.now() - now, ...phases });
+      log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ms: Date.now() - now, ...phases });
       return this.get(id);
     });
   }
@@ -201,7 +246,10 @@ export class SandboxManager {
     const rootfs = await this.storage.activateRootfs(id);
     undo?.push('activate', () => this.storage.deactivateRootfs(id));
     const env = { ...this.images.config(imageId).env, ...spec.env };
-    await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits });
+    const dirs = await this.storage.persistDirs(id);
+    const mounts = spec.persist.map((destination, i) => ({ destination, source: dirs[i] ?? '' })).filter((m) => m.source !== '');
+    if (mounts.length !== spec.persist.length) throw new NookError('STORAGE_ERROR', `persisted directories of ${name} are missing`);
+    await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts });
     undo?.push('compute', () => this.runtime.stop(id, 0));
   }
 
@@ -249,9 +297,11 @@ export class SandboxManager {
     if (row.state !== 'paused') {
       throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; it can be resumed only when paused`);
     }
-    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const spec = this.spec(row);
     const undo = new UndoStack();
     try {
+      // With persisted paths, only they survive: every start gets a fresh rootfs.
+      if (spec.persist.length > 0) await this.storage.resetRootfs(id, row.image_id);
       await this.startCompute(id, row.name, spec, row.image_id, undo);
     } catch (e) {
       await undo.rollback((m) => log(m, { sandbox: id }));
@@ -263,20 +313,62 @@ export class SandboxManager {
     return this.get(id);
   }
 
-  async destroy(ref: string): Promise<{ id: string; name: string; destroyed: true }> {
+  async destroy(ref: string, options: { withSnapshots?: boolean } = {}): Promise<DestroyResult> {
     const row = this.settledRow(ref);
     return this.locks.run(row.id, async () => {
       this.setState(row.id, 'destroying');
       await this.finishDestroy(row.id);
+      const snaps = await this.onDestroy(row.id, options.withSnapshots ?? false);
       this.onScheduleChange();
-      log('sandbox destroyed', { id: row.id, name: row.name });
-      return { id: row.id, name: row.name, destroyed: true as const };
+      log('sandbox destroyed', { id: row.id, name: row.name, snapshotsKept: snaps.kept.length, snapshotsDeleted: snaps.deleted.length });
+      return { id: row.id, name: row.name, destroyed: true as const, snapshotsKept: snaps.kept, snapshotsDeleted: snaps.deleted };
+    });
+  }
+
+  /** New compute from the image plus the persisted paths (sandboxes created with persist). */
+  async recycle(ref: string): Promise<Sandbox> {
+    const row = this.settledRow(ref);
+    if (this.spec(row).persist.length === 0) {
+      throw new NookError('INVALID_STATE', `sandbox ${row.name} persists its whole rootfs, so recycling would discard everything in it`, {
+        hint: 'recycle is for sandboxes created with --persist PATH; use stop and resume to restart compute',
+      });
+    }
+    return this.locks.run(row.id, async () => {
+      const current = this.mustRow(row.id);
+      if (current.state === 'running') {
+        this.setState(row.id, 'stopping');
+        await this.stopCompute(row.id);
+        this.setState(row.id, 'paused', { expiresAt: null });
+      }
+      log('sandbox recycling', { id: row.id, name: row.name });
+      return this.resumeLocked(row.id);
+    });
+  }
+
+  /**
+   * Runs `fn` with the sandbox's files quiet: a running sandbox is frozen (state
+   * snapshotting) for the instant of `fn`, then thawed; a paused one needs nothing.
+   */
+  async withQuiesced<T>(ref: string, fn: (sandbox: SandboxRecord) => Promise<T>): Promise<T> {
+    const row = this.settledRow(ref);
+    return this.locks.run(row.id, async () => {
+      const current = this.record(row.id);
+      if (current.state === 'paused') return fn(current);
+      if (current.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${current.state}`);
+      this.setState(row.id, 'snapshotting');
+      await this.runtime.freeze(row.id);
+      try {
+        return await fn(current);
+      } finally {
+        await this.runtime.thaw(row.id).catch((e: Error) => log('thaw failed', { id: row.id, error: e.message }));
+        this.setState(row.id, 'running');
+      }
     });
   }
 
   private async finishDestroy(id: string): Promise<void> {
     await this.runtime.stop(id, 0);
-    await this.storage.deleteRootfs(id);
+    await this.storage.deleteSandbox(id);
     this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
   }
 
@@ -291,7 +383,7 @@ export class SandboxManager {
     if (row.state !== 'running') {
       throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; exec needs it running or paused`);
     }
-    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const spec = this.spec(row);
     const capture = new OutputCapture(req.maxOutputBytes ?? DEFAULTS.maxOutputBytes, sink);
     const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
     const outcome = await this.runtime.exec(row.id, {
@@ -376,14 +468,16 @@ export class SandboxManager {
           log('reconcile: removed interrupted sandbox', { id: row.id, state: row.state });
           continue;
         }
-        if (!(await this.storage.rootfsExists(row.id))) {
+        if (!(await this.storage.sandboxExists(row.id))) {
           await this.runtime.stop(row.id, 0);
           this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(row.id);
           log('reconcile: dropped sandbox whose rootfs is gone', { id: row.id });
           continue;
         }
         const wantsCompute = row.state === 'running' || row.state === 'snapshotting';
-        if (wantsCompute && status === 'running') {
+        if (wantsCompute && (status === 'running' || status === 'paused')) {
+          // A crash mid-snapshot leaves the sandbox frozen: thaw it.
+          if (row.state === 'snapshotting') await this.runtime.thaw(row.id).catch(() => undefined);
           if (row.state !== 'running') this.setState(row.id, 'running');
           continue;
         }
@@ -401,22 +495,19 @@ export class SandboxManager {
       }
     }
     const known = new Set((this.db.prepare('SELECT id FROM sandboxes').all() as { id: string }[]).map((r) => r.id));
-    for (const id of containers.keys()) {
-      if (!known.has(id)) {
-        await this.runtime.stop(id, 0);
-        log('reconcile: removed orphaned container', { id });
-      }
-    }
-    for (const id of await this.storage.listRootfs()) {
-      if (!known.has(id)) {
-        await this.storage.deleteRootfs(id);
-        log('reconcile: removed orphaned rootfs', { id });
-      }
-    }
-    for (const id of await this.runtime.listCgroups()) {
-      if (!known.has(id)) {
-        await this.runtime.removeCgroups(id);
-        log('reconcile: removed orphaned cgroups', { id });
+    const orphans: [string, string[], (id: string) => Promise<void>][] = [
+      ['container', [...containers.keys()], (id) => this.runtime.stop(id, 0)],
+      ['sandbox files', await this.storage.listSandboxes(), (id) => this.storage.deleteSandbox(id)],
+      ['cgroups', await this.runtime.listCgroups(), (id) => this.runtime.removeCgroups(id)],
+    ];
+    for (const [what, ids, remove] of orphans) {
+      for (const id of ids.filter((i) => !known.has(i))) {
+        try {
+          await remove(id);
+          log(`reconcile: removed orphaned ${what}`, { id });
+        } catch (e) {
+          log(`reconcile: could not remove orphaned ${what}`, { id, error: (e as Error).message });
+        }
       }
     }
   }

@@ -127,9 +127,31 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     const state = c.req.query('state');
     return c.json({ sandboxes: sb.list({ labels: labelsFromQuery(c.req.queries('label')), ...(state ? { state } : {}) }) });
   });
-  app.post(routes.createSandbox.path, async (c) => c.json(await sb.create(await parseBody(c, routes.createSandbox.body))));
+  app.post(routes.createSandbox.path, async (c) => {
+    const req = await parseBody(c, routes.createSandbox.body);
+    return c.json(req.snapshot ? await nook.snapshots.restore({ ...req, snapshot: req.snapshot }) : await sb.create(req));
+  });
   app.get(honoPath(routes.getSandbox.path), (c) => c.json(sb.get(c.req.param('ref') ?? '')));
-  app.delete(honoPath(routes.destroySandbox.path), async (c) => c.json(await sb.destroy(c.req.param('ref') ?? '')));
+  app.delete(honoPath(routes.destroySandbox.path), async (c) =>
+    c.json(await sb.destroy(c.req.param('ref') ?? '', { withSnapshots: c.req.query('withSnapshots') === 'true' })),
+  );
+  app.post(honoPath(routes.recycleSandbox.path), async (c) => c.json(await sb.recycle(c.req.param('ref') ?? '')));
+  app.post(honoPath(routes.createSnapshot.path), async (c) =>
+    c.json(await nook.snapshots.create(c.req.param('ref') ?? '', await parseBody(c, routes.createSnapshot.body))),
+  );
+  app.get(honoPath(routes.listSandboxSnapshots.path), (c) => {
+    const ref = c.req.param('ref') ?? '';
+    const snapshots = nook.snapshots.list(ref);
+    // A name that is neither a sandbox nor the old name of one with snapshots is a typo.
+    if (snapshots.length === 0 && !sb.find(ref)) sb.get(ref);
+    return c.json({ snapshots });
+  });
+  app.delete(honoPath(routes.deleteSnapshot.path), async (c) => c.json(await nook.snapshots.remove(c.req.param('ref') ?? '', c.req.param('name') ?? '')));
+  app.get(routes.listSnapshots.path, (c) => c.json({ snapshots: nook.snapshots.list() }));
+  app.post(honoPath(routes.fork.path), async (c) =>
+    c.json({ sandboxes: await nook.snapshots.fork(c.req.param('ref') ?? '', await parseBody(c, routes.fork.body)) }),
+  );
+  app.post(honoPath(routes.commit.path), async (c) => c.json(await nook.snapshots.commit(c.req.param('ref') ?? '', await parseBody(c, routes.commit.body))));
   app.post(honoPath(routes.stopSandbox.path), async (c) => {
     const ref = c.req.param('ref') ?? '';
     const before = sb.get(ref);

@@ -29,6 +29,20 @@ export class CgroupV1 {
     return `${this.parent}/${sandboxId}`;
   }
 
+  /** Freezes (or thaws) every task of a sandbox and waits until the kernel says it is done. */
+  async setFrozen(sandboxId: string, frozen: boolean, waitMs = 5000): Promise<void> {
+    const file = join(ROOT, 'freezer', this.parent, sandboxId, 'freezer.state');
+    const want = frozen ? 'FROZEN' : 'THAWED';
+    await fsp.writeFile(file, want);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const state = (await fsp.readFile(file, 'utf8')).trim();
+      if (state === want) return;
+      if (Date.now() > deadline) throw new NookError('RUNTIME_ERROR', `sandbox ${sandboxId} did not reach ${want} (it is ${state})`);
+      await sleep(1);
+    }
+  }
+
   private async controllers(): Promise<string[]> {
     const entries = await fsp.readdir(ROOT);
     const out: string[] = [];

@@ -62,6 +62,7 @@ export class OciRuntimeDriver implements RuntimeDriver {
       limits: spec.limits,
       cgroupsPath: this.o.cgroups.sandboxPath(spec.sandboxId),
       initDir: this.o.initDir,
+      mounts: spec.mounts,
     });
     await fsp.writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     // `run -d` hands its stdio to the container: give it a log file, never our pipes,
@@ -92,6 +93,14 @@ export class OciRuntimeDriver implements RuntimeDriver {
     } catch {
       return 'missing';
     }
+  }
+
+  freeze(sandboxId: string): Promise<void> {
+    return this.o.cgroups.setFrozen(sandboxId, true);
+  }
+
+  thaw(sandboxId: string): Promise<void> {
+    return this.o.cgroups.setFrozen(sandboxId, false);
   }
 
   async list(): Promise<{ id: string; status: ContainerStatus }[]> {

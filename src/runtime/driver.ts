@@ -15,6 +15,8 @@ export interface StartSpec {
   rootfs: string;
   env: Record<string, string>;
   limits: Limits;
+  /** Host directories bind-mounted read-write into the sandbox (persisted paths). */
+  mounts: { source: string; destination: string }[];
 }
 
 export type ContainerStatus = 'running' | 'paused' | 'stopped' | 'missing';
@@ -45,6 +47,9 @@ export interface RuntimeDriver {
   /** SIGTERM, then SIGKILL after graceMs; removes the container and its cgroups. Idempotent. */
   stop(sandboxId: string, graceMs: number): Promise<void>;
   status(sandboxId: string): Promise<ContainerStatus>;
+  /** Stops every process of the sandbox in place (for a consistent snapshot); `thaw` undoes it. */
+  freeze(sandboxId: string): Promise<void>;
+  thaw(sandboxId: string): Promise<void>;
   list(): Promise<{ id: string; status: ContainerStatus }[]>;
   /**
    * Runs one command; resolves when it and every process it started have ended. If the

@@ -15,6 +15,8 @@ export interface OciSpecInput {
   cgroupsPath: string;
   /** Host directory holding nook-init, bind-mounted read-only at /.nook. */
   initDir: string;
+  /** Host directories bind-mounted read-write (persisted paths). */
+  mounts?: { source: string; destination: string }[];
 }
 
 /** Docker's default set without NET_RAW (raw sockets) and MKNOD: all only within the user namespace. */
@@ -77,6 +79,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=262144k'] },
       { destination: INIT_DIR_IN_SANDBOX, type: 'bind', source: input.initDir, options: ['bind', 'ro', 'nosuid', 'nodev'] },
+      ...(input.mounts ?? []).map((m) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'rw', 'nosuid', 'nodev'] })),
     ],
     linux: {
       uidMappings: [{ containerID: 0, hostID: ID_MAP.hostId, size: ID_MAP.size }],

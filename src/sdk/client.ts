@@ -1,6 +1,9 @@
 import { NookError } from '../api/errors.js';
 import type {
   CreateSandboxRequest,
+  CreateSnapshotRequest,
+  ForkRequest,
+  Snapshot,
   DestroyResult,
   ExecEvent,
   ExecRequest,
@@ -117,8 +120,39 @@ export class Sandbox {
     return this;
   }
 
-  async destroy(): Promise<DestroyResult> {
-    return this.transport.json<DestroyResult>('DELETE', this.path());
+  /** Destroys the sandbox and its files; its snapshots are kept unless withSnapshots. */
+  async destroy(options: { withSnapshots?: boolean } = {}): Promise<DestroyResult> {
+    return this.transport.json<DestroyResult>('DELETE', this.path(), { query: { withSnapshots: options.withSnapshots ? 'true' : undefined } });
+  }
+
+  /** New compute from the image plus the persisted paths (for sandboxes created with persist). */
+  async recycle(): Promise<this> {
+    this.info = await this.transport.json<SandboxInfo>('POST', this.path('/recycle'));
+    return this;
+  }
+
+  /** New running sandboxes from this one's current files; this one goes on running. */
+  async fork(options: ForkRequest = {}): Promise<Sandbox[]> {
+    const r = await this.transport.json<{ sandboxes: SandboxInfo[] }>('POST', this.path('/fork'), { body: options });
+    return r.sandboxes.map((s) => new Sandbox(this.transport, s));
+  }
+
+  /** A new image from this sandbox's files (persisted paths included). */
+  commit(options: { image: string }): Promise<Image> {
+    return this.transport.json<Image>('POST', this.path('/commit'), { body: options });
+  }
+
+  /** Named, read-only checkpoints of this sandbox's files. */
+  get snapshots(): {
+    create: (options: CreateSnapshotRequest) => Promise<Snapshot>;
+    list: () => Promise<Snapshot[]>;
+    delete: (name: string) => Promise<Snapshot>;
+  } {
+    return {
+      create: (options) => this.transport.json<Snapshot>('POST', this.path('/snapshots'), { body: options }),
+      list: async () => (await this.transport.json<{ snapshots: Snapshot[] }>('GET', this.path('/snapshots'))).snapshots,
+      delete: (name) => this.transport.json<Snapshot>('DELETE', this.path(`/snapshots/${encodeURIComponent(name)}`)),
+    };
   }
 }
 
@@ -135,7 +169,7 @@ class Sandboxes {
 
   async create(options: CreateOptions = {}): Promise<Sandbox> {
     const { onProgress, ...body } = options;
-    if (onProgress) await this.images.ensure(body.image ?? 'python', onProgress);
+    if (onProgress && !body.snapshot) await this.images.ensure(body.image ?? 'python', onProgress);
     return new Sandbox(this.transport, await this.transport.json<SandboxInfo>('POST', '/v1/sandboxes', { body }));
   }
 
@@ -147,6 +181,20 @@ class Sandboxes {
     const label = Object.entries(filter.labels ?? {}).map(([k, v]) => `${k}=${v}`);
     const r = await this.transport.json<{ sandboxes: SandboxInfo[] }>('GET', '/v1/sandboxes', { query: { label, state: filter.state } });
     return r.sandboxes.map((s) => new Sandbox(this.transport, s));
+  }
+}
+
+class Snapshots {
+  constructor(private readonly transport: Transport) {}
+
+  /** Every snapshot, or those of one sandbox (also a destroyed one, by its name). */
+  async list(sandbox?: string): Promise<Snapshot[]> {
+    const path = sandbox === undefined ? '/v1/snapshots' : `/v1/sandboxes/${encodeURIComponent(sandbox)}/snapshots`;
+    return (await this.transport.json<{ snapshots: Snapshot[] }>('GET', path)).snapshots;
+  }
+
+  delete(sandbox: string, name: string): Promise<Snapshot> {
+    return this.transport.json<Snapshot>('DELETE', `/v1/sandboxes/${encodeURIComponent(sandbox)}/snapshots/${encodeURIComponent(name)}`);
   }
 }
 
@@ -204,11 +252,13 @@ export class NookClient {
   readonly transport: Transport;
   readonly images: Images;
   readonly sandboxes: Sandboxes;
+  readonly snapshots: Snapshots;
 
   constructor(options: TransportOptions = {}) {
     this.transport = new Transport(options);
     this.images = new Images(this.transport);
     this.sandboxes = new Sandboxes(this.transport, this.images);
+    this.snapshots = new Snapshots(this.transport);
   }
 
   health(): Promise<Health> {

@@ -10,4 +10,6 @@ export type {
   ProgressEvent,
   CreateSandboxRequest,
   Limits,
+  Snapshot,
+  DestroyResult,
 } from '../api/schemas.js';

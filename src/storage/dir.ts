@@ -3,12 +3,17 @@ import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { exists, mountsUnder } from '../util/fs.js';
 import { run } from '../util/proc.js';
-import type { StorageDriver, StorageInfo } from './driver.js';
+import { duBytes, fsUsage, overlayPersistDirs, persistUnit, seedPersistDir, storageStep } from './common.js';
+import type { SandboxSource, StorageDriver, StorageInfo, StorageUsage } from './driver.js';
 
 /**
  * Fallback driver for hosts without btrfs: images are plain directories, a sandbox's
- * rootfs is an overlayfs (image as lower, a per-sandbox upper). Create is still constant
- * time; snapshots and forks (later) copy the upper dir, so they grow with the data written.
+ * rootfs is an overlayfs (image as lower, a per-sandbox upper). Create is constant time;
+ * snapshot, fork and restore copy the upper dir and persisted dirs (`cp -a`, reflinks
+ * where the filesystem has them), so they grow with the data the sandbox wrote.
+ *
+ * Layout: images/<id>, staging/<id>, sandboxes/<id>/{image,upper,work,rootfs,p0...},
+ * snapshots/<id>/{image,upper,p0...}.
  */
 export class DirDriver implements StorageDriver {
   constructor(private readonly root: string) {}
@@ -18,11 +23,19 @@ export class DirDriver implements StorageDriver {
   }
 
   async init(): Promise<void> {
-    for (const d of ['images', 'sandboxes', 'staging']) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o711 });
+    for (const d of ['images', 'sandboxes', 'staging', 'snapshots']) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o711 });
   }
 
   async release(): Promise<void> {
     for (const m of await mountsUnder(this.root)) await run(['umount', m], { allowFail: true });
+  }
+
+  usage(): Promise<StorageUsage> {
+    return fsUsage(this.root);
+  }
+
+  private step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return storageStep(what, this.root, fn);
   }
 
   imagePath(id: string): string {
@@ -35,6 +48,10 @@ export class DirDriver implements StorageDriver {
 
   private sandboxDir(sandboxId: string): string {
     return join(this.root, 'sandboxes', sandboxId);
+  }
+
+  private snapshotDir(snapshotId: string): string {
+    return join(this.root, 'snapshots', snapshotId);
   }
 
   async createImageStaging(id: string): Promise<string> {
@@ -56,25 +73,61 @@ export class DirDriver implements StorageDriver {
     await fsp.rm(this.imagePath(id), { recursive: true, force: true });
   }
 
-  async listImages(): Promise<string[]> {
+  listImages(): Promise<string[]> {
     return fsp.readdir(join(this.root, 'images'));
   }
 
-  async listStaging(): Promise<string[]> {
+  listStaging(): Promise<string[]> {
     return fsp.readdir(join(this.root, 'staging'));
   }
 
-  async createRootfs(sandboxId: string, imageId: string): Promise<void> {
-    if (!(await exists(this.imagePath(imageId)))) throw new NookError('STORAGE_ERROR', `image ${imageId} is missing`);
-    const dir = this.sandboxDir(sandboxId);
-    await fsp.mkdir(dir, { mode: 0o711 });
-    for (const d of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, d), { mode: 0o755 });
+  /** Carried units of a sandbox or snapshot dir: upper, then p0, p1, ... */
+  private async units(dir: string): Promise<string[]> {
+    const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    const persisted = names.filter((n) => /^p\d+$/.test(n)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    return [...(names.includes('upper') ? ['upper'] : []), ...persisted];
+  }
+
+  /** upper/work/rootfs for a fresh overlay whose root looks like the image's root. */
+  private async freshUpper(dir: string, imageId: string): Promise<void> {
+    for (const d of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, d), { recursive: true, mode: 0o755 });
     // The overlay's root takes owner and mode from the upper dir: make it the image root's
     // (the sandbox's mapped root), or the sandbox could not write in its own /.
     const top = await fsp.stat(this.imagePath(imageId));
     await fsp.chown(join(dir, 'upper'), top.uid, top.gid);
     await fsp.chmod(join(dir, 'upper'), top.mode & 0o7777);
     await fsp.writeFile(join(dir, 'image'), imageId);
+  }
+
+  async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
+    await fsp.mkdir(dir, { mode: 0o711 });
+    try {
+      if ('imageId' in source) {
+        if (!(await exists(this.imagePath(source.imageId)))) throw new NookError('STORAGE_ERROR', `image ${source.imageId} is missing`);
+        await this.freshUpper(dir, source.imageId);
+        for (const [i, path] of persistPaths.entries()) {
+          const unit = join(dir, persistUnit(i));
+          await fsp.mkdir(unit);
+          await this.step(`seed persisted path ${path}`, () => seedPersistDir(unit, this.imagePath(source.imageId), path));
+        }
+      } else {
+        const snap = this.snapshotDir(source.snapshotId);
+        if (!(await exists(join(snap, 'image')))) throw new NookError('STORAGE_ERROR', `snapshot ${source.snapshotId} is missing`);
+        await this.copyUnits(snap, dir);
+        for (const d of ['work', 'rootfs']) await fsp.mkdir(join(dir, d), { mode: 0o755 });
+      }
+    } catch (e) {
+      await this.deleteSandbox(sandboxId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async copyUnits(from: string, to: string): Promise<void> {
+    await fsp.copyFile(join(from, 'image'), join(to, 'image'));
+    for (const unit of await this.units(from)) {
+      await this.step('copy sandbox files', () => run(['cp', '-a', '--reflink=auto', join(from, unit), join(to, unit)]));
+    }
   }
 
   async activateRootfs(sandboxId: string): Promise<string> {
@@ -96,16 +149,72 @@ export class DirDriver implements StorageDriver {
     for (const m of await mountsUnder(join(this.sandboxDir(sandboxId), 'rootfs'))) await run(['umount', m]);
   }
 
-  async deleteRootfs(sandboxId: string): Promise<void> {
+  async persistDirs(sandboxId: string): Promise<string[]> {
+    const dir = this.sandboxDir(sandboxId);
+    return (await this.units(dir)).filter((u) => u !== 'upper').map((u) => join(dir, u));
+  }
+
+  async resetRootfs(sandboxId: string, imageId: string): Promise<void> {
+    const dir = this.sandboxDir(sandboxId);
+    await this.deactivateRootfs(sandboxId);
+    for (const d of ['upper', 'work']) await fsp.rm(join(dir, d), { recursive: true, force: true });
+    await this.freshUpper(dir, imageId);
+  }
+
+  async deleteSandbox(sandboxId: string): Promise<void> {
     await this.deactivateRootfs(sandboxId);
     await fsp.rm(this.sandboxDir(sandboxId), { recursive: true, force: true });
   }
 
-  async listRootfs(): Promise<string[]> {
+  listSandboxes(): Promise<string[]> {
     return fsp.readdir(join(this.root, 'sandboxes'));
   }
 
-  async rootfsExists(sandboxId: string): Promise<boolean> {
+  sandboxExists(sandboxId: string): Promise<boolean> {
     return exists(join(this.sandboxDir(sandboxId), 'image'));
+  }
+
+  async snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void> {
+    const dst = this.snapshotDir(snapshotId);
+    await fsp.mkdir(dst, { mode: 0o711 });
+    try {
+      await this.copyUnits(this.sandboxDir(sandboxId), dst);
+    } catch (e) {
+      await this.deleteSnapshot(snapshotId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    await fsp.rm(this.snapshotDir(snapshotId), { recursive: true, force: true });
+  }
+
+  listSnapshots(): Promise<string[]> {
+    return fsp.readdir(join(this.root, 'snapshots'));
+  }
+
+  snapshotSizeBytes(snapshotId: string): Promise<number> {
+    return duBytes(this.snapshotDir(snapshotId));
+  }
+
+  async commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void> {
+    const rootfs = join(this.sandboxDir(sandboxId), 'rootfs');
+    const wasMounted = (await mountsUnder(rootfs)).includes(rootfs);
+    const staging = await this.createImageStaging(imageId);
+    try {
+      // The merged view (lower + upper, whiteouts applied) is what the sandbox sees.
+      await this.activateRootfs(sandboxId);
+      await this.step('copy the sandbox into an image', () => run(['cp', '-a', '--reflink=auto', `${rootfs}/.`, staging]));
+      const top = await fsp.stat(rootfs);
+      await fsp.chown(staging, top.uid, top.gid);
+      await fsp.chmod(staging, top.mode & 0o7777);
+      await this.step('lay persisted paths into the image', async () => overlayPersistDirs(staging, await this.persistDirs(sandboxId), persistPaths));
+      await this.commitImage(imageId);
+    } catch (e) {
+      await this.discardImageStaging(imageId).catch(() => undefined);
+      throw e;
+    } finally {
+      if (!wasMounted) await this.deactivateRootfs(sandboxId);
+    }
   }
 }

@@ -1,12 +1,24 @@
 /**
- * StorageDriver: where image and sandbox root filesystems live. Drivers are thin and
+ * StorageDriver: where images, sandboxes and snapshots live. Drivers are thin and
  * stateless (core keeps the records); every driver passes test/integration/storage-conformance.
+ *
+ * A sandbox's files are units: its rootfs, plus one directory per persisted path
+ * (`--persist`), bind-mounted over the rootfs. Snapshots, forks and restores carry every
+ * unit; `resetRootfs` replaces only the rootfs, which is what makes persisted paths
+ * survive compute replacement.
  */
 export interface StorageInfo {
   driver: 'btrfs' | 'dir';
-  /** Snapshot/fork cost does not grow with the data (btrfs: yes; dir: copies). */
+  /** Snapshot, fork and restore cost does not grow with the data (btrfs: yes; dir: copies). */
   constantTimeSnapshots: boolean;
 }
+
+export interface StorageUsage {
+  sizeBytes: number;
+  freeBytes: number;
+}
+
+export type SandboxSource = { imageId: string } | { snapshotId: string };
 
 export interface StorageDriver {
   info(): StorageInfo;
@@ -14,6 +26,7 @@ export interface StorageDriver {
   init(): Promise<void>;
   /** Detaches the backing store (btrfs: unmounts the pool; files stay in the pool file). */
   release(): Promise<void>;
+  usage(): Promise<StorageUsage>;
 
   /** A fresh writable directory to build image `id` in; `commitImage` seals it read-only. */
   createImageStaging(id: string): Promise<string>;
@@ -24,12 +37,28 @@ export interface StorageDriver {
   listImages(): Promise<string[]>;
   listStaging(): Promise<string[]>;
 
-  /** A writable root filesystem for sandbox `sandboxId`, starting as a copy of image `imageId`. */
-  createRootfs(sandboxId: string, imageId: string): Promise<void>;
+  /**
+   * A sandbox's files: from an image (persisted directories seeded with what the image has
+   * at those paths) or from a snapshot (every unit as it was).
+   */
+  createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void>;
   /** Makes the rootfs usable as a container root and returns its path (dir: mounts the overlay). */
   activateRootfs(sandboxId: string): Promise<string>;
   deactivateRootfs(sandboxId: string): Promise<void>;
-  deleteRootfs(sandboxId: string): Promise<void>;
-  listRootfs(): Promise<string[]>;
-  rootfsExists(sandboxId: string): Promise<boolean>;
+  /** Host directories for the persisted paths, in the order they were given at create. */
+  persistDirs(sandboxId: string): Promise<string[]>;
+  /** A fresh rootfs from the image; persisted directories are kept. */
+  resetRootfs(sandboxId: string, imageId: string): Promise<void>;
+  deleteSandbox(sandboxId: string): Promise<void>;
+  listSandboxes(): Promise<string[]>;
+  sandboxExists(sandboxId: string): Promise<boolean>;
+
+  /** A read-only copy of every unit of a sandbox (freeze its processes first). */
+  snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
+  listSnapshots(): Promise<string[]>;
+  /** Bytes a snapshot holds (walks its files: run it off the hot path). */
+  snapshotSizeBytes(snapshotId: string): Promise<number>;
+  /** A new image from the sandbox's rootfs with its persisted directories laid over it. */
+  commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void>;
 }

@@ -26,4 +26,19 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      config_json TEXT NOT NULL DEFAULT '{}'
    );`,
+  // 2: snapshots; they outlive their sandbox, so they keep its name
+  `CREATE TABLE snapshots (
+     id TEXT PRIMARY KEY,
+     sandbox_id TEXT NOT NULL,
+     sandbox_name TEXT NOT NULL,
+     name TEXT NOT NULL,
+     state TEXT NOT NULL,
+     image_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     duration_ms REAL NOT NULL DEFAULT 0,
+     size_bytes INTEGER,
+     spec_json TEXT NOT NULL,
+     UNIQUE (sandbox_id, name)
+   );
+   CREATE INDEX snapshots_sandbox_name ON snapshots(sandbox_name);`,
 ];

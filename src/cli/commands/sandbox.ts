@@ -17,6 +17,8 @@ interface CreateFlags {
   env?: Record<string, string>;
   cwd?: string;
   persistent: boolean;
+  snapshot?: string;
+  persist?: string[];
   json?: boolean;
 }
 
@@ -25,7 +27,7 @@ export function registerSandboxCommands(program: Command): void {
     .command('create')
     .description('create a sandbox and start it (persistent unless --non-persistent)')
     .option('--name <name>', 'unique name (default: generated)')
-    .option('--image <image>', 'image to start from', 'python')
+    .option('--image <image>', 'image to start from (default: python)')
     .option('--ttl <duration>', 'stop (persistent) or destroy (non-persistent) after this long, e.g. 1h', durationMs)
     .option('--memory-mib <MiB>', 'memory limit', positiveInt)
     .option('--cpus <n>', 'CPU limit, e.g. 0.5', positiveNumber)
@@ -34,15 +36,21 @@ export function registerSandboxCommands(program: Command): void {
     .option('--env <K=V>', 'environment variable for every exec (repeatable)', keyValue)
     .option('--cwd <dir>', 'working directory for execs', undefined)
     .option('--non-persistent', 'discard the sandbox when it stops')
+    .option('--snapshot <sandbox@name>', 'restore: start from a snapshot\'s files (and its image)')
+    .option('--persist <path>', 'only this directory survives stop and recycle (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the sandbox as JSON')
     .action(async (flags: CreateFlags & { nonPersistent?: boolean }) => {
       const client = await connect();
-      const bar = progressBar(`building image ${flags.image ?? 'python'}`, !flags.json);
-      await client.images.ensure(flags.image ?? 'python', bar.onProgress);
-      bar.done();
+      if (!flags.snapshot) {
+        const bar = progressBar(`building image ${flags.image ?? 'python'}`, !flags.json);
+        await client.images.ensure(flags.image ?? 'python', bar.onProgress);
+        bar.done();
+      }
       const req: CreateSandboxRequest = {
         ...(flags.name ? { name: flags.name } : {}),
-        ...(flags.image ? { image: flags.image } : {}),
+        ...(flags.image && !flags.snapshot ? { image: flags.image } : {}),
+        ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
+        ...(flags.persist ? { persist: flags.persist } : {}),
         ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
         ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
         ...(flags.cpus ? { cpus: flags.cpus } : {}),
@@ -80,11 +88,9 @@ export function registerSandboxCommands(program: Command): void {
       printJson((await client.sandboxes.get(ref)).data);
     });
 
-  /** stop, resume and destroy share one shape: act on each named sandbox, report each. */
-  const each = <T>(name: string, description: string, act: (s: Sandbox) => Promise<T>, say: (r: T) => string, alias?: string): void => {
-    const cmd = program.command(`${name} <sandbox...>`).description(description).option('--json', 'print JSON');
-    if (alias) cmd.alias(alias);
-    cmd.action(async (refs: string[], flags: { json?: boolean }) => {
+  /** stop and resume share one shape: act on each named sandbox, report each. */
+  const each = <T>(name: string, description: string, act: (s: Sandbox) => Promise<T>, say: (r: T) => string): void => {
+    program.command(`${name} <sandbox...>`).description(description).option('--json', 'print JSON').action(async (refs: string[], flags: { json?: boolean }) => {
       const client = await connect();
       const out: T[] = [];
       for (const ref of refs) {
@@ -103,5 +109,23 @@ export function registerSandboxCommands(program: Command): void {
     (d) => `${d.name} ${d.state === 'paused' ? 'paused' : 'destroyed'}`,
   );
   each('resume', 'start compute again on the kept files', async (s) => (await s.resume()).data, (d) => `${d.name} ${d.state}`);
-  each('destroy', 'destroy sandboxes and their files', (s) => s.destroy(), (r) => `${r.name} destroyed`, 'rm');
+  program
+    .command('destroy <sandbox...>')
+    .alias('rm')
+    .description('destroy sandboxes and their files; their snapshots are kept unless --with-snapshots')
+    .option('--with-snapshots', 'delete their snapshots too')
+    .option('--json', 'print JSON')
+    .action(async (refs: string[], flags: { withSnapshots?: boolean; json?: boolean }) => {
+      const client = await connect();
+      const out = [];
+      for (const ref of refs) {
+        const r = await (await client.sandboxes.get(ref)).destroy({ withSnapshots: flags.withSnapshots ?? false });
+        out.push(r);
+        if (flags.json) continue;
+        const kept = r.snapshotsKept.length ? ` (${r.snapshotsKept.length} snapshot(s) kept: ${r.snapshotsKept.join(', ')}; delete them with --with-snapshots or nook snapshot rm)` : '';
+        const deleted = r.snapshotsDeleted.length ? ` with ${r.snapshotsDeleted.length} snapshot(s)` : '';
+        process.stdout.write(`${r.name} destroyed${deleted}${kept}\n`);
+      }
+      if (flags.json) printJson(out.length === 1 ? out[0] : out);
+    });
 }

@@ -1,0 +1,267 @@
+import { NookError } from '../api/errors.js';
+import {
+  NAME_PATTERN,
+  NAME_RULE,
+  type CommitRequest,
+  type CreateSandboxRequest,
+  type CreateSnapshotRequest,
+  type ForkRequest,
+  type Image,
+  type Sandbox,
+  type Snapshot,
+} from '../api/schemas.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { Db } from '../store/db.js';
+import { newId } from '../util/ids.js';
+import { log } from '../util/log.js';
+import type { ImageManager } from './images.js';
+import type { SandboxManager, SandboxSpec } from './sandboxes.js';
+
+interface SnapshotRow {
+  id: string;
+  sandbox_id: string;
+  sandbox_name: string;
+  name: string;
+  state: 'creating' | 'ready';
+  image_id: string;
+  created_at: number;
+  duration_ms: number;
+  size_bytes: number | null;
+  spec_json: string;
+}
+
+/**
+ * Snapshots (read-only checkpoints of a sandbox's files), restore, fork and commit. Every
+ * one of them reads a sandbox's files while its processes are frozen, so what is captured
+ * is never half-written; on btrfs each is a handful of constant-time subvolume snapshots.
+ */
+export class SnapshotManager {
+  constructor(
+    private readonly db: Db,
+    private readonly storage: StorageDriver,
+    private readonly runtime: RuntimeDriver,
+    private readonly images: ImageManager,
+    private readonly sandboxes: SandboxManager,
+  ) {
+    sandboxes.onDestroy = (sandboxId, withSnapshots) => this.afterSandboxDestroyed(sandboxId, withSnapshots);
+  }
+
+  private toSnapshot(row: SnapshotRow): Snapshot {
+    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const image = this.db.prepare('SELECT name FROM images WHERE id = ?').get(row.image_id) as { name: string } | undefined;
+    return {
+      id: row.id,
+      name: row.name,
+      sandbox: row.sandbox_name,
+      sandboxId: row.sandbox_id,
+      sandboxExists: this.sandboxes.find(row.sandbox_id) !== undefined,
+      image: image?.name ?? row.image_id,
+      persist: spec.persist ?? [],
+      createdAt: new Date(row.created_at).toISOString(),
+      sizeBytes: row.size_bytes,
+      durationMs: row.duration_ms,
+    };
+  }
+
+  // ---- snapshots ----------------------------------------------------------------------
+
+  async create(ref: string, req: CreateSnapshotRequest): Promise<Snapshot> {
+    if (req.memory && !this.runtime.info().memorySnapshots) {
+      throw new NookError('NOT_SUPPORTED', `the ${this.runtime.info().name} runtime cannot save process memory on this host (CRIU does not work on this kernel)`, {
+        hint: 'take a files-only snapshot (without --memory); processes restart from the saved files',
+      });
+    }
+    const sandbox = this.sandboxes.record(ref);
+    if (this.db.prepare('SELECT 1 FROM snapshots WHERE sandbox_id = ? AND name = ?').get(sandbox.id, req.name)) {
+      throw new NookError('NAME_TAKEN', `sandbox ${sandbox.name} already has a snapshot named ${JSON.stringify(req.name)}`, {
+        hint: `choose another name, or delete it: nook snapshot rm ${sandbox.name} ${JSON.stringify(req.name)}`,
+      });
+    }
+    const id = newId('snap');
+    // Recorded as creating first: after a crash, reconcile removes a half-made snapshot.
+    this.db
+      .prepare("INSERT INTO snapshots (id, sandbox_id, sandbox_name, name, state, image_id, created_at, spec_json) VALUES (?, ?, ?, ?, 'creating', ?, ?, ?)")
+      .run(id, sandbox.id, sandbox.name, req.name, sandbox.imageId, Date.now(), JSON.stringify(sandbox.spec));
+    let durationMs = 0;
+    try {
+      await this.sandboxes.withQuiesced(sandbox.id, async (s) => {
+        const started = performance.now();
+        await this.storage.snapshotSandbox(s.id, id);
+        durationMs = Math.round((performance.now() - started) * 100) / 100;
+      });
+    } catch (e) {
+      this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
+      throw e;
+    }
+    this.db.prepare("UPDATE snapshots SET state = 'ready', duration_ms = ? WHERE id = ?").run(durationMs, id);
+    log('snapshot taken', { id, sandbox: sandbox.name, name: req.name, ms: durationMs });
+    this.measureLater(id);
+    return this.get(id);
+  }
+
+  /** Size is measured after the fact: walking the files is not constant time. */
+  private measureLater(id: string): void {
+    setImmediate(() => {
+      this.storage
+        .snapshotSizeBytes(id)
+        .then((bytes) => {
+          if (this.db.open) this.db.prepare('UPDATE snapshots SET size_bytes = ? WHERE id = ?').run(bytes, id);
+        })
+        .catch(() => undefined);
+    });
+  }
+
+  private get(id: string): Snapshot {
+    const row = this.db.prepare('SELECT * FROM snapshots WHERE id = ?').get(id) as SnapshotRow | undefined;
+    if (!row) throw new NookError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+    return this.toSnapshot(row);
+  }
+
+  /** Snapshots of one sandbox (live, or destroyed and named by its old name), or all. */
+  list(ref?: string): Snapshot[] {
+    let rows: SnapshotRow[];
+    if (ref === undefined) {
+      rows = this.db.prepare("SELECT * FROM snapshots WHERE state = 'ready' ORDER BY created_at").all() as SnapshotRow[];
+    } else {
+      const live = this.sandboxes.find(ref);
+      rows = live
+        ? (this.db.prepare("SELECT * FROM snapshots WHERE state = 'ready' AND sandbox_id = ? ORDER BY created_at").all(live.id) as SnapshotRow[])
+        : (this.db.prepare("SELECT * FROM snapshots WHERE state = 'ready' AND (sandbox_name = ? OR sandbox_id = ?) ORDER BY created_at").all(ref, ref) as SnapshotRow[]);
+    }
+    return rows.map((r) => this.toSnapshot(r));
+  }
+
+  /** `SANDBOX@NAME` or a snapshot id. A live sandbox of that name wins over destroyed ones. */
+  resolve(spec: string): SnapshotRow {
+    let row: SnapshotRow | undefined;
+    const at = spec.lastIndexOf('@');
+    if (at < 0) {
+      row = this.db.prepare("SELECT * FROM snapshots WHERE id = ? AND state = 'ready'").get(spec) as SnapshotRow | undefined;
+    } else {
+      const sandboxRef = spec.slice(0, at);
+      const name = spec.slice(at + 1);
+      const live = this.sandboxes.find(sandboxRef);
+      row = (
+        live
+          ? this.db.prepare("SELECT * FROM snapshots WHERE sandbox_id = ? AND name = ? AND state = 'ready'").get(live.id, name)
+          : this.db.prepare("SELECT * FROM snapshots WHERE (sandbox_name = ? OR sandbox_id = ?) AND name = ? AND state = 'ready' ORDER BY created_at DESC").get(sandboxRef, sandboxRef, name)
+      ) as SnapshotRow | undefined;
+    }
+    if (!row) {
+      throw new NookError('SNAPSHOT_NOT_FOUND', `no snapshot ${JSON.stringify(spec)}`, { hint: 'name it SANDBOX@SNAPSHOT or by id; list them with: nook snapshot ls' });
+    }
+    return row;
+  }
+
+  async remove(sandboxRef: string, name: string): Promise<Snapshot> {
+    const row = this.resolve(`${sandboxRef}@${name}`);
+    const snap = this.toSnapshot(row);
+    await this.storage.deleteSnapshot(row.id);
+    this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(row.id);
+    log('snapshot deleted', { id: row.id, sandbox: row.sandbox_name, name: row.name });
+    return snap;
+  }
+
+  private async afterSandboxDestroyed(sandboxId: string, withSnapshots: boolean): Promise<{ kept: string[]; deleted: string[] }> {
+    const rows = this.db.prepare('SELECT * FROM snapshots WHERE sandbox_id = ?').all(sandboxId) as SnapshotRow[];
+    if (!withSnapshots) return { kept: rows.map((r) => r.name), deleted: [] };
+    for (const r of rows) {
+      await this.storage.deleteSnapshot(r.id);
+      this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
+    }
+    return { kept: [], deleted: rows.map((r) => r.name) };
+  }
+
+  // ---- restore, fork, commit ------------------------------------------------------------
+
+  /** create --snapshot: a new sandbox from a snapshot's files. */
+  restore(req: CreateSandboxRequest & { snapshot: string }): Promise<Sandbox> {
+    if (req.image) throw new NookError('INVALID_ARGUMENT', 'give either snapshot or image: a restored sandbox runs on its snapshot\'s image');
+    if (req.persist) throw new NookError('INVALID_ARGUMENT', 'a restored sandbox keeps its snapshot\'s persisted paths; leave persist out');
+    const row = this.resolve(req.snapshot);
+    const spec = JSON.parse(row.spec_json) as SandboxSpec;
+    const { snapshot, ...rest } = req;
+    return this.sandboxes.create(
+      { ...rest, env: rest.env ?? spec.env, cwd: rest.cwd ?? spec.cwd, memoryMiB: rest.memoryMiB ?? spec.limits.memoryMiB, cpus: rest.cpus ?? spec.limits.cpus, pids: rest.pids ?? spec.limits.pids },
+      undefined,
+      { snapshotId: row.id, imageId: row.image_id, persist: spec.persist ?? [], origin: `snapshot ${row.sandbox_name}@${row.name} (${snapshot})` },
+    );
+  }
+
+  /**
+   * New running sandboxes from another's current files. One freeze and one snapshot serve
+   * every copy; the source goes on running. A failure removes every copy made.
+   */
+  async fork(ref: string, req: ForkRequest): Promise<Sandbox[]> {
+    const source = this.sandboxes.record(ref);
+    const count = req.count ?? 1;
+    const base = req.name ?? `${source.name.slice(0, 50)}-fork-${newId('f', 4).slice(2)}`;
+    const names = count === 1 ? [base] : Array.from({ length: count }, (_, i) => `${base}-${i + 1}`);
+    for (const n of names) {
+      if (!NAME_PATTERN.test(n)) throw new NookError('INVALID_NAME', `fork name ${n} is not valid: use ${NAME_RULE}`);
+      if (this.sandboxes.find(n)) throw new NookError('NAME_TAKEN', `a sandbox named ${n} already exists`, { hint: 'give the fork another --name' });
+    }
+    const tmp = newId('snap');
+    await this.sandboxes.withQuiesced(source.id, (s) => this.storage.snapshotSandbox(s.id, tmp));
+    const made: Sandbox[] = [];
+    try {
+      for (const name of names) {
+        made.push(
+          await this.sandboxes.create(
+            {
+              name,
+              persistent: source.persistent,
+              ...(source.ttlMs ? { ttlMs: source.ttlMs } : {}),
+              memoryMiB: source.spec.limits.memoryMiB,
+              cpus: source.spec.limits.cpus,
+              pids: source.spec.limits.pids,
+              labels: source.spec.labels,
+              env: source.spec.env,
+              cwd: source.spec.cwd,
+            },
+            undefined,
+            { snapshotId: tmp, imageId: source.imageId, persist: source.spec.persist, origin: `fork of ${source.name}` },
+          ),
+        );
+      }
+    } catch (e) {
+      for (const m of made) await this.sandboxes.destroy(m.id).catch(() => undefined);
+      throw e;
+    } finally {
+      await this.storage.deleteSnapshot(tmp).catch((e: Error) => log('fork: temporary snapshot not removed', { id: tmp, error: e.message }));
+    }
+    return made;
+  }
+
+  /** A new image from a sandbox's files, persisted paths included, with its environment. */
+  async commit(ref: string, req: CommitRequest): Promise<Image> {
+    const sandbox = this.sandboxes.record(ref);
+    const env = { ...this.images.config(sandbox.imageId).env, ...sandbox.spec.env };
+    return this.images.createFrom(req.image, { env }, (imageId) =>
+      this.sandboxes.withQuiesced(sandbox.id, (s) => this.storage.commitSandbox(s.id, imageId, s.spec.persist)),
+    );
+  }
+
+  // ---- startup ------------------------------------------------------------------------------
+
+  /** Half-made snapshots are removed; storage snapshots nobody lists are deleted. */
+  async reconcile(): Promise<void> {
+    for (const r of this.db.prepare("SELECT id FROM snapshots WHERE state = 'creating'").all() as { id: string }[]) {
+      await this.storage.deleteSnapshot(r.id);
+      this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
+      log('reconcile: removed half-made snapshot', { id: r.id });
+    }
+    const known = new Set((this.db.prepare('SELECT id FROM snapshots').all() as { id: string }[]).map((r) => r.id));
+    for (const id of await this.storage.listSnapshots()) {
+      if (known.has(id)) continue;
+      try {
+        await this.storage.deleteSnapshot(id);
+        log('reconcile: removed unlisted snapshot', { id });
+      } catch (e) {
+        log('reconcile: could not remove unlisted snapshot', { id, error: (e as Error).message });
+      }
+    }
+    for (const r of this.db.prepare('SELECT id FROM snapshots WHERE size_bytes IS NULL').all() as { id: string }[]) this.measureLater(r.id);
+  }
+}
