@@ -140,7 +140,7 @@ export class BtrfsPoolDriver implements StorageDriver {
 
   async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
-    await fsp.mkdir(dir, { mode: 0o711 });
+    await this.step('create the sandbox directory', () => fsp.mkdir(dir, { mode: 0o711 }));
     try {
       if ('imageId' in source) {
         const image = this.imagePath(source.imageId);
@@ -201,7 +201,7 @@ export class BtrfsPoolDriver implements StorageDriver {
   async snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void> {
     const src = this.sandboxDir(sandboxId);
     const dst = this.snapshotDir(snapshotId);
-    await fsp.mkdir(dst, { mode: 0o711 });
+    await this.step('create the snapshot directory', () => fsp.mkdir(dst, { mode: 0o711 }));
     try {
       for (const unit of await this.units(src)) await this.step('take the snapshot', () => this.snapshot(join(src, unit), join(dst, unit), true));
     } catch (e) {

@@ -101,7 +101,7 @@ export class DirDriver implements StorageDriver {
 
   async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
-    await fsp.mkdir(dir, { mode: 0o711 });
+    await this.step('create the sandbox directory', () => fsp.mkdir(dir, { mode: 0o711 }));
     try {
       if ('imageId' in source) {
         if (!(await exists(this.imagePath(source.imageId)))) throw new NookError('STORAGE_ERROR', `image ${source.imageId} is missing`);
@@ -176,7 +176,7 @@ export class DirDriver implements StorageDriver {
 
   async snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void> {
     const dst = this.snapshotDir(snapshotId);
-    await fsp.mkdir(dst, { mode: 0o711 });
+    await this.step('create the snapshot directory', () => fsp.mkdir(dst, { mode: 0o711 }));
     try {
       await this.copyUnits(this.sandboxDir(sandboxId), dst);
     } catch (e) {

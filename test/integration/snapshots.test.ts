@@ -242,3 +242,49 @@ describe('snapshot crash safety', () => {
     await sb.destroy({ withSnapshots: true });
   });
 });
+
+describe('a full pool', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon({ NOOK_POOL_SIZE_GIB: '0.3' });
+  });
+  after(async () => d.teardown());
+
+  it('answers NO_SPACE with the pool usage, and damages nothing that existed', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'filler', image: 'minimal' });
+    await sb.exec(['sh', '-c', 'echo precious > /work/keep']);
+    await sb.snapshots.create({ name: 'before-full' });
+    const fill = await sb.exec(['sh', '-c', 'dd if=/dev/urandom of=/work/big bs=1M count=400'], { timeoutMs: 60_000 });
+    assert.notEqual(fill.exitCode, 0, 'the sandbox itself sees ENOSPC');
+    const attempts: [string, () => Promise<unknown>][] = [
+      ['snapshot', () => sb.snapshots.create({ name: 'when-full' })],
+      ['commit', () => sb.commit({ image: 'full-image' })],
+      ['image build', () => d.client.images.build({ preset: 'minimal', name: 'another-image' })],
+      ['create', () => d.client.sandboxes.create({ name: 'another', image: 'minimal' })],
+    ];
+    for (const [what, attempt] of attempts) {
+      const e = await rejectsWith(attempt(), 'NO_SPACE');
+      assert.match(e.message, /MiB free of \d+ MiB/, what);
+      assert.ok(typeof e.context?.sizeBytes === 'number', what);
+      assert.ok(e.hint, what);
+    }
+    assert.deepEqual((await d.client.sandboxes.list()).map((s) => s.name), ['filler']);
+    assert.deepEqual((await d.client.images.list()).map((i) => i.name), ['minimal']);
+    assert.deepEqual((await sb.snapshots.list()).map((s) => s.name), ['before-full']);
+    await sb.exec(['sh', '-c', 'rm /work/big && sync']);
+    assert.equal((await sb.exec(['cat', '/work/keep'])).stdout, 'precious\n');
+    // btrfs returns freed extents after its next transaction commit: give it a moment.
+    let restored: Awaited<ReturnType<typeof d.client.sandboxes.create>> | undefined;
+    await waitFor(
+      async () => {
+        restored = await d.client.sandboxes.create({ name: 'restored', snapshot: 'filler@before-full' }).catch(() => undefined);
+        return restored !== undefined;
+      },
+      30_000,
+      'space to come back',
+    );
+    assert.ok(restored);
+    assert.equal((await restored.exec(['cat', '/work/keep'])).stdout, 'precious\n');
+  });
+});
