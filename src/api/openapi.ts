@@ -15,7 +15,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
   for (const [operationId, def] of Object.entries(routes) as [string, RouteDef][]) {
     const params = [...def.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
     const query = Object.entries(def.query ?? {}).map(([name, description]) => ({ name, in: 'query', required: false, description, schema: { type: 'string' } }));
-    const ok: Record<string, unknown> = { 'application/json': { schema: jsonSchema(def.response) } };
+    const binary = { schema: { type: 'string', format: 'binary' } };
+    const ok: Record<string, unknown> = def.tar === 'response' ? { 'application/x-tar': binary } : { 'application/json': { schema: jsonSchema(def.response) } };
     if (def.streamEvent) ok[NDJSON] = { schema: jsonSchema(def.streamEvent), description: 'one event per line, when the body has stream: true' };
     const op: Record<string, unknown> = {
       operationId,
@@ -27,6 +28,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
     };
     if (def.body) op.requestBody = { required: true, content: { 'application/json': { schema: jsonSchema(def.body) } } };
+    if (def.tar === 'body') op.requestBody = { required: true, content: { 'application/x-tar': binary } };
     (paths[def.path] ??= {})[def.method] = op;
   }
   return {

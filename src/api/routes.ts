@@ -13,6 +13,8 @@ export interface RouteDef {
   response: z.ZodType;
   /** When set, `stream: true` in the body switches the answer to application/x-ndjson of this. */
   streamEvent?: z.ZodType;
+  /** The request body or the answer is a tar archive (application/x-tar), not JSON. */
+  tar?: 'body' | 'response';
   query?: Record<string, string>;
 }
 
@@ -74,6 +76,21 @@ export const routes = {
     streamEvent: s.ProgressEvent,
   },
   getImage: { method: 'get', path: '/v1/images/{name}', summary: 'One image', response: s.Image },
+  exportImage: {
+    method: 'get',
+    path: '/v1/images/{name}/export',
+    summary: 'The image as an OCI image layout tar (sha256 digests, one gzip layer, ids mapped back to 0..65535)',
+    response: s.Image,
+    tar: 'response',
+  },
+  importImage: {
+    method: 'post',
+    path: '/v1/images/import',
+    summary: 'A new image from an OCI image layout tar (digests verified, whiteouts honoured, device nodes refused)',
+    response: s.Image,
+    tar: 'body',
+    query: { name: 'name of the new image (required)' },
+  },
   removeImage: { method: 'delete', path: '/v1/images/{name}', summary: 'Remove an image no sandbox uses', response: s.Image },
   shutdown: { method: 'post', path: '/v1/system/shutdown', summary: 'Stop the daemon (release: stop compute and unmount storage first)', body: s.ShutdownRequest, response: s.Health },
 } as const satisfies Record<string, RouteDef>;

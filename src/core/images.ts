@@ -1,13 +1,15 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { Preset, type Image } from '../api/schemas.js';
+import { DEFAULTS, Preset, type Image } from '../api/schemas.js';
 import { ID_MAP } from '../runtime/oci-config.js';
+import { insideWithoutSymlinks } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
+import { applyLayout, buildLayout } from './oci-layout.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from './presets.js';
 
 interface ImageRow {
@@ -22,6 +24,8 @@ interface ImageRow {
 
 export interface ImageConfig {
   env: Record<string, string>;
+  /** Default working directory for sandboxes of this image (else /work). */
+  cwd?: string;
 }
 
 export class ImageManager {
@@ -67,7 +71,7 @@ export class ImageManager {
   config(imageId: string): ImageConfig {
     const row = this.db.prepare('SELECT config_json FROM images WHERE id = ?').get(imageId) as { config_json: string } | undefined;
     const parsed = row ? (JSON.parse(row.config_json) as Partial<ImageConfig>) : {};
-    return { env: { ...PRESET_ENV, ...(parsed.env ?? {}) } };
+    return { env: { ...PRESET_ENV, ...(parsed.env ?? {}) }, ...(parsed.cwd ? { cwd: parsed.cwd } : {}) };
   }
 
   /** The image named `ref`, built first when it is a preset name that was never built. */
@@ -105,9 +109,7 @@ export class ImageManager {
     try {
       const target = await this.storage.createImageStaging(id);
       await PRESETS[preset]({ target, cacheDir: this.cacheDir, progress });
-      // The mount point for nook-init, made now so starting a sandbox never writes its rootfs.
-      await fsp.mkdir(join(target, '.nook'), { recursive: true, mode: 0o755 });
-      await fsp.chown(join(target, '.nook'), ID_MAP.hostId, ID_MAP.hostId);
+      await addInitMountPoint(target);
       progress('seal', 96, 'sealing the image read-only');
       const du = await run(['du', '-sb', target]);
       const sizeBytes = Number(du.stdout.split(/\s/)[0]) || 0;
@@ -128,7 +130,7 @@ export class ImageManager {
    * A new image named `name` whose files `fill(imageId)` writes through the storage
    * driver (commit, import). Recorded as building first, so a crash leaves nothing half-made.
    */
-  async createFrom(name: string, config: ImageConfig, fill: (imageId: string) => Promise<void>, preset: string | null = null): Promise<Image> {
+  async createFrom(name: string, config: ImageConfig, fill: (imageId: string) => Promise<ImageConfig | void>, preset: string | null = null): Promise<Image> {
     if (this.row(name)) throw new NookError('NAME_TAKEN', `an image named ${name} already exists`, { hint: `choose another name, or remove it: nook image rm ${name}` });
     const id = newId('img');
     const now = Date.now();
@@ -136,16 +138,69 @@ export class ImageManager {
       .prepare("INSERT INTO images (id, name, preset, state, size_bytes, created_at, config_json) VALUES (?, ?, ?, 'building', 0, ?, ?)")
       .run(id, name, preset, now, JSON.stringify(config));
     try {
-      await fill(id);
+      const filled = await fill(id);
+      if (filled) this.db.prepare('UPDATE images SET config_json = ? WHERE id = ?').run(JSON.stringify(filled), id);
     } catch (e) {
       this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
       await this.storage.deleteImage(id).catch(() => undefined);
+      await this.storage.discardImageStaging(id).catch(() => undefined);
       throw e;
     }
     const du = await run(['du', '-sb', this.storage.imagePath(id)], { allowFail: true });
     this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(Number(du.stdout.split(/\s/)[0]) || 0, id);
     log('image created', { name, id, ms: Date.now() - now });
     return this.get(id);
+  }
+
+  /** Writes the image as an OCI image layout tar into a fresh directory under tmpDir. */
+  async exportLayout(ref: string, tmpDir: string): Promise<{ file: string; cleanup: () => Promise<void> }> {
+    const image = this.get(ref);
+    const config = this.config(image.id);
+    await fsp.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+    const dir = await fsp.mkdtemp(join(tmpDir, 'export-'));
+    const cleanup = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true });
+    try {
+      const layout = join(dir, 'layout');
+      await buildLayout(this.storage.imagePath(image.id), layout, { name: image.name, env: config.env, cwd: config.cwd ?? DEFAULTS.cwd });
+      const file = join(dir, `${image.name}.oci.tar`);
+      await run(['tar', '--numeric-owner', '--owner=0', '--group=0', '-C', layout, '-cf', file, '.']);
+      return { file, cleanup };
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+  }
+
+  /** A new image from an OCI image layout tar (e.g. one `exportLayout` wrote). */
+  async importLayout(name: string, tarFile: string, tmpDir: string): Promise<Image> {
+    await fsp.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+    const dir = await fsp.mkdtemp(join(tmpDir, 'import-'));
+    try {
+      const layout = join(dir, 'layout');
+      await fsp.mkdir(layout);
+      // The outer archive holds only JSON and blobs: plain files, owned by root, no devices.
+      const listed = await run(['tar', '-tvf', tarFile], { allowFail: true });
+      if (listed.code !== 0) throw new NookError('INVALID_ARGUMENT', 'the file is not a tar archive', { hint: 'give an OCI image layout tar (nook image export writes one)' });
+      if (listed.stdout.split('\n').some((l) => /^[cbl]/.test(l))) throw new NookError('INVALID_ARGUMENT', 'an OCI layout archive must hold only files and directories');
+      await run(['tar', '-xf', tarFile, '-C', layout, '--no-same-owner', '--no-same-permissions']);
+      return await this.createFrom(name, { env: PRESET_ENV }, async (imageId) => {
+        const staging = await this.storage.createImageStaging(imageId);
+        const declared = await applyLayout(layout, staging);
+        await addInitMountPoint(staging);
+        if (declared.cwd) {
+          // Like container builders, make the declared working directory if the layers lack it.
+          const found = await insideWithoutSymlinks(staging, declared.cwd, 'working directory');
+          if (!found.exists) {
+            await fsp.mkdir(found.dir, { recursive: true, mode: 0o755 });
+            await fsp.chown(found.dir, ID_MAP.hostId, ID_MAP.hostId);
+          }
+        }
+        await this.storage.commitImage(imageId);
+        return { env: { ...PRESET_ENV, ...declared.env }, ...(declared.cwd ? { cwd: declared.cwd } : {}) };
+      });
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   }
 
   async remove(ref: string): Promise<Image> {
@@ -193,6 +248,15 @@ export class ImageManager {
       }
     }
   }
+}
+
+/** The mount point for nook-init, made at build time so starting a sandbox never writes its rootfs. */
+async function addInitMountPoint(root: string): Promise<void> {
+  const dir = join(root, '.nook');
+  const st = await fsp.lstat(dir).catch(() => null);
+  if (st && !st.isDirectory()) await fsp.rm(dir, { force: true });
+  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+  await fsp.chown(dir, ID_MAP.hostId, ID_MAP.hostId);
 }
 
 function notFound(ref: string): NookError {

@@ -66,6 +66,8 @@ export class Nook {
     await ensureTraversable(paths.stateDir);
     for (const d of [paths.storageDir, paths.runtimeStateDir, paths.bundlesDir, paths.initDir]) await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     await fsp.mkdir(paths.cacheDir, { recursive: true, mode: 0o700 });
+    // Scratch files of exports and imports a crash interrupted.
+    await fsp.rm(paths.tmpDir, { recursive: true, force: true });
     // A root-owned copy the sandboxes bind-mount read-only: the build tree may change under us.
     const init = join(paths.initDir, 'nook-init');
     await fsp.copyFile(initBinarySource(), `${init}.new`);

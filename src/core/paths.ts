@@ -10,6 +10,8 @@ export interface Paths {
   bundlesDir: string;
   initDir: string;
   cacheDir: string;
+  /** Scratch space for exports and imports (same filesystem as the state). */
+  tmpDir: string;
   /** Short, unique per state dir: names cgroups so daemons on one host never collide. */
   instance: string;
 }
@@ -29,6 +31,7 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
     bundlesDir: join(stateDir, 'run', 'bundles'),
     initDir: join(stateDir, 'bin'),
     cacheDir: resolve(env.NOOK_CACHE_DIR || DEFAULT_CACHE_DIR),
+    tmpDir: join(stateDir, 'tmp'),
     instance: createHash('sha256').update(stateDir).digest('hex').slice(0, 8),
   };
 }

@@ -192,7 +192,7 @@ export class SandboxManager {
       limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids },
       labels: req.labels ?? {},
       env: req.env ?? {},
-      cwd: req.cwd ?? DEFAULTS.cwd,
+      cwd: req.cwd ?? this.images.config(imageId).cwd ?? DEFAULTS.cwd,
       persist: from ? from.persist : (req.persist ?? []),
       origin: from ? from.origin : null,
     };

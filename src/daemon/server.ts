@@ -1,12 +1,16 @@
 import { timingSafeEqual } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes } from '../api/routes.js';
-import type { ExecEvent, ExecResult, ProgressEvent } from '../api/schemas.js';
+import { NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import type { Nook } from '../core/nook.js';
+import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 
 export interface AppOptions {
@@ -16,6 +20,24 @@ export interface AppOptions {
 }
 
 const NDJSON = 'application/x-ndjson';
+/** Upper bound of an uploaded image archive. */
+const MAX_IMPORT_BYTES = Number(process.env.NOOK_MAX_IMPORT_BYTES ?? 16 * 1024 ** 3);
+
+/** Writes a request body to `file`, refusing more than `maxBytes`. */
+async function receiveBounded(body: ReadableStream<Uint8Array> | null, file: string, maxBytes: number): Promise<void> {
+  if (!body) throw new NookError('INVALID_ARGUMENT', 'send the archive as the request body');
+  const out = await fsp.open(file, 'w', 0o600);
+  let total = 0;
+  try {
+    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      total += chunk.length;
+      if (total > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `the archive is larger than ${maxBytes} bytes`, { hint: 'raise NOOK_MAX_IMPORT_BYTES on the daemon' });
+      await out.write(chunk);
+    }
+  } finally {
+    await out.close();
+  }
+}
 
 /** Hono path syntax from the route table's OpenAPI syntax: /v1/sandboxes/{ref} -> /:ref. */
 function honoPath(path: string): string {
@@ -191,6 +213,24 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
 
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));
+  app.get(honoPath(routes.exportImage.path), async (c) => {
+    const { file, cleanup } = await nook.images.exportLayout(c.req.param('name') ?? '', nook.paths.tmpDir);
+    const size = (await fsp.stat(file)).size;
+    const body = Readable.toWeb(createReadStream(file).on('close', () => void cleanup())) as ReadableStream<Uint8Array>;
+    return new Response(body, { headers: { 'content-type': 'application/x-tar', 'content-length': String(size) } });
+  });
+  app.post(routes.importImage.path, async (c) => {
+    const name = c.req.query('name') ?? '';
+    if (!NAME_PATTERN.test(name)) throw new NookError('INVALID_NAME', `give the new image a valid name (?name=): ${NAME_RULE}`);
+    await fsp.mkdir(nook.paths.tmpDir, { recursive: true, mode: 0o700 });
+    const file = join(nook.paths.tmpDir, `upload-${newId('u')}.tar`);
+    try {
+      await receiveBounded(c.req.raw.body, file, MAX_IMPORT_BYTES);
+      return c.json(await nook.images.importLayout(name, file, nook.paths.tmpDir));
+    } finally {
+      await fsp.rm(file, { force: true });
+    }
+  });
   app.delete(honoPath(routes.removeImage.path), async (c) => c.json(await nook.images.remove(c.req.param('name') ?? '')));
   app.post(routes.buildImage.path, async (c) => {
     const req = await parseBody(c, routes.buildImage.body);

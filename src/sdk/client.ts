@@ -230,6 +230,17 @@ class Images {
     }
   }
 
+  /** Writes the image to `file` as an OCI image layout tar (importable by other OCI tools). */
+  async export(name: string, file: string): Promise<{ file: string; sizeBytes: number }> {
+    const sizeBytes = await this.transport.download(`/v1/images/${encodeURIComponent(name)}/export`, file);
+    return { file, sizeBytes };
+  }
+
+  /** A new image from an OCI image layout tar. */
+  import(file: string, options: { name: string }): Promise<Image> {
+    return this.transport.json<Image>('POST', '/v1/images/import', { bodyFile: file, query: { name: options.name } });
+  }
+
   remove(name: string): Promise<Image> {
     return this.transport.json<Image>('DELETE', `/v1/images/${encodeURIComponent(name)}`);
   }

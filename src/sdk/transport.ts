@@ -1,4 +1,6 @@
+import { createReadStream, createWriteStream, renameSync, statSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { request as requestHttps } from 'node:https';
 import { isErrorCode, NookError, type ApiErrorBody } from '../api/errors.js';
 
@@ -13,6 +15,8 @@ export interface TransportOptions {
 
 export interface CallOptions {
   body?: unknown;
+  /** A file streamed as the raw request body (application/x-tar) instead of JSON. */
+  bodyFile?: string;
   query?: Record<string, string | string[] | undefined>;
   signal?: AbortSignal;
 }
@@ -36,10 +40,14 @@ export class Transport {
     }
     const fullPath = qs.size > 0 ? `${path}?${qs.toString()}` : path;
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-    const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson' };
+    const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson, application/x-tar' };
     if (payload) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);
+    }
+    if (options.bodyFile) {
+      headers['content-type'] = 'application/x-tar';
+      headers['content-length'] = String(statSync(options.bodyFile).size);
     }
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise((resolve, reject) => {
@@ -60,7 +68,8 @@ export class Transport {
         : request({ socketPath: this.socketPath, path: fullPath, method, headers, signal: options.signal });
       req.on('error', onError);
       req.on('response', resolve);
-      req.end(payload);
+      if (options.bodyFile) createReadStream(options.bodyFile).on('error', (e) => req.destroy(e)).pipe(req);
+      else req.end(payload);
     });
   }
 
@@ -71,6 +80,16 @@ export class Transport {
     const parsed = parseJson(text);
     if ((res.statusCode ?? 500) >= 400) throw toError(parsed, res.statusCode ?? 500);
     return parsed as T;
+  }
+
+  /** A request whose answer (a tar archive) is written to `dest`; returns its size in bytes. */
+  async download(path: string, dest: string, options: CallOptions = {}): Promise<number> {
+    const res = await this.open('GET', path, options);
+    if ((res.statusCode ?? 500) >= 400) throw toError(parseJson(await readAll(res)), res.statusCode ?? 500);
+    const tmp = `${dest}.part`;
+    await pipeline(res, createWriteStream(tmp, { mode: 0o644 }));
+    renameSync(tmp, dest);
+    return statSync(dest).size;
   }
 
   /** A request answered with NDJSON: yields each event as it arrives. */

@@ -48,9 +48,9 @@ export async function storageStep<T>(what: string, root: string, fn: () => Promi
  * The directory at `path` inside `root`, refusing any symlink on the way: an image could
  * point /root at a host path, and this runs on the host.
  */
-export async function insideWithoutSymlinks(root: string, path: string): Promise<{ dir: string; exists: boolean }> {
+export async function insideWithoutSymlinks(root: string, path: string, what = 'persisted path'): Promise<{ dir: string; exists: boolean }> {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new NookError('INVALID_ARGUMENT', `persisted path ${path} must not contain ..`);
+  if (parts.includes('..')) throw new NookError('INVALID_ARGUMENT', `${what} ${path} must not contain ..`);
   let cur = root;
   for (const p of parts) {
     cur = join(cur, p);
@@ -61,9 +61,9 @@ export async function insideWithoutSymlinks(root: string, path: string): Promise
       return { dir: join(root, ...parts), exists: false };
     }
     if (st.isSymbolicLink()) {
-      throw new NookError('INVALID_ARGUMENT', `persisted path ${path} crosses a symlink in the image`, { hint: 'persist the real directory the link points to' });
+      throw new NookError('INVALID_ARGUMENT', `${what} ${path} crosses a symlink in the image`, { hint: 'name the real directory the link points to' });
     }
-    if (!st.isDirectory()) throw new NookError('INVALID_ARGUMENT', `persisted path ${path} is not a directory in the image`);
+    if (!st.isDirectory()) throw new NookError('INVALID_ARGUMENT', `${what} ${path} is not a directory in the image`);
   }
   return { dir: cur, exists: true };
 }

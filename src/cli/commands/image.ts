@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Preset } from '../../api/schemas.js';
 import { connect } from '../connect.js';
@@ -43,6 +44,30 @@ export function registerImageCommands(program: Command): void {
             images.map((i) => [i.name, i.id, i.preset ?? '-', mib(i.sizeBytes), `${age(i.createdAt)} ago`, i.usedBy.join(',') || '-']),
           ),
         );
+    });
+
+  image
+    .command('export <image>')
+    .description('write an image as an OCI image layout tar')
+    .requiredOption('-o, --output <file>', 'where to write the tar')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: { output: string; json?: boolean }) => {
+      const client = await connect();
+      const r = await client.images.export(name, resolve(flags.output));
+      if (flags.json) printJson(r);
+      else process.stdout.write(`${r.file} ${mib(r.sizeBytes)}\n`);
+    });
+
+  image
+    .command('import <file>')
+    .description('a new image from an OCI image layout tar')
+    .requiredOption('--name <name>', 'name of the new image')
+    .option('--json', 'print JSON')
+    .action(async (file: string, flags: { name: string; json?: boolean }) => {
+      const client = await connect();
+      const img = await client.images.import(resolve(file), { name: flags.name });
+      if (flags.json) printJson(img);
+      else process.stdout.write(`${img.name} ${img.id} ${mib(img.sizeBytes)}\n`);
     });
 
   image

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { NookError } from '../../src/api/errors.js';
+import { run } from '../../src/util/proc.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Writes an OCI layout tar with the given layers (each a directory tree tarred as is). */
+async function handMadeLayout(work: string, layers: Buffer[], name: string): Promise<string> {
+  const layout = join(work, `layout-${name}`);
+  mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
+  const put = (b: Buffer): { digest: string; size: number } => {
+    writeFileSync(join(layout, 'blobs', 'sha256', sha(b)), b);
+    return { digest: `sha256:${sha(b)}`, size: b.length };
+  };
+  const gz = layers.map((l) => gzipSync(l));
+  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['FROM_IMAGE=1'], WorkingDir: '/srv' }, rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) } })));
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: gz.map((g) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(g) })),
+      }),
+    ),
+  );
+  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }] }));
+  writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const out = join(work, `${name}.tar`);
+  await run(['tar', '-C', layout, '-cf', out, '.']);
+  return out;
+}
+
+async function tarOf(dir: string, ...members: string[]): Promise<Buffer> {
+  const r = await run(['sh', '-c', 'dir=$1; shift; tar --numeric-owner --owner=0 --group=0 -C "$dir" -cf - "$@" | base64 -w0', 'sh', dir, ...members]);
+  return Buffer.from(r.stdout, 'base64');
+}
+
+describe('OCI image layout export and import', () => {
+  let d: TestDaemon;
+  let work: string;
+
+  before(async () => {
+    d = await startDaemon();
+    work = mkdtempSync('/tmp/nook-oci-');
+  });
+  after(async () => {
+    await d.teardown();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('round-trips a committed sandbox: files, modes, ownership, symlinks, hard links', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'src', image: 'minimal', env: { FROM_SANDBOX: 'yes' } });
+    const setup = [
+      'mkdir -p /work/t/sub',
+      'echo data > /work/t/file && chmod 640 /work/t/file && chown 1000:2000 /work/t/file',
+      'echo run > /work/t/tool && chmod 4755 /work/t/tool',
+      'ln -s file /work/t/link && ln -s /etc/passwd /work/t/abs',
+      'ln /work/t/file /work/t/hard',
+      'chmod 1777 /work/t/sub && chown 65534:65534 /work/t/sub',
+    ].join(' && ');
+    assert.equal((await sb.exec(['sh', '-c', setup])).exitCode, 0);
+    const listing = 'cd /work/t && for f in file tool link abs hard sub; do stat -c "%n %f %u %g %h" $f; done; readlink link abs; cat file hard';
+    const before = (await sb.exec(['sh', '-c', listing])).stdout;
+    await sb.commit({ image: 'committed' });
+    const file = join(work, 'committed.oci.tar');
+    const exported = await d.client.images.export('committed', file);
+    assert.ok(exported.sizeBytes > 1000);
+
+    // The layout is well formed and every digest matches, checked without nook's code.
+    const layout = join(work, 'unpacked');
+    mkdirSync(layout);
+    await run(['tar', '-xf', file, '-C', layout]);
+    assert.deepEqual(JSON.parse(readFileSync(join(layout, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number; annotations: Record<string, string> }[] };
+    const blob = (digest: string): Buffer => {
+      const b = readFileSync(join(layout, 'blobs', 'sha256', digest.replace('sha256:', '')));
+      assert.equal(`sha256:${sha(b)}`, digest, 'blob matches its digest');
+      return b;
+    };
+    const md = index.manifests[0];
+    assert.ok(md);
+    assert.equal(md.annotations['org.opencontainers.image.ref.name'], 'committed');
+    const manifest = JSON.parse(blob(md.digest).toString()) as { config: { digest: string }; layers: { digest: string; size: number; mediaType: string }[] };
+    const config = JSON.parse(blob(manifest.config.digest).toString()) as { rootfs: { diff_ids: string[] }; config: { Env: string[] } };
+    assert.ok(config.config.Env.includes('FROM_SANDBOX=yes'));
+    const layer = manifest.layers[0];
+    assert.ok(layer);
+    assert.equal(layer.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+    const { gunzipSync } = await import('node:zlib');
+    assert.equal(`sha256:${sha(gunzipSync(blob(layer.digest)))}`, config.rootfs.diff_ids[0], 'diff_id is the digest of the uncompressed layer');
+    const owners = await run(['sh', '-c', `tar -tvzf "$1" --numeric-owner | grep -E ' \\./work/t/file$'`, 'sh', join(layout, 'blobs', 'sha256', layer.digest.replace('sha256:', ''))]);
+    assert.match(owners.stdout, / 1000\/2000 /, 'ownership is mapped back to ordinary ids in the layer');
+
+    const imported = await d.client.images.import(file, { name: 'reimported' });
+    assert.equal(imported.name, 'reimported');
+    const copy = await d.client.sandboxes.create({ name: 'copy', image: 'reimported' });
+    assert.equal((await copy.exec(['sh', '-c', listing])).stdout, before);
+    assert.equal((await copy.exec(['sh', '-c', 'echo $FROM_SANDBOX'])).stdout, 'yes\n');
+    await copy.destroy();
+    await sb.destroy();
+  });
+
+  it('applies layers in order, honouring whiteouts and opaque directories', async () => {
+    const l1 = join(work, 'l1');
+    mkdirSync(join(l1, 'a'), { recursive: true });
+    mkdirSync(join(l1, 'b'), { recursive: true });
+    for (const f of ['a/x', 'a/y', 'b/z']) writeFileSync(join(l1, f), f);
+    mkdirSync(join(l1, 'bin'));
+    await run(['cp', '/bin/busybox', join(l1, 'bin', 'busybox')]);
+    for (const applet of ['sh', 'ls', 'pwd']) await run(['ln', '-s', 'busybox', join(l1, 'bin', applet)]);
+    const l2 = join(work, 'l2');
+    mkdirSync(join(l2, 'a'), { recursive: true });
+    mkdirSync(join(l2, 'b'), { recursive: true });
+    writeFileSync(join(l2, 'a', '.wh.x'), '');
+    writeFileSync(join(l2, 'b', '.wh..wh..opq'), '');
+    writeFileSync(join(l2, 'b', 'new'), 'new');
+    const file = await handMadeLayout(work, [await tarOf(l1, 'a', 'b', 'bin'), await tarOf(l2, 'a', 'b')], 'layered');
+    await d.client.images.import(file, { name: 'layered' });
+    const sb = await d.client.sandboxes.create({ name: 'layered', image: 'layered' });
+    assert.equal((await sb.exec(['sh', '-c', 'cd / && ls a b && pwd && echo $FROM_IMAGE'])).stdout, 'a:\ny\n\nb:\nnew\n/\n1\n');
+    assert.equal((await sb.exec(['pwd'])).stdout, '/srv\n', 'the image config\'s WorkingDir is the default cwd');
+    await sb.destroy();
+  });
+
+  it('refuses tampered, malformed and dangerous archives, leaving no image behind', async () => {
+    const good = join(work, 'committed.oci.tar');
+    const tampered = join(work, 'tampered');
+    mkdirSync(tampered);
+    await run(['tar', '-xf', good, '-C', tampered]);
+    const idx = JSON.parse(readFileSync(join(tampered, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(readFileSync(join(tampered, 'blobs/sha256', (idx.manifests[0]?.digest ?? '').slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const layerPath = join(tampered, 'blobs/sha256', (manifest.layers[0]?.digest ?? '').slice(7));
+    const bytes = readFileSync(layerPath);
+    bytes[bytes.length - 20] = (bytes[bytes.length - 20] ?? 0) ^ 0xff;
+    writeFileSync(layerPath, bytes);
+    await run(['tar', '-C', tampered, '-cf', join(work, 'tampered.tar'), '.']);
+
+    const devDir = join(work, 'dev');
+    mkdirSync(devDir);
+    await run(['mknod', join(devDir, 'null'), 'c', '1', '3']);
+    const withDevice = await handMadeLayout(work, [await tarOf(devDir, 'null')], 'device');
+    writeFileSync(join(work, 'not-a-tar'), 'hello');
+
+    const cases: [string, string, string][] = [
+      [join(work, 'tampered.tar'), 'INVALID_ARGUMENT', 'does not match its digest'],
+      [withDevice, 'INVALID_ARGUMENT', 'device nodes'],
+      [join(work, 'not-a-tar'), 'INVALID_ARGUMENT', 'not a tar'],
+    ];
+    for (const [file, code, text] of cases) {
+      const e = await d.client.images.import(file, { name: 'bad' }).then(
+        () => assert.fail(`${file} imported`),
+        (err: unknown) => err as NookError,
+      );
+      assert.equal(e.code, code, e.message);
+      assert.match(e.message, new RegExp(text));
+    }
+    assert.deepEqual((await d.client.images.list()).map((i) => i.name).sort(), ['committed', 'layered', 'minimal', 'reimported']);
+    const staging = await run(['ls', join(d.stateDir, 'storage/btrfs/pool/staging')]);
+    assert.equal(staging.stdout.trim(), '', 'no half-built image in the pool');
+  });
+});
