@@ -167,6 +167,54 @@ async function main(): Promise<void> {
     extra.hostMiBPerIdleSandbox = round((before - afterBytes) / IDLE_SANDBOXES / 1024 / 1024);
     extra.cgroupMiBPerIdleSandbox = round(cgroupBytes / IDLE_SANDBOXES / 1024 / 1024);
     for (const s of idle) await s.destroy();
+    // --- state: snapshot, fork, restore across data sizes ----------------------------------
+    if (process.env.BENCH_STATE !== '0') {
+      const datasets: [string, string][] = [
+        ['10 MiB', 'dd if=/dev/urandom of=/work/data bs=1M count=10 2>/dev/null'],
+        ['1 GiB', 'dd if=/dev/urandom of=/work/data bs=1M count=1024 2>/dev/null'],
+        ['20k files', 'mkdir -p /work/many && cd /work/many && seq 1 20000 | xargs touch'],
+      ];
+      const M = Number(process.env.BENCH_STATE_N ?? 7);
+      for (const [label, fill] of datasets) {
+        const src = await d.client.sandboxes.create({ name: `state-src`, image: 'minimal' });
+        const filled = await src.exec(['sh', '-c', `${fill} && sync`], { timeoutMs: 600_000 });
+        if (filled.exitCode !== 0) throw new Error(`filling ${label} failed: ${filled.stderr}`);
+        await run(['btrfs', 'filesystem', 'sync', join(d.stateDir, 'storage', 'btrfs', 'pool')], { allowFail: true });
+        results.push(
+          stat(`snapshot (${label}, running)`, await timeIt(M, async (i) => void (await src.snapshots.create({ name: `s${i}` })))),
+        );
+        results.push(
+          stat(
+            `fork + first exec (${label})`,
+            await timeIt(
+              M,
+              async (i) => {
+                const [f] = await src.fork({ name: `fork-${i}` });
+                await f?.exec(['true']);
+              },
+              async (i) => void (await (await d.client.sandboxes.get(`fork-${i}`)).destroy()),
+            ),
+          ),
+        );
+        results.push(
+          stat(
+            `restore + first exec (${label})`,
+            await timeIt(
+              M,
+              async (i) => {
+                const r = await d.client.sandboxes.create({ name: `restore-${i}`, snapshot: `state-src@s${i}` });
+                await r.exec(['true']);
+              },
+              async (i) => void (await (await d.client.sandboxes.get(`restore-${i}`)).destroy()),
+            ),
+          ),
+        );
+        await src.destroy({ withSnapshots: true });
+        // btrfs deletes subvolumes in the background: let it finish before the next size.
+        await run(['btrfs', 'subvolume', 'sync', join(d.stateDir, 'storage', 'btrfs', 'pool')], { allowFail: true });
+      }
+    }
+
   } finally {
     const leftovers = await run([...crun, 'list', '-q'], { allowFail: true });
     for (const id of leftovers.stdout.split('\n').filter(Boolean)) await run([...HIDE_UNIFIED, ...crun, 'delete', '-f', id], { allowFail: true });
@@ -176,7 +224,13 @@ async function main(): Promise<void> {
   }
 
   const by = (name: string): number => results.find((r) => r.name.startsWith(name))?.medianMs ?? NaN;
+  const stateRatios: Record<string, number> = {};
+  for (const size of ['10 MiB', '1 GiB', '20k files']) {
+    const fork = results.find((r) => r.name === `fork + first exec (${size})`);
+    if (fork) stateRatios[`fork + first exec / create + first exec (${size})`] = round(fork.medianMs / by('nook create'));
+  }
   const ratios = {
+    ...stateRatios,
     'create+first exec / raw crun run': round(by('nook create') / by('raw crun run /bin/true')),
     'create+first exec / raw crun run -d + exec': round(by('nook create') / by('raw crun run -d')),
     'exec / raw crun exec': round(by('nook exec') / by('raw crun exec')),

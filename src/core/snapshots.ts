@@ -36,7 +36,12 @@ interface SnapshotRow {
  * one of them reads a sandbox's files while its processes are frozen, so what is captured
  * is never half-written; on btrfs each is a handful of constant-time subvolume snapshots.
  */
+const MEASURE_DELAY_MS = 1000;
+
 export class SnapshotManager {
+  private readonly toMeasure = new Set<string>();
+  private measureTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly storage: StorageDriver,
@@ -100,16 +105,25 @@ export class SnapshotManager {
     return this.get(id);
   }
 
-  /** Size is measured after the fact: walking the files is not constant time. */
+  /**
+   * Size is measured after the fact, one snapshot at a time, once snapshots have stopped
+   * coming for a moment: walking 20k files costs far more than the snapshot itself and
+   * would slow the next one down if it ran alongside.
+   */
   private measureLater(id: string): void {
-    setImmediate(() => {
-      this.storage
-        .snapshotSizeBytes(id)
-        .then((bytes) => {
-          if (this.db.open) this.db.prepare('UPDATE snapshots SET size_bytes = ? WHERE id = ?').run(bytes, id);
-        })
-        .catch(() => undefined);
-    });
+    this.toMeasure.add(id);
+    if (this.measureTimer) clearTimeout(this.measureTimer);
+    this.measureTimer = setTimeout(() => void this.measureQueued(), MEASURE_DELAY_MS);
+    this.measureTimer.unref();
+  }
+
+  private async measureQueued(): Promise<void> {
+    this.measureTimer = undefined;
+    for (const id of [...this.toMeasure]) {
+      this.toMeasure.delete(id);
+      const bytes = await this.storage.snapshotSizeBytes(id).catch(() => null);
+      if (bytes !== null && this.db.open) this.db.prepare('UPDATE snapshots SET size_bytes = ? WHERE id = ?').run(bytes, id);
+    }
   }
 
   private get(id: string): Snapshot {
