@@ -2,23 +2,13 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NookError } from '../../src/api/errors.js';
+import { rejectsWith } from '../helpers/assert.js';
 import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
 function poolPath(d: TestDaemon, id: string): string {
   return join(d.stateDir, 'storage', 'btrfs', 'pool', 'sandboxes', id);
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<NookError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof NookError, `expected a NookError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 describe('lifecycle (real crun, real btrfs)', () => {
   let d: TestDaemon;

@@ -2,21 +2,11 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NookError } from '../../src/api/errors.js';
 import { resolvePaths } from '../../src/core/paths.js';
 import { run } from '../../src/util/proc.js';
+import { rejectsWith } from '../helpers/assert.js';
 import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<NookError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof NookError, `expected a NookError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 describe('snapshots, restore, fork, commit (real btrfs)', () => {
   let d: TestDaemon;
