@@ -66,7 +66,7 @@ export const Sandbox = z.object({
   labels: z.record(z.string(), z.string()),
   envKeys: z.array(z.string()),
   cwd: z.string(),
-  network: z.literal('none'),
+  network: z.object({ mode: z.enum(['none', 'allowlist', 'learn']), allow: z.array(z.string()) }),
   runtime: z.string(),
   storage: z.string(),
   /** Paths that survive compute replacement; empty = the whole rootfs persists. */
@@ -89,6 +89,10 @@ export const CreateSandboxRequest = z.strictObject({
   cwd: AbsolutePath.optional(),
   /** Restore: `SANDBOX@SNAPSHOT` or a snapshot id. The image and persisted paths come from the snapshot. */
   snapshot: z.string().min(1).max(200).optional(),
+  /** none (default: loopback only), allowlist (egress proxy to allowHosts), learn (allow and record all). */
+  network: z.enum(['none', 'allowlist', 'learn']).optional(),
+  /** Egress allow-list: host, *.suffix, IP or CIDR, optional :port (else 80 and 443). */
+  allowHosts: z.array(z.string().min(1).max(260)).max(256).optional(),
   /** Only these directories survive stop, recycle and compute replacement (Mistle's selected paths). */
   persist: z
     .array(AbsolutePath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'must be a directory below / without ..'))
@@ -249,3 +253,44 @@ export type ForkRequest = z.infer<typeof ForkRequest>;
 
 export const CommitRequest = z.strictObject({ image: Name });
 export type CommitRequest = z.infer<typeof CommitRequest>;
+
+export const NetworkMode = z.enum(['none', 'allowlist', 'learn']);
+export const NetworkPolicy = z.object({ mode: NetworkMode, allow: z.array(z.string()) });
+export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
+
+export const NetworkDecision = z.object({
+  at: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  method: z.string(),
+  allowed: z.boolean(),
+  reason: z.string(),
+  bytesUp: z.number().int(),
+  bytesDown: z.number().int(),
+  durationMs: z.number(),
+});
+export type NetworkDecision = z.infer<typeof NetworkDecision>;
+
+export const NetworkShow = z.object({ policy: NetworkPolicy, decisions: z.array(NetworkDecision) });
+export type NetworkShow = z.infer<typeof NetworkShow>;
+
+export const NetworkHosts = z.strictObject({ hosts: z.array(z.string().min(1).max(260)).min(1).max(256) });
+export const NetworkSet = z.strictObject({ mode: NetworkMode.optional(), allow: z.array(z.string().min(1).max(260)).max(256).optional() });
+export const NetworkSuggestion = z.object({ allow: z.array(z.string()) });
+
+export const Exposure = z.object({
+  port: z.number().int(),
+  hostPort: z.number().int(),
+  url: z.string(),
+  token: z.string(),
+  createdAt: z.string(),
+  /** False while the sandbox is paused: the exposure comes back on resume. */
+  active: z.boolean(),
+});
+export type Exposure = z.infer<typeof Exposure>;
+export const ExposeRequest = z.strictObject({
+  port: z.number().int().min(1).max(65535),
+  /** Host loopback port to listen on; default: any free one. */
+  hostPort: z.number().int().min(1024).max(65535).optional(),
+});
+export const ExposureList = z.object({ exposures: z.array(Exposure) });

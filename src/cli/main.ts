@@ -6,6 +6,7 @@ import { registerExecCommands } from './commands/exec.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
+import { registerNetworkCommands } from './commands/network.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -18,6 +19,7 @@ const program = new Command()
 registerSandboxCommands(program);
 registerExecCommands(program);
 registerSnapshotCommands(program);
+registerNetworkCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

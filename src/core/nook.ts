@@ -11,6 +11,7 @@ import { ImageManager } from './images.js';
 import type { Paths } from './paths.js';
 import { SandboxManager } from './sandboxes.js';
 import { SnapshotManager } from './snapshots.js';
+import { NetworkManager } from './network.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -59,6 +60,7 @@ export class Nook {
     readonly images: ImageManager,
     readonly sandboxes: SandboxManager,
     readonly snapshots: SnapshotManager,
+    readonly network: NetworkManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -81,11 +83,14 @@ export class Nook {
     const images = new ImageManager(db, storage, paths.cacheDir);
     const sandboxes = new SandboxManager(db, storage, runtime, images);
     const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots);
+    const network = new NetworkManager(db, runtime, sandboxes);
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network);
     const started = Date.now();
+    await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();
     await sandboxes.reconcile();
     await snapshots.reconcile();
+    await network.attachRunning();
     log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
     nook.ttl = new TtlScheduler(sandboxes);
     nook.ttl.start();
@@ -107,8 +112,10 @@ export class Nook {
   }
 
   /** Closes the database; sandboxes keep running (the next daemon reconciles them). */
-  close(): void {
+  async close(): Promise<void> {
     this.ttl?.stop();
+    // Listeners close; bridges stop (the next daemon starts them again for running sandboxes).
+    await this.network.detachAll();
     this.db.close();
   }
 

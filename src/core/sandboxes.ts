@@ -20,7 +20,9 @@ import { KeyedMutex } from '../util/keyed-mutex.js';
 import { log } from '../util/log.js';
 import { UndoStack } from '../util/undo.js';
 import { OutputCapture } from './output.js';
+import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
+import { normaliseAllow, proxyEnv } from './network.js';
 import type { ProgressFn } from './presets.js';
 
 export interface SandboxSpec {
@@ -32,6 +34,8 @@ export interface SandboxSpec {
   persist: string[];
   /** What this sandbox was restored or forked from, for people reading inspect. */
   origin: string | null;
+  /** Egress policy (mode and allow-list); `none` = loopback only. */
+  network: NetworkPolicy;
 }
 
 /** Restore or fork: the files come from a snapshot, not from the image. */
@@ -84,6 +88,11 @@ export class SandboxManager {
   private readonly locks = new KeyedMutex();
   /** Called after any change that can move the next TTL expiry. */
   onScheduleChange: () => void = () => undefined;
+  /** Set by the network manager: compute came up (start egress, exposures) or is going down. */
+  onComputeUp: (sandboxId: string) => Promise<void> = async () => undefined;
+  onComputeDown: (sandboxId: string) => Promise<void> = async () => undefined;
+  /** Set by the network manager: forget a destroyed sandbox's decisions and exposures. */
+  onForget: (sandboxId: string) => void = () => undefined;
   /** Set by the snapshot manager: what to do with a destroyed sandbox's snapshots. */
   onDestroy: (sandboxId: string, withSnapshots: boolean) => Promise<{ kept: string[]; deleted: string[] }> = async () => ({ kept: [], deleted: [] });
 
@@ -109,8 +118,8 @@ export class SandboxManager {
   }
 
   private spec(row: SandboxRow): SandboxSpec {
-    const spec = JSON.parse(row.spec_json) as Partial<SandboxSpec> & Omit<SandboxSpec, 'persist' | 'origin'>;
-    return { ...spec, persist: spec.persist ?? [], origin: spec.origin ?? null };
+    const spec = JSON.parse(row.spec_json) as Partial<SandboxSpec> & Omit<SandboxSpec, 'persist' | 'origin' | 'network'>;
+    return { ...spec, persist: spec.persist ?? [], origin: spec.origin ?? null, network: spec.network ?? { mode: 'none', allow: [] } };
   }
 
   private toSandbox(row: SandboxRow): Sandbox {
@@ -130,7 +139,7 @@ export class SandboxManager {
       labels: spec.labels,
       envKeys: Object.keys(spec.env),
       cwd: spec.cwd,
-      network: 'none',
+      network: spec.network,
       runtime: this.runtime.info().name,
       storage: this.storage.info().driver,
       persist: spec.persist,
@@ -142,6 +151,13 @@ export class SandboxManager {
   record(ref: string): SandboxRecord {
     const row = this.mustRow(ref);
     return { id: row.id, name: row.name, state: row.state, imageId: row.image_id, persistent: row.persistent === 1, ttlMs: row.ttl_ms, spec: this.spec(row) };
+  }
+
+  /** Replaces a sandbox's egress policy (the network manager applies it). */
+  setNetworkPolicy(id: string, policy: NetworkPolicy): void {
+    const row = this.mustRow(id);
+    const spec = { ...this.spec(row), network: policy };
+    this.db.prepare('UPDATE sandboxes SET spec_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), Date.now(), id);
   }
 
   /** The live sandbox with this name or id, if any (no error). */
@@ -195,6 +211,10 @@ export class SandboxManager {
       cwd: req.cwd ?? this.images.config(imageId).cwd ?? DEFAULTS.cwd,
       persist: from ? from.persist : (req.persist ?? []),
       origin: from ? from.origin : null,
+      network: {
+        mode: req.network ?? (req.allowHosts ? 'allowlist' : 'none'),
+        allow: normaliseAllow(req.allowHosts ?? []),
+      },
     };
     const now = Date.now();
     try {
@@ -251,9 +271,12 @@ export class SandboxManager {
     if (mounts.length !== spec.persist.length) throw new NookError('STORAGE_ERROR', `persisted directories of ${name} are missing`);
     await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts });
     undo?.push('compute', () => this.runtime.stop(id, 0));
+    await this.onComputeUp(id);
+    undo?.push('network', () => this.onComputeDown(id));
   }
 
   private async stopCompute(id: string): Promise<void> {
+    await this.onComputeDown(id);
     await this.runtime.stop(id, DEFAULTS.stopGraceMs);
     await this.storage.deactivateRootfs(id);
   }
@@ -367,8 +390,10 @@ export class SandboxManager {
   }
 
   private async finishDestroy(id: string): Promise<void> {
+    await this.onComputeDown(id);
     await this.runtime.stop(id, 0);
     await this.storage.deleteSandbox(id);
+    this.onForget(id);
     this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
   }
 
@@ -388,7 +413,7 @@ export class SandboxManager {
     const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
     const outcome = await this.runtime.exec(row.id, {
       argv: req.argv,
-      env: { ...this.images.config(row.image_id).env, ...spec.env, ...(req.env ?? {}) },
+      env: { ...this.images.config(row.image_id).env, ...proxyEnv(spec.network), ...spec.env, ...(req.env ?? {}) },
       cwd: req.cwd ?? spec.cwd,
       ...(req.user ? { user: req.user } : {}),
       ...(stdin ? { stdin } : {}),

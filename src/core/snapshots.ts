@@ -233,6 +233,8 @@ export class SnapshotManager {
               labels: source.spec.labels,
               env: source.spec.env,
               cwd: source.spec.cwd,
+              network: source.spec.network.mode,
+              allowHosts: source.spec.network.allow,
             },
             undefined,
             { snapshotId: tmp, imageId: source.imageId, persist: source.spec.persist, origin: `fork of ${source.name}` },

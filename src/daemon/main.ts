@@ -64,7 +64,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
       } catch (e) {
         log('release failed', { error: (e as Error).message });
       }
-      nook.close();
+      await nook.close();
       await fsp.rm(paths.socketPath, { force: true });
       process.exit(0);
     })();

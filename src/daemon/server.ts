@@ -211,6 +211,24 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     );
   });
 
+  const net = nook.network;
+  const ref = (c: Context): string => c.req.param('ref') ?? '';
+  app.get(honoPath(routes.showNetwork.path), (c) => c.json(net.show(ref(c), Number(c.req.query('limit') ?? 50) || 50)));
+  app.post(honoPath(routes.setNetwork.path), async (c) => c.json(await net.set(ref(c), await parseBody(c, routes.setNetwork.body))));
+  app.post(honoPath(routes.allowHosts.path), async (c) => c.json(await net.allow(ref(c), (await parseBody(c, routes.allowHosts.body)).hosts)));
+  app.post(honoPath(routes.denyHosts.path), async (c) => c.json(await net.deny(ref(c), (await parseBody(c, routes.denyHosts.body)).hosts)));
+  app.get(honoPath(routes.suggestNetwork.path), (c) => c.json({ allow: net.suggestFor(ref(c)) }));
+  app.post(honoPath(routes.expose.path), async (c) => {
+    const req = await parseBody(c, routes.expose.body);
+    return c.json(await net.expose(ref(c), req.port, req.hostPort));
+  });
+  app.get(honoPath(routes.listExposures.path), (c) => c.json({ exposures: net.exposures(ref(c)) }));
+  app.delete(honoPath(routes.unexpose.path), async (c) => {
+    const port = Number(c.req.param('port'));
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new NookError('INVALID_ARGUMENT', `port ${c.req.param('port')} is not a port number`);
+    return c.json(await net.unexpose(ref(c), port));
+  });
+
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));
   app.get(honoPath(routes.exportImage.path), async (c) => {

@@ -95,6 +95,21 @@ export class OciRuntimeDriver implements RuntimeDriver {
     }
   }
 
+  async initPid(sandboxId: string): Promise<number | null> {
+    const r = await run(this.argv(['state', sandboxId]), { allowFail: true });
+    if (r.code !== 0) return null;
+    try {
+      const pid = (JSON.parse(r.stdout) as { pid?: number }).pid;
+      return pid && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  runDir(sandboxId: string): string {
+    return this.bundleDir(sandboxId);
+  }
+
   freeze(sandboxId: string): Promise<void> {
     return this.o.cgroups.setFrozen(sandboxId, true);
   }

@@ -47,6 +47,10 @@ export interface RuntimeDriver {
   /** SIGTERM, then SIGKILL after graceMs; removes the container and its cgroups. Idempotent. */
   stop(sandboxId: string, graceMs: number): Promise<void>;
   status(sandboxId: string): Promise<ContainerStatus>;
+  /** Host pid of the sandbox's PID 1 (its namespaces are entered through it), or null. */
+  initPid(sandboxId: string): Promise<number | null>;
+  /** A per-sandbox directory on the host for runtime files (sockets, pid files), root-only. */
+  runDir(sandboxId: string): string;
   /** Stops every process of the sandbox in place (for a consistent snapshot); `thaw` undoes it. */
   freeze(sandboxId: string): Promise<void>;
   thaw(sandboxId: string): Promise<void>;

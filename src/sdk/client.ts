@@ -2,7 +2,9 @@ import { NookError } from '../api/errors.js';
 import type {
   CreateSandboxRequest,
   CreateSnapshotRequest,
+  Exposure,
   ForkRequest,
+  NetworkShow,
   Snapshot,
   DestroyResult,
   ExecEvent,
@@ -140,6 +142,35 @@ export class Sandbox {
   /** A new image from this sandbox's files (persisted paths included). */
   commit(options: { image: string }): Promise<Image> {
     return this.transport.json<Image>('POST', this.path('/commit'), { body: options });
+  }
+
+  /** Egress policy: changes apply to a running sandbox at once. */
+  get network(): {
+    allow: (...hosts: string[]) => Promise<NetworkShow>;
+    deny: (...hosts: string[]) => Promise<NetworkShow>;
+    set: (policy: { mode?: 'none' | 'allowlist' | 'learn'; allow?: string[] }) => Promise<NetworkShow>;
+    show: (options?: { limit?: number }) => Promise<NetworkShow>;
+    suggest: () => Promise<string[]>;
+  } {
+    return {
+      allow: (...hosts) => this.transport.json<NetworkShow>('POST', this.path('/network/allow'), { body: { hosts } }),
+      deny: (...hosts) => this.transport.json<NetworkShow>('POST', this.path('/network/deny'), { body: { hosts } }),
+      set: (policy) => this.transport.json<NetworkShow>('POST', this.path('/network'), { body: policy }),
+      show: (options = {}) => this.transport.json<NetworkShow>('GET', this.path('/network'), { query: { limit: options.limit ? String(options.limit) : undefined } }),
+      suggest: async () => (await this.transport.json<{ allow: string[] }>('GET', this.path('/network/suggest'))).allow,
+    };
+  }
+
+  /** Exposes a port on the host's loopback behind a token; returns the URL with it. */
+  expose(port: number, options: { hostPort?: number } = {}): Promise<Exposure> {
+    return this.transport.json<Exposure>('POST', this.path('/expose'), { body: { port, ...options } });
+  }
+
+  get exposures(): { list: () => Promise<Exposure[]>; remove: (port: number) => Promise<Exposure> } {
+    return {
+      list: async () => (await this.transport.json<{ exposures: Exposure[] }>('GET', this.path('/expose'))).exposures,
+      remove: (port) => this.transport.json<Exposure>('DELETE', this.path(`/expose/${port}`)),
+    };
   }
 
   /** Named, read-only checkpoints of this sandbox's files. */

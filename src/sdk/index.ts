@@ -12,4 +12,8 @@ export type {
   Limits,
   Snapshot,
   DestroyResult,
+  Exposure,
+  NetworkShow,
+  NetworkDecision,
+  NetworkPolicy,
 } from '../api/schemas.js';

@@ -41,4 +41,28 @@ export const MIGRATIONS: readonly string[] = [
      UNIQUE (sandbox_id, name)
    );
    CREATE INDEX snapshots_sandbox_name ON snapshots(sandbox_name);`,
+  // 3: network decisions (bounded per sandbox) and exposed ports
+  `CREATE TABLE network_decisions (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     sandbox_id TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     host TEXT NOT NULL,
+     port INTEGER NOT NULL,
+     method TEXT NOT NULL,
+     allowed INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     bytes_up INTEGER NOT NULL,
+     bytes_down INTEGER NOT NULL,
+     duration_ms REAL NOT NULL,
+     learn INTEGER NOT NULL
+   );
+   CREATE INDEX network_decisions_sandbox ON network_decisions(sandbox_id, id);
+   CREATE TABLE exposures (
+     sandbox_id TEXT NOT NULL,
+     port INTEGER NOT NULL,
+     host_port INTEGER NOT NULL,
+     token TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (sandbox_id, port)
+   );`,
 ];

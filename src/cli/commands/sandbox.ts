@@ -19,6 +19,8 @@ interface CreateFlags {
   persistent: boolean;
   snapshot?: string;
   persist?: string[];
+  allowHost?: string[];
+  network?: 'none' | 'allowlist' | 'learn';
   json?: boolean;
 }
 
@@ -36,6 +38,8 @@ export function registerSandboxCommands(program: Command): void {
     .option('--env <K=V>', 'environment variable for every exec (repeatable)', keyValue)
     .option('--cwd <dir>', 'working directory for execs', undefined)
     .option('--non-persistent', 'discard the sandbox when it stops')
+    .option('--allow-host <pattern>', 'egress through the proxy to this host (repeatable): host, *.suffix, IP, CIDR, optional :port', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--network <mode>', 'none (default), allowlist, or learn (allow and record all)')
     .option('--snapshot <sandbox@name>', 'restore: start from a snapshot\'s files (and its image)')
     .option('--persist <path>', 'only this directory survives stop and recycle (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the sandbox as JSON')
@@ -51,6 +55,8 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.image && !flags.snapshot ? { image: flags.image } : {}),
         ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
         ...(flags.persist ? { persist: flags.persist } : {}),
+        ...(flags.allowHost ? { allowHosts: flags.allowHost } : {}),
+        ...(flags.network ? { network: flags.network } : {}),
         ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
         ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
         ...(flags.cpus ? { cpus: flags.cpus } : {}),

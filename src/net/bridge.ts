@@ -1,0 +1,67 @@
+/**
+ * Bridges between a sandbox's network namespace (loopback only) and host unix sockets:
+ * socat started by nsenter in the sandbox's netns, keeping the host's mount namespace, so
+ * it can listen inside the sandbox and reach a root-only host socket, or the reverse. The
+ * sandbox gets no interface and no route; the daemon stays the only way out or in.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import { NookError } from '../api/errors.js';
+
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('socat');
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the bridge whose pid is in pidFile (checking it still is a socat, never by name). */
+export async function stopBridge(pidFile: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await fsp.readFile(pidFile, 'utf8')).trim());
+  } catch {
+    return;
+  }
+  if (pid > 0 && alive(pid)) {
+    try {
+      // Its whole group: the socat that listens and the ones it forked per connection.
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  await fsp.rm(pidFile, { force: true });
+}
+
+/**
+ * Starts `socat <listen> <connect>` inside the network namespace of process `netnsPid`
+ * and waits until `ready()` says it listens.
+ */
+export async function startBridge(netnsPid: number, listen: string, target: string, pidFile: string, ready: () => Promise<boolean>): Promise<void> {
+  await stopBridge(pidFile);
+  const child = spawn('nsenter', ['-t', String(netnsPid), '-n', 'socat', listen, target], { detached: true, stdio: 'ignore' });
+  if (!child.pid) throw new NookError('RUNTIME_ERROR', 'cannot start the network bridge (is socat installed?)', { hint: 'apt-get install socat' });
+  child.unref();
+  await fsp.writeFile(pidFile, String(child.pid));
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    if (await ready()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await stopBridge(pidFile);
+  throw new NookError('RUNTIME_ERROR', `the network bridge did not come up (${listen})`, { hint: 'is socat installed? apt-get install socat' });
+}
+
+/** True when a process in the netns of `pid` listens on 127.0.0.1:`port` (read from /proc). */
+export async function listensInNetns(pid: number, port: number): Promise<boolean> {
+  try {
+    const table = await fsp.readFile(`/proc/${pid}/net/tcp`, 'utf8');
+    const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    return table.split('\n').some((l) => l.includes(hex) && / 0A /.test(l));
+  } catch {
+    return false;
+  }
+}
