@@ -7,6 +7,7 @@
  *   BENCH_N=50 npm run bench      # more iterations
  */
 import { spawn } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildOciSpec } from '../src/runtime/oci-config.js';
@@ -61,7 +62,7 @@ function memAvailableBytes(): number {
 }
 
 async function main(): Promise<void> {
-  const d: TestDaemon = await startDaemon();
+  const d: TestDaemon = await startDaemon({ NOOK_PROXY_HOSTS: 'bench.test=127.0.0.1' });
   const paths = resolvePaths({ NOOK_STATE_DIR: d.stateDir });
   const crunRoot = paths.runtimeStateDir;
   const results: Stat[] = [];
@@ -167,6 +168,63 @@ async function main(): Promise<void> {
     extra.hostMiBPerIdleSandbox = round((before - afterBytes) / IDLE_SANDBOXES / 1024 / 1024);
     extra.cgroupMiBPerIdleSandbox = round(cgroupBytes / IDLE_SANDBOXES / 1024 / 1024);
     for (const s of idle) await s.destroy();
+    // --- network: proxy throughput and latency, exposed-port latency ------------------------
+    {
+      const chunk = Buffer.alloc(1024 * 1024, 97);
+      const server = createServer((req, res) => {
+        if (req.url === '/100m') {
+          res.writeHead(200, { 'content-length': String(100 * chunk.length) });
+          let sent = 0;
+          const pump = (): void => {
+            while (sent < 100 && res.write(chunk)) sent++;
+            if (sent < 100) res.once('drain', pump);
+            else res.end();
+          };
+          pump();
+        } else res.end('ok\n');
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      const port = (server.address() as { port: number }).port;
+      try {
+        const sb = await d.client.sandboxes.create({ name: 'bench-net', image: 'minimal', allowHosts: [`bench.test:${port}`] });
+        const hostWget = (path: string, times: number): Promise<unknown> =>
+          run(['sh', '-c', `i=0; while [ $i -lt ${times} ]; do busybox wget -q -O /dev/null http://127.0.0.1:${port}${path}; i=$((i+1)); done`]);
+        const sandboxWget = async (path: string, times: number): Promise<void> => {
+          const r = await sb.exec(['sh', '-c', `i=0; while [ $i -lt ${times} ]; do wget -q -O /dev/null http://bench.test:${port}${path} || exit 1; i=$((i+1)); done`], { timeoutMs: 300_000 });
+          if (r.exitCode !== 0) throw new Error(`download through the proxy failed: ${r.stderr}`);
+        };
+        const directMs = await timeIt(5, () => hostWget('/100m', 1).then(() => undefined));
+        const proxiedMs = await timeIt(5, () => sandboxWget('/100m', 1));
+        const direct = stat('100 MiB download, host direct (busybox wget)', directMs);
+        const proxied = stat('100 MiB download, sandbox via proxy', proxiedMs);
+        results.push(direct, proxied);
+        extra.proxyThroughputMiBs = round(100 / (proxied.medianMs / 1000));
+        extra.directThroughputMiBs = round(100 / (direct.medianMs / 1000));
+        const per = 20;
+        const directReq = await timeIt(5, () => hostWget('/small', per).then(() => undefined));
+        const proxiedReq = await timeIt(5, () => sandboxWget('/small', per));
+        results.push(stat('small request, host direct (per request)', directReq.map((x) => x / per)));
+        results.push(stat('small request, sandbox via proxy (per request)', proxiedReq.map((x) => x / per)));
+        void sb.exec(['sh', '-c', 'mkdir -p /work/www && echo ok > /work/www/index.html && httpd -f -p 8000 -h /work/www'], { timeoutMs: 600_000 }).catch(() => undefined);
+        const exposure = await sb.expose(8000);
+        const fetchOnce = (url: string, headers: Record<string, string> = {}): Promise<void> =>
+          new Promise((resolve, reject) => {
+            const req = httpRequest(url, { headers, agent: false }, (res) => {
+              res.resume();
+              res.on('end', () => resolve());
+            });
+            req.on('error', reject);
+            req.end();
+          });
+        for (let i = 0; i < 50 && (await fetchOnce(exposure.url).then(() => true, () => false)) === false; i++) await new Promise((r) => setTimeout(r, 50));
+        results.push(stat('request to exposed port (token check + bridge)', await timeIt(N * 2, () => fetchOnce(exposure.url))));
+        results.push(stat('request to a host server direct', await timeIt(N * 2, () => fetchOnce(`http://127.0.0.1:${port}/small`))));
+        await sb.destroy();
+      } finally {
+        server.close();
+      }
+    }
+
     // --- state: snapshot, fork, restore across data sizes ----------------------------------
     if (process.env.BENCH_STATE !== '0') {
       const datasets: [string, string][] = [
@@ -248,6 +306,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\nidle memory with ${extra.idleSandboxes} sandboxes running\n`);
   process.stdout.write(`  host MemAvailable drop per sandbox   ${extra.hostMiBPerIdleSandbox} MiB\n`);
   process.stdout.write(`  memory cgroup usage per sandbox       ${extra.cgroupMiBPerIdleSandbox} MiB\n`);
+  if (extra.proxyThroughputMiBs !== undefined) {
+    process.stdout.write(`\negress proxy throughput\n  via proxy ${extra.proxyThroughputMiBs} MiB/s, direct ${extra.directThroughputMiBs} MiB/s: ${round((extra.proxyThroughputMiBs ?? 0) / (extra.directThroughputMiBs ?? 1))}x\n`);
+  }
 }
 
 main().catch((e: unknown) => {

@@ -245,7 +245,7 @@ describe('a full pool', () => {
     const sb = await d.client.sandboxes.create({ name: 'filler', image: 'minimal' });
     await sb.exec(['sh', '-c', 'echo precious > /work/keep']);
     await sb.snapshots.create({ name: 'before-full' });
-    const fill = await sb.exec(['sh', '-c', 'dd if=/dev/urandom of=/work/big bs=1M count=400'], { timeoutMs: 60_000 });
+    const fill = await sb.exec(['sh', '-c', 'dd if=/dev/urandom of=/work/big bs=1M count=400; r=$?; sync; exit $r'], { timeoutMs: 120_000 });
     assert.notEqual(fill.exitCode, 0, 'the sandbox itself sees ENOSPC');
     const attempts: [string, () => Promise<unknown>][] = [
       ['snapshot', () => sb.snapshots.create({ name: 'when-full' })],
@@ -263,6 +263,7 @@ describe('a full pool', () => {
     assert.deepEqual((await d.client.images.list()).map((i) => i.name), ['minimal']);
     assert.deepEqual((await sb.snapshots.list()).map((s) => s.name), ['before-full']);
     await sb.exec(['sh', '-c', 'rm /work/big && sync']);
+    await run(['btrfs', 'filesystem', 'sync', join(d.stateDir, 'storage', 'btrfs', 'pool')], { allowFail: true });
     assert.equal((await sb.exec(['cat', '/work/keep'])).stdout, 'precious\n');
     // btrfs returns freed extents after its next transaction commit: give it a moment.
     let restored: Awaited<ReturnType<typeof d.client.sandboxes.create>> | undefined;
@@ -271,7 +272,7 @@ describe('a full pool', () => {
         restored = await d.client.sandboxes.create({ name: 'restored', snapshot: 'filler@before-full' }).catch(() => undefined);
         return restored !== undefined;
       },
-      30_000,
+      60_000,
       'space to come back',
     );
     assert.ok(restored);
