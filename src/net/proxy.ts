@@ -6,9 +6,7 @@
  */
 import { promises as dns } from 'node:dns';
 import { promises as fsp } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, isIP, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { decide, type NetworkPolicy } from './policy.js';
 
 export const PROXY_PORT_IN_SANDBOX = 3128;
@@ -59,9 +57,17 @@ function denyText(reason: string, host: string): string {
   return `nook: connection to ${host} refused: ${reason}\nask for access: nook network allow <sandbox> ${host}\n`;
 }
 
+/** At most this much request head (request line + headers) is read before refusing. */
+const MAX_HEAD_BYTES = 64 * 1024;
+
+/**
+ * Speaks the proxy protocol on raw sockets: it reads one request head, decides, and then
+ * only pipes bytes (a CONNECT tunnel, or a plain request rewritten to origin form with
+ * `Connection: close`). No HTTP parsing of responses, so a download runs at pipe speed.
+ */
 export class EgressProxy {
   private server: Server | undefined;
-  private readonly sockets = new Set<Duplex>();
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     private readonly socketPath: string,
@@ -71,12 +77,8 @@ export class EgressProxy {
 
   async start(): Promise<void> {
     await fsp.rm(this.socketPath, { force: true });
-    const server = createServer((req, res) => void this.onRequest(req, res));
-    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
+    // Half-open: a client that finished sending (nc, curl --data) still gets the whole answer.
+    const server = createServer({ allowHalfOpen: true }, (client) => this.onClient(client));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -89,6 +91,12 @@ export class EgressProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await fsp.rm(this.socketPath, { force: true });
+  }
+
+  private track(s: Socket): void {
+    this.sockets.add(s);
+    s.on('close', () => this.sockets.delete(s));
+    s.on('error', () => undefined);
   }
 
   private async check(host: string, port: number): Promise<{ allowed: boolean; reason: string; address: string; learn: boolean }> {
@@ -104,95 +112,91 @@ export class EgressProxy {
     return { ...v, address: resolved.address, learn: policy.mode === 'learn' };
   }
 
-  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = Date.now();
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '');
-    } catch {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('nook: this is an HTTP proxy: send absolute URLs, or CONNECT for https\n');
-      return;
-    }
-    if (url.protocol !== 'http:') {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('nook: only http:// URLs go as plain requests; https uses CONNECT\n');
-      return;
-    }
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(url.port || 80);
-    const verdict = await this.check(host, port);
-    const base = { host, port, method: 'HTTP', allowed: verdict.allowed, reason: verdict.reason, learn: verdict.learn };
-    if (!verdict.allowed) {
-      this.hooks.record({ ...base, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
-      res.writeHead(403, { 'content-type': 'text/plain', 'x-nook-denied': verdict.reason }).end(denyText(verdict.reason, host));
-      return;
-    }
-    const headers = { ...req.headers };
-    delete headers['proxy-connection'];
-    delete headers['proxy-authorization'];
-    let up = 0;
-    let down = 0;
-    const upstream = httpRequest({ host: verdict.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, setHost: false });
-    upstream.on('response', (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.on('data', (b: Buffer) => (down += b.length));
-      r.pipe(res);
-      r.on('end', () => this.hooks.record({ ...base, bytesUp: up, bytesDown: down, durationMs: Date.now() - started }));
-    });
-    upstream.on('error', (e) => {
-      this.hooks.record({ ...base, allowed: true, reason: `${verdict.reason}; upstream failed: ${e.message}`, bytesUp: up, bytesDown: down, durationMs: Date.now() - started });
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`nook: ${host}:${port} failed: ${e.message}\n`);
-    });
-    req.on('data', (b: Buffer) => (up += b.length));
-    req.pipe(upstream);
+  private onClient(client: Socket): void {
+    this.track(client);
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buf.length > MAX_HEAD_BYTES) reply(client, 431, 'request head too large');
+        return;
+      }
+      client.off('data', onData);
+      client.pause();
+      void this.route(client, buf.subarray(0, end).toString('latin1'), buf.subarray(end + 4));
+    };
+    client.on('data', onData);
   }
 
-  private async onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+  private async route(client: Socket, head: string, rest: Buffer): Promise<void> {
     const started = Date.now();
-    client.on('error', () => undefined);
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(req.url ?? '');
-    if (!m) {
-      client.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nnook: CONNECT needs host:port\n');
-      return;
+    const [requestLine = '', ...headerLines] = head.split('\r\n');
+    const [method = '', target = '', version = 'HTTP/1.1'] = requestLine.split(' ');
+    let host: string;
+    let port: number;
+    let upstreamHead: Buffer | null = null;
+    if (method === 'CONNECT') {
+      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(target);
+      if (!m) return reply(client, 400, 'CONNECT needs host:port');
+      host = m[1] ?? '';
+      port = Number(m[2]);
+    } else {
+      let url: URL;
+      try {
+        url = new URL(target);
+      } catch {
+        return reply(client, 400, 'this is an HTTP proxy: send absolute URLs, or CONNECT for https');
+      }
+      if (url.protocol !== 'http:') return reply(client, 400, 'only http:// URLs go as plain requests; https uses CONNECT');
+      host = url.hostname.replace(/^\[|\]$/g, '');
+      port = Number(url.port || 80);
+      // Origin form, hop-by-hop proxy headers dropped, one request per connection.
+      const headers = headerLines.filter((l) => !/^(proxy-connection|proxy-authorization|connection|keep-alive):/i.test(l));
+      upstreamHead = Buffer.from(`${method} ${url.pathname}${url.search} ${version}\r\n${[...headers, 'Connection: close'].join('\r\n')}\r\n\r\n`, 'latin1');
     }
-    const host = m[1] ?? '';
-    const port = Number(m[2]);
     const verdict = await this.check(host, port);
-    const base = { host, port, method: 'CONNECT', allowed: verdict.allowed, reason: verdict.reason, learn: verdict.learn };
+    const base = { host, port, method: method === 'CONNECT' ? 'CONNECT' : 'HTTP', allowed: verdict.allowed, reason: verdict.reason, learn: verdict.learn };
     if (!verdict.allowed) {
       this.hooks.record({ ...base, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
-      const body = denyText(verdict.reason, host);
-      client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Nook-Denied: ${verdict.reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-      return;
+      return reply(client, 403, denyText(verdict.reason, host), verdict.reason);
     }
-    let up = head.length;
+    const upstream = connect({ port, host: verdict.address, allowHalfOpen: true });
+    this.track(upstream);
+    let up = rest.length;
     let down = 0;
-    const upstream = connect(port, verdict.address);
-    this.sockets.add(upstream);
+    let connected = false;
     upstream.on('connect', () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) upstream.write(head);
+      connected = true;
+      if (upstreamHead) upstream.write(upstreamHead);
+      else client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (rest.length) upstream.write(rest);
       client.on('data', (b: Buffer) => (up += b.length));
       upstream.on('data', (b: Buffer) => (down += b.length));
       client.pipe(upstream);
       upstream.pipe(client);
+      client.resume();
     });
     let recorded = false;
     const finish = (error?: string): void => {
       if (recorded) return;
       recorded = true;
-      this.sockets.delete(upstream);
       this.hooks.record({ ...base, reason: error ? `${verdict.reason}; upstream failed: ${error}` : verdict.reason, bytesUp: up, bytesDown: down, durationMs: Date.now() - started });
     };
     upstream.on('error', (e) => {
-      if (down === 0 && up === head.length) client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nnook: ${host}:${port} failed: ${e.message}\n`);
+      if (!connected) reply(client, 502, `${host}:${port} failed: ${e.message}`);
       else client.destroy();
       finish(e.message);
     });
-    upstream.on('close', () => {
-      client.end();
-      finish();
-    });
+    upstream.on('close', () => finish());
     client.on('close', () => upstream.destroy());
   }
+}
+
+function reply(client: Socket, status: number, text: string, denied?: string): void {
+  const reason = { 400: 'Bad Request', 403: 'Forbidden', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway' }[status] ?? 'Error';
+  const body = text.endsWith('\n') ? text : `nook: ${text}\n`;
+  client.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\n${denied ? `X-Nook-Denied: ${denied}\r\n` : ''}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
