@@ -11,11 +11,11 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-# crun: the OCI runtime; btrfs-progs: the storage pool; busybox-static and debootstrap: the
+# crun: the OCI runtime (runc: its fallback, tested too); btrfs-progs: the storage pool; busybox-static and debootstrap: the
 # minimal and python presets; build-essential: nook-init (static C) and better-sqlite3;
 # bubblewrap: only for the benchmark's comparison column.
 apt-get install -y -q --no-install-recommends \
-  crun btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat \
+  crun runc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat \
   build-essential python3 ca-certificates bubblewrap
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then

@@ -81,6 +81,46 @@ describe('nook CLI end to end', () => {
     assert.match(nocmd.stderr, /no command given/);
   });
 
+  it('snapshots, restores, forks, commits, exports and imports', async () => {
+    assert.equal((await d.cli(['create', '--name', 'st', '--image', 'minimal'])).code, 0);
+    await d.cli(['exec', 'st', '--', 'sh', '-c', 'echo v1 > /work/f']);
+    const snap = await d.cli(['snapshot', 'create', 'st', '--name', 'after deps installed']);
+    assert.match(snap.stdout, /^st@after deps installed snap_\w+ \(/);
+    await d.cli(['exec', 'st', '--', 'sh', '-c', 'echo v2 > /work/f']);
+    const ls = await d.cli(['snapshot', 'ls', 'st']);
+    assert.match(ls.stdout, /^SANDBOX\s+NAME/);
+    assert.match(ls.stdout, /st\s+after deps installed/);
+    assert.equal((await d.cli(['create', '--name', 'st-restored', '--snapshot', 'st@after deps installed'])).stdout, 'st-restored\n');
+    assert.equal((await d.cli(['exec', 'st-restored', '--', 'cat', '/work/f'])).stdout, 'v1\n');
+    assert.equal((await d.cli(['fork', 'st', '--name', 'st-b', '--count', '2'])).stdout, 'st-b-1\nst-b-2\n');
+    assert.equal((await d.cli(['exec', 'st-b-2', '--', 'cat', '/work/f'])).stdout, 'v2\n');
+    assert.match((await d.cli(['commit', 'st', '--image', 'st-image'])).stdout, /^st-image img_/);
+    const tarFile = join(d.stateDir, 'st-image.oci.tar');
+    assert.match((await d.cli(['image', 'export', 'st-image', '-o', tarFile])).stdout, /st-image\.oci\.tar [\d.]+ MiB/);
+    assert.match((await d.cli(['image', 'import', tarFile, '--name', 'st-image-2'])).stdout, /^st-image-2 img_/);
+    const destroyed = await d.cli(['destroy', 'st']);
+    assert.match(destroyed.stdout, /st destroyed \(1 snapshot\(s\) kept: after deps installed/);
+    assert.equal((await d.cli(['snapshot', 'rm', 'st', 'after deps installed'])).stdout, 'st@after deps installed deleted\n');
+    await d.cli(['destroy', 'st-restored', 'st-b-1', 'st-b-2']);
+    await d.cli(['image', 'rm', 'st-image', 'st-image-2']);
+  });
+
+  it('manages network policy and exposures', async () => {
+    await d.cli(['create', '--name', 'netc', '--image', 'minimal', '--allow-host', 'pypi.org']);
+    const show = JSON.parse((await d.cli(['network', 'show', 'netc', '--json'])).stdout) as { policy: { mode: string; allow: string[] } };
+    assert.deepEqual(show.policy, { mode: 'allowlist', allow: ['pypi.org'] });
+    assert.match((await d.cli(['network', 'allow', 'netc', '*.pythonhosted.org'])).stdout, /allow: pypi\.org, \*\.pythonhosted\.org/);
+    assert.match((await d.cli(['network', 'deny', 'netc', 'pypi.org'])).stdout, /allow: \*\.pythonhosted\.org/);
+    const bad = await d.cli(['network', 'allow', 'netc', 'not a host']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /is not a host pattern \[INVALID_ARGUMENT\]/);
+    const url = (await d.cli(['expose', 'netc', '8000'])).stdout.trim();
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=\S+$/);
+    assert.match((await d.cli(['expose', 'ls', 'netc'])).stdout, /8000\s+http:\/\/127\.0\.0\.1/);
+    assert.equal((await d.cli(['expose', 'rm', 'netc', '8000'])).stdout, 'netc:8000 no longer exposed\n');
+    await d.cli(['destroy', 'netc']);
+  });
+
   it('manages images', async () => {
     const ls = JSON.parse((await d.cli(['image', 'ls', '--json'])).stdout) as { images: { name: string }[] };
     assert.ok(ls.images.some((i) => i.name === 'python'));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CODES } from '../../src/api/errors.js';
 import { routes } from '../../src/api/routes.js';
@@ -120,5 +120,34 @@ describe('dir storage driver end to end', () => {
     await sb.resume();
     assert.equal((await sb.exec(['cat', '/work/f'])).stdout, 'kept\n');
     await sb.destroy();
+  });
+});
+
+describe('runc fallback driver', { skip: existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc') ? false : 'runc is not installed (apt-get install runc)' }, () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon({ NOOK_RUNTIME: 'runc' });
+  });
+  after(async () => d.teardown());
+
+  it('runs the same isolated, persistent sandboxes', async () => {
+    assert.equal((await d.client.health()).runtime.name, 'runc');
+    const sb = await d.client.sandboxes.create({ name: 'on-runc', image: 'minimal' });
+    const r = await sb.exec(['sh', '-c', 'cat /proc/self/uid_map; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; ls /sys/class/net; echo kept > /work/f']);
+    assert.match(r.stdout, /^\s+0\s+100000\s+65536/);
+    assert.match(r.stdout, /NoNewPrivs:\s+1/);
+    assert.match(r.stdout, /Seccomp:\s+2/);
+    assert.match(r.stdout, /\nlo\n/);
+    const timedOut = await sb.exec(['sleep', '30'], { timeoutMs: 500 });
+    assert.equal(timedOut.exitCode, 124);
+    await sb.stop();
+    await sb.resume();
+    assert.equal((await sb.exec(['cat', '/work/f'])).stdout, 'kept\n');
+    await sb.snapshots.create({ name: 's' });
+    const [fork] = await sb.fork({ name: 'runc-fork' });
+    assert.equal((await fork?.exec(['cat', '/work/f']))?.stdout, 'kept\n');
+    await fork?.destroy();
+    await sb.destroy({ withSnapshots: true });
   });
 });

@@ -71,13 +71,17 @@ export function registerImageCommands(program: Command): void {
     });
 
   image
-    .command('rm <image>')
-    .description('remove an image (refused while a sandbox uses it)')
+    .command('rm <image...>')
+    .description('remove images (refused while a sandbox or snapshot uses one)')
     .option('--json', 'print JSON')
-    .action(async (name: string, flags: { json?: boolean }) => {
+    .action(async (names: string[], flags: { json?: boolean }) => {
       const client = await connect();
-      const img = await client.images.remove(name);
-      if (flags.json) printJson(img);
-      else process.stdout.write(`${img.name} removed\n`);
+      const removed = [];
+      for (const name of names) {
+        const img = await client.images.remove(name);
+        removed.push(img);
+        if (!flags.json) process.stdout.write(`${img.name} removed\n`);
+      }
+      if (flags.json) printJson(removed.length === 1 ? removed[0] : removed);
     });
 }
