@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <termios.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -30,6 +32,8 @@ struct request {
   char **envp;
   const char *cwd;
   const char *user;
+  int tty;
+  unsigned short cols, rows;
 };
 
 /* Splits "argc\0a\0b\0envc\0k=v\0cwd\0user\0" into a request. Pointers into buf. */
@@ -46,19 +50,32 @@ static int parse_request(char *buf, uint32_t len, struct request *r) {
   for (long i = 0; i < envc; i++) r->envp[i] = NEXT();
   r->cwd = NEXT();
   r->user = NEXT();
+  r->tty = 0;
+  if (p < end) {
+    r->tty = strcmp(NEXT(), "1") == 0;
+    r->cols = (unsigned short)strtoul(NEXT(), NULL, 10);
+    r->rows = (unsigned short)strtoul(NEXT(), NULL, 10);
+  }
 #undef NEXT
   return 0;
 }
 
-static void child_exec(const struct request *r, int in, int out, int err) {
-  dup2(in, 0);
-  dup2(out, 1);
-  dup2(err, 2);
+static void child_exec(const struct request *r, int in, int out, int err, const char *pty_slave) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
   setsid();
+  if (pty_slave) {
+    /* A new session opening its terminal: it becomes the controlling tty, so Ctrl-C
+     * (a 0x03 byte) signals the foreground process group like on any terminal. */
+    int slave = open(pty_slave, O_RDWR);
+    if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) != 0) _exit(125);
+    in = out = err = slave;
+  }
+  dup2(in, 0);
+  dup2(out, 1);
+  dup2(err, 2);
   if (*r->cwd && chdir(r->cwd) != 0) {
     fprintf(stderr, "nook: cannot enter working directory %s: %s\n", r->cwd, strerror(errno));
     _exit(125);
@@ -98,7 +115,19 @@ int run_agent_session(int conn) {
   if (frame_read(conn, &type, &buf, &len) != 0 || type != F_REQUEST || parse_request(buf, len, &req) != 0) return 125;
 
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) return 125;
+  int master = -1;
+  char slave_name[128] = "";
+  if (req.tty) {
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, slave_name, sizeof slave_name) != 0) return 125;
+    struct winsize ws = {.ws_row = req.rows ? req.rows : 24, .ws_col = req.cols ? req.cols : 80};
+    ioctl(master, TIOCSWINSZ, &ws);
+    /* One fd does it all: stdin is written to the master, output is read from it. */
+    in[1] = out[0] = master;
+    in[0] = out[1] = err[0] = err[1] = -1;
+  } else if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    return 125;
+  }
   /* SIGCHLD and SIGTERM (the sandbox is stopping) are read through a signalfd; SIGPIPE
    * stays blocked so a write error is an error, not a death. */
   sigset_t chld;
@@ -112,10 +141,12 @@ int run_agent_session(int conn) {
 
   pid_t child = fork();
   if (child < 0) return 125;
-  if (child == 0) child_exec(&req, in[0], out[1], err[1]);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
+  if (child == 0) child_exec(&req, in[0], out[1], err[1], req.tty ? slave_name : NULL);
+  if (!req.tty) {
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+  }
   fcntl(in[1], F_SETFL, O_NONBLOCK);
   char pidtext[32];
   int n = snprintf(pidtext, sizeof pidtext, "%d", child);
@@ -154,8 +185,18 @@ int run_agent_session(int conn) {
         continue;
       }
       if (t == F_STDIN) pending_add(&stdin_buf, data, dl);
-      else if (t == F_STDIN_EOF) stdin_buf.eof = 1;
+      else if (t == F_STDIN_EOF) stdin_buf.eof = !req.tty; /* a terminal stays open until its shell exits */
       else if (t == F_KILL) kill_descendants(getpid(), child, &status, &reaped);
+      else if (t == F_RESIZE && master >= 0) {
+        unsigned cols = 0, rows = 0;
+        if (sscanf(data, "%u %u", &cols, &rows) == 2) {
+          struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+          ioctl(master, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH to the foreground group */
+        }
+      } else if (t == F_SIGNAL && !reaped) {
+        int sig = atoi(data);
+        if (sig > 0 && sig < NSIG) kill(-child, sig);
+      }
       free(data);
     }
     if (i_in >= 0 && fds[i_in].revents) {
@@ -176,6 +217,8 @@ int run_agent_session(int conn) {
       if (r > 0) {
         if (conn_open && frame_write(conn, kinds[k], chunk, (size_t)r) != 0) conn_open = 0;
       } else if (r == 0 || errno != EAGAIN) {
+        /* A PTY master reads EIO once every holder of the slave is gone: its EOF. */
+        if (*fdp[k] == master) stdin_fd = -1, master = -1;
         close(*fdp[k]);
         *fdp[k] = -1;
       }

@@ -7,10 +7,12 @@
 #define FRAME_MAX (32u * 1024u * 1024u)
 
 /* daemon -> agent */
-#define F_REQUEST 'R' /* argc\0argv...\0envc\0env...\0cwd\0user\0 */
+#define F_REQUEST 'R' /* argc\0argv...\0envc\0env...\0cwd\0user\0[tty\0cols\0rows\0] */
 #define F_STDIN 'I'
 #define F_STDIN_EOF 'E'
 #define F_KILL 'K'
+#define F_RESIZE 'W' /* "<cols> <rows>" (PTY sessions) */
+#define F_SIGNAL 'S' /* "<signal number>": to the command's process group */
 /* agent -> daemon */
 #define F_STARTED 'P' /* decimal pid inside the sandbox */
 #define F_STDOUT 'O'

@@ -55,9 +55,9 @@ export class NetworkManager {
     private readonly runtime: RuntimeDriver,
     private readonly sandboxes: SandboxManager,
   ) {
-    sandboxes.onComputeUp = (id) => this.attach(id);
-    sandboxes.onComputeDown = (id) => this.detach(id);
-    sandboxes.onForget = (id) => this.forget(id);
+    sandboxes.hooks.computeUp.push((id) => this.attach(id));
+    sandboxes.hooks.computeDown.push((id) => this.detach(id));
+    sandboxes.hooks.forget.push((id) => this.forget(id));
   }
 
   // ---- policy --------------------------------------------------------------------------
@@ -135,7 +135,10 @@ export class NetworkManager {
     this.db
       .prepare('DELETE FROM network_decisions WHERE sandbox_id = ? AND id <= (SELECT id FROM network_decisions WHERE sandbox_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)')
       .run(sandboxId, sandboxId, MAX_DECISIONS);
-    if (!d.allowed) log('egress denied', { id: sandboxId, host: d.host, port: d.port, reason: d.reason });
+    if (!d.allowed) {
+      log('egress denied', { id: sandboxId, host: d.host, port: d.port, reason: d.reason });
+      this.sandboxes.events.publish('network.denied', { sandboxId, detail: { host: d.host, port: d.port, reason: d.reason } });
+    }
   }
 
   // ---- compute hooks ----------------------------------------------------------------------

@@ -12,6 +12,8 @@ import type { Paths } from './paths.js';
 import { SandboxManager } from './sandboxes.js';
 import { SnapshotManager } from './snapshots.js';
 import { NetworkManager } from './network.js';
+import { LogStore } from './logs.js';
+import { ProcessManager } from './processes.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -61,6 +63,7 @@ export class Nook {
     readonly sandboxes: SandboxManager,
     readonly snapshots: SnapshotManager,
     readonly network: NetworkManager,
+    readonly processes: ProcessManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -84,12 +87,14 @@ export class Nook {
     const sandboxes = new SandboxManager(db, storage, runtime, images);
     const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
     const network = new NetworkManager(db, runtime, sandboxes);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network);
+    const processes = new ProcessManager(db, runtime, images, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();
     await sandboxes.reconcile();
     await snapshots.reconcile();
+    processes.reconcile();
     await network.attachRunning();
     log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
     nook.ttl = new TtlScheduler(sandboxes);
@@ -115,6 +120,7 @@ export class Nook {
   async close(): Promise<void> {
     this.ttl?.stop();
     // Listeners close; bridges stop (the next daemon starts them again for running sandboxes).
+    this.processes.detachAll();
     await this.network.detachAll();
     this.db.close();
   }

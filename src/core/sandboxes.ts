@@ -22,6 +22,7 @@ import { UndoStack } from '../util/undo.js';
 import { OutputCapture } from './output.js';
 import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
+import { EventBus } from './events.js';
 import { normaliseAllow, proxyEnv } from './network.js';
 import type { ProgressFn } from './presets.js';
 
@@ -88,11 +89,29 @@ export class SandboxManager {
   private readonly locks = new KeyedMutex();
   /** Called after any change that can move the next TTL expiry. */
   onScheduleChange: () => void = () => undefined;
-  /** Set by the network manager: compute came up (start egress, exposures) or is going down. */
-  onComputeUp: (sandboxId: string) => Promise<void> = async () => undefined;
-  onComputeDown: (sandboxId: string) => Promise<void> = async () => undefined;
-  /** Set by the network manager: forget a destroyed sandbox's decisions and exposures. */
-  onForget: (sandboxId: string) => void = () => undefined;
+  /**
+   * Other managers' work around compute: up (egress, exposures, processes to restart),
+   * down (before compute stops), forget (a destroyed sandbox's records).
+   */
+  readonly hooks = {
+    computeUp: [] as ((sandboxId: string) => Promise<void>)[],
+    computeDown: [] as ((sandboxId: string) => Promise<void>)[],
+    forget: [] as ((sandboxId: string) => Promise<void> | void)[],
+  };
+  /** Lifecycle events, for `nook events`. */
+  events: EventBus = new EventBus();
+
+  private async onComputeUp(id: string): Promise<void> {
+    for (const h of this.hooks.computeUp) await h(id);
+  }
+
+  private async onComputeDown(id: string): Promise<void> {
+    for (const h of this.hooks.computeDown) await h(id).catch((e: Error) => log('compute-down hook failed', { id, error: e.message }));
+  }
+
+  private async onForget(id: string): Promise<void> {
+    for (const h of this.hooks.forget) await h(id);
+  }
   /** Set by the snapshot manager: what to do with a destroyed sandbox's snapshots. */
   onDestroy: (sandboxId: string, withSnapshots: boolean) => Promise<{ kept: string[]; deleted: string[] }> = async () => ({ kept: [], deleted: [] });
 
@@ -251,6 +270,7 @@ export class SandboxManager {
       }
       this.onScheduleChange();
       log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ms: Date.now() - now, ...phases });
+      this.events.publish('sandbox.created', { sandbox: name, sandboxId: id, detail: { persistent: req.persistent !== false, ...(from ? { origin: from.origin } : {}) } });
       return this.get(id);
     });
   }
@@ -291,7 +311,7 @@ export class SandboxManager {
     return row;
   }
 
-  async stop(ref: string): Promise<Sandbox | null> {
+  async stop(ref: string, reason: 'request' | 'ttl' | 'release' = 'request'): Promise<Sandbox | null> {
     const row = this.settledRow(ref);
     if (row.persistent === 0) {
       await this.destroy(ref);
@@ -304,7 +324,8 @@ export class SandboxManager {
       await this.stopCompute(row.id);
       this.setState(row.id, 'paused', { expiresAt: null });
       this.onScheduleChange();
-      log('sandbox stopped', { id: row.id, name: row.name });
+      log('sandbox stopped', { id: row.id, name: row.name, reason });
+      this.events.publish('sandbox.stopped', { sandbox: row.name, sandboxId: row.id, detail: { reason } });
       return this.get(row.id);
     });
   }
@@ -333,10 +354,11 @@ export class SandboxManager {
     this.setState(id, 'running', { expiresAt: row.ttl_ms ? Date.now() + row.ttl_ms : null });
     this.onScheduleChange();
     log('sandbox resumed', { id, name: row.name });
+    this.events.publish('sandbox.resumed', { sandbox: row.name, sandboxId: id });
     return this.get(id);
   }
 
-  async destroy(ref: string, options: { withSnapshots?: boolean } = {}): Promise<DestroyResult> {
+  async destroy(ref: string, options: { withSnapshots?: boolean; reason?: 'request' | 'ttl' } = {}): Promise<DestroyResult> {
     const row = this.settledRow(ref);
     return this.locks.run(row.id, async () => {
       this.setState(row.id, 'destroying');
@@ -344,6 +366,7 @@ export class SandboxManager {
       const snaps = await this.onDestroy(row.id, options.withSnapshots ?? false);
       this.onScheduleChange();
       log('sandbox destroyed', { id: row.id, name: row.name, snapshotsKept: snaps.kept.length, snapshotsDeleted: snaps.deleted.length });
+      this.events.publish('sandbox.destroyed', { sandbox: row.name, sandboxId: row.id, detail: { reason: options.reason ?? 'request' } });
       return { id: row.id, name: row.name, destroyed: true as const, snapshotsKept: snaps.kept, snapshotsDeleted: snaps.deleted };
     });
   }
@@ -393,7 +416,7 @@ export class SandboxManager {
     await this.onComputeDown(id);
     await this.runtime.stop(id, 0);
     await this.storage.deleteSandbox(id);
-    this.onForget(id);
+    await this.onForget(id);
     this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
   }
 
@@ -468,8 +491,8 @@ export class SandboxManager {
     for (const d of due) {
       try {
         log('ttl expired', { id: d.id, name: d.name, action: d.persistent ? 'stop' : 'destroy' });
-        if (d.persistent) await this.stop(d.id);
-        else await this.destroy(d.id);
+        if (d.persistent) await this.stop(d.id, 'ttl');
+        else await this.destroy(d.id, { reason: 'ttl' });
       } catch (e) {
         log('ttl action failed', { id: d.id, error: (e as Error).message });
       }
@@ -542,7 +565,7 @@ export class SandboxManager {
     for (const s of this.list()) {
       if (s.state === 'paused') continue;
       try {
-        await this.stop(s.id);
+        await this.stop(s.id, 'release');
       } catch (e) {
         log('release: stop failed', { id: s.id, error: (e as Error).message });
       }

@@ -101,6 +101,7 @@ export class SnapshotManager {
     }
     this.db.prepare("UPDATE snapshots SET state = 'ready', duration_ms = ? WHERE id = ?").run(durationMs, id);
     log('snapshot taken', { id, sandbox: sandbox.name, name: req.name, ms: durationMs });
+    this.sandboxes.events.publish('snapshot.created', { sandbox: sandbox.name, sandboxId: sandbox.id, detail: { snapshot: req.name, id, durationMs } });
     this.measureLater(id);
     return this.get(id);
   }

@@ -9,6 +9,7 @@ import { NookError } from '../api/errors.js';
 import { Nook } from '../core/nook.js';
 import { resolvePaths } from '../core/paths.js';
 import { log } from '../util/log.js';
+import { ptyUpgradeHandler } from './pty.js';
 import { buildApp } from './server.js';
 
 /** True when something already answers on the socket. */
@@ -71,6 +72,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
   };
 
   const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown }).fetch }) as Server;
+  unix.on('upgrade', ptyUpgradeHandler(nook));
   const oldMask = process.umask(0o177);
   await listen(unix, paths.socketPath);
   process.umask(oldMask);
@@ -86,6 +88,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
     const m = /^(.*):(\d+)$/.exec(tcp);
     if (!m) throw new NookError('INVALID_ARGUMENT', `--tcp ${tcp}: expected HOST:PORT`);
     const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch }) as Server;
+    server.on('upgrade', ptyUpgradeHandler(nook, token));
     await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
     servers.push(server);
     log('listening on tcp', { address: tcp });

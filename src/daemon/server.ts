@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes } from '../api/routes.js';
-import { NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type ProgressEvent } from '../api/schemas.js';
+import { NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import type { Nook } from '../core/nook.js';
 import { newId } from '../util/ids.js';
@@ -228,6 +228,40 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new NookError('INVALID_ARGUMENT', `port ${c.req.param('port')} is not a port number`);
     return c.json(await net.unexpose(ref(c), port));
   });
+
+  const procs = nook.processes;
+  app.post(honoPath(routes.startProcess.path), async (c) => c.json(await procs.start(ref(c), await parseBody(c, routes.startProcess.body))));
+  app.get(honoPath(routes.listProcesses.path), (c) => c.json({ processes: procs.list(ref(c)) }));
+  app.get(honoPath(routes.getProcess.path), (c) => c.json(procs.get(ref(c), c.req.param('proc') ?? '')));
+  app.post(honoPath(routes.killProcess.path), async (c) => {
+    const req = await parseBody(c, routes.killProcess.body);
+    return c.json(await procs.kill(ref(c), c.req.param('proc') ?? '', req.signal));
+  });
+  app.get(honoPath(routes.processLogs.path), (c) => {
+    const proc = c.req.param('proc') ?? '';
+    procs.get(ref(c), proc); // unknown sandbox or process: an HTTP error before the stream
+    const tail = c.req.query('tail');
+    const since = c.req.query('since');
+    const sinceMs = since === undefined ? undefined : /^\d+$/.test(since) ? Number(since) : Date.parse(since);
+    if (sinceMs !== undefined && Number.isNaN(sinceMs)) throw new NookError('INVALID_ARGUMENT', `since=${since} is not a time`, { hint: 'give an ISO time or ms since epoch' });
+    if (tail !== undefined && !/^\d+$/.test(tail)) throw new NookError('INVALID_ARGUMENT', `tail=${tail} is not a number of lines`);
+    const opts = { follow: c.req.query('follow') === 'true', ...(tail !== undefined ? { tail: Number(tail) } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}) };
+    return ndjson<LogEvent>(c, (emit, signal) => procs.streamLogs(ref(c), proc, opts, emit, signal), (error) => ({ type: 'error', error: error.toJSON() }));
+  });
+  app.get(routes.events.path, (c) =>
+    ndjson<NookEvent>(
+      c,
+      (emit, signal) =>
+        new Promise<void>((resolve) => {
+          const unsubscribe = nook.sandboxes.events.subscribe(emit);
+          signal.addEventListener('abort', () => {
+            unsubscribe();
+            resolve();
+          });
+        }),
+      (error) => ({ at: new Date().toISOString(), type: 'error', detail: error.toJSON() as unknown as Record<string, unknown> }),
+    ),
+  );
 
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));

@@ -1,23 +1,25 @@
 import { connect, type Socket } from 'node:net';
 import { NookError } from '../api/errors.js';
-import type { ExecOutcome, ExecSpec } from './driver.js';
+import type { ExecOutcome, ExecSpec, SessionHandle, SessionSpec } from './driver.js';
 
 /** Frame types of the agent protocol (native/src/frame.h). */
-const F = { request: 'R', stdin: 'I', stdinEof: 'E', kill: 'K', started: 'P', stdout: 'O', stderr: 'A', exit: 'X' } as const;
+const F = { request: 'R', stdin: 'I', stdinEof: 'E', kill: 'K', resize: 'W', signal: 'S', started: 'P', stdout: 'O', stderr: 'A', exit: 'X' } as const;
 const STDIN_CHUNK = 1024 * 1024;
 /** After a kill, how long the agent gets to report the exit before we hang up on it. */
 const KILL_GRACE_MS = 3000;
 
-function frame(type: string, payload: Buffer = Buffer.alloc(0)): Buffer {
+function frame(type: string, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const head = Buffer.alloc(5);
   head.write(type, 0, 'latin1');
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
 }
 
-function requestPayload(spec: ExecSpec): Buffer {
+function requestPayload(spec: SessionSpec): Buffer {
   const env = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
   const fields = [String(spec.argv.length), ...spec.argv, String(env.length), ...env, spec.cwd, spec.user ?? ''];
+  if (spec.tty) fields.push('1', String(spec.tty.cols), String(spec.tty.rows));
   return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
 }
 
@@ -38,78 +40,112 @@ class FrameReader {
   }
 }
 
-/**
- * Runs one command through the sandbox's exec agent (nook-init, PID 1) over the unix
- * socket the agent inherited at start. A hang-up makes the agent kill the whole tree, so a
- * crashed daemon leaves nothing running either.
- */
-export function agentExec(socketPath: string, spec: ExecSpec): Promise<ExecOutcome> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const sock: Socket = connect(socketPath);
-    const reader = new FrameReader();
-    let timedOut = false;
-    let aborted = false;
-    let settled = false;
-    let hangUp: NodeJS.Timeout | undefined;
-
-    const finish = (result: ExecOutcome | NookError): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (hangUp) clearTimeout(hangUp);
-      spec.signal?.removeEventListener('abort', onAbort);
-      sock.destroy();
-      if (result instanceof NookError) reject(result);
-      else resolve(result);
-    };
-    const kill = (): void => {
-      if (settled || sock.destroyed) return;
-      sock.write(frame(F.kill));
-      hangUp = setTimeout(() => sock.destroy(), KILL_GRACE_MS);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, spec.timeoutMs);
-    const onAbort = (): void => {
-      aborted = true;
-      kill();
-    };
-    spec.signal?.addEventListener('abort', onAbort, { once: true });
-
-    // Queued now, before any kill a timer or an abort may queue: the agent must read the
-    // request first (a busy event loop can otherwise run the timeout before 'connect').
-    sock.write(frame(F.request, requestPayload(spec)));
-    const stdin = spec.stdin ?? Buffer.alloc(0);
-    for (let off = 0; off < stdin.length; off += STDIN_CHUNK) sock.write(frame(F.stdin, stdin.subarray(off, off + STDIN_CHUNK)));
-    sock.write(frame(F.stdinEof));
-    if (spec.signal?.aborted) onAbort();
-    sock.on('data', (chunk: Buffer) =>
-      reader.push(chunk, (type, payload) => {
-        if (type === F.stdout) spec.onStdout(payload);
-        else if (type === F.stderr) spec.onStderr(payload);
-        else if (type === F.exit) {
-          const [code, sig] = payload.toString().split(' ').map(Number);
-          const signal = timedOut || aborted ? 'SIGKILL' : sig ? signalName(sig) : null;
-          finish({ exitCode: timedOut ? 124 : (code ?? 125), signal, timedOut, aborted, durationMs: Date.now() - started });
-        }
-      }),
-    );
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      finish(new NookError('RUNTIME_ERROR', `cannot reach the sandbox's exec agent: ${e.message}`, { hint: 'the sandbox may have stopped; check nook inspect' }));
-    });
-    sock.on('close', () => {
-      if (timedOut || aborted) {
-        finish({ exitCode: timedOut ? 124 : 137, signal: 'SIGKILL', timedOut, aborted, durationMs: Date.now() - started });
-      } else {
-        finish(new NookError('RUNTIME_ERROR', 'the exec agent ended the session without an exit status (the sandbox stopped, or something in it killed the agent)'));
-      }
-    });
-  });
+const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
+export function signalName(n: number): string {
+  return SIGNALS[n] ?? `SIG${n}`;
 }
 
-const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
-function signalName(n: number): string {
-  return SIGNALS[n] ?? `SIG${n}`;
+/**
+ * One command run by the sandbox's exec agent (nook-init, PID 1) over the unix socket the
+ * agent inherited at start. Streams output as it comes; stdin, resize and signals go the
+ * other way. A hang-up makes the agent kill the whole tree, so a crashed daemon leaves
+ * nothing running either.
+ */
+export class AgentSession implements SessionHandle {
+  readonly exited: Promise<{ exitCode: number; signal: string | null }>;
+  private readonly sock: Socket;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(socketPath: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }) {
+    const sock = connect(socketPath);
+    this.sock = sock;
+    const reader = new FrameReader();
+    this.exited = new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (v: { exitCode: number; signal: string | null } | NookError): void => {
+        if (settled) return;
+        settled = true;
+        if (this.killTimer) clearTimeout(this.killTimer);
+        sock.destroy();
+        if (v instanceof NookError) reject(v);
+        else resolve(v);
+      };
+      sock.on('data', (chunk: Buffer) =>
+        reader.push(chunk, (type, payload) => {
+          if (type === F.stdout) handlers.onStdout(payload);
+          else if (type === F.stderr) handlers.onStderr(payload);
+          else if (type === F.exit) {
+            const [code, sig] = payload.toString().split(' ').map(Number);
+            settle({ exitCode: code ?? 125, signal: sig ? signalName(sig) : null });
+          }
+        }),
+      );
+      sock.on('error', (e: NodeJS.ErrnoException) => {
+        settle(new NookError('RUNTIME_ERROR', `cannot reach the sandbox's exec agent: ${e.message}`, { hint: 'the sandbox may have stopped; check nook inspect' }));
+      });
+      sock.on('close', () => {
+        settle(new NookError('RUNTIME_ERROR', 'the exec agent ended the session without an exit status (the sandbox stopped, or something in it killed the agent)'));
+      });
+    });
+    // Queued now, before anything a caller may send: the agent reads the request first.
+    sock.write(frame(F.request, requestPayload(spec)));
+  }
+
+  write(data: Buffer): void {
+    for (let off = 0; off < data.length; off += STDIN_CHUNK) this.sock.write(frame(F.stdin, data.subarray(off, off + STDIN_CHUNK)));
+  }
+
+  endStdin(): void {
+    this.sock.write(frame(F.stdinEof));
+  }
+
+  resize(cols: number, rows: number): void {
+    this.sock.write(frame(F.resize, `${Math.round(cols)} ${Math.round(rows)}`));
+  }
+
+  signal(signum: number): void {
+    this.sock.write(frame(F.signal, String(signum)));
+  }
+
+  /** Kills the command's whole tree; hangs up if the agent does not answer in time. */
+  kill(): void {
+    if (this.sock.destroyed || this.killTimer) return;
+    this.sock.write(frame(F.kill));
+    this.killTimer = setTimeout(() => this.sock.destroy(), KILL_GRACE_MS);
+  }
+
+  /** Hangs up: the agent kills the tree. */
+  hangUp(): void {
+    this.sock.destroy();
+  }
+}
+
+/** A bounded, one-shot exec: timeout and abort kill the tree. */
+export async function agentExec(socketPath: string, spec: ExecSpec): Promise<ExecOutcome> {
+  const started = Date.now();
+  const session = new AgentSession(socketPath, spec, { onStdout: spec.onStdout, onStderr: spec.onStderr });
+  if (spec.stdin) session.write(spec.stdin);
+  session.endStdin();
+  let timedOut = false;
+  let aborted = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    session.kill();
+  }, spec.timeoutMs);
+  const onAbort = (): void => {
+    aborted = true;
+    session.kill();
+  };
+  spec.signal?.addEventListener('abort', onAbort, { once: true });
+  if (spec.signal?.aborted) onAbort();
+  try {
+    const r = await session.exited;
+    return { exitCode: timedOut ? 124 : r.exitCode, signal: timedOut || aborted ? 'SIGKILL' : r.signal, timedOut, aborted, durationMs: Date.now() - started };
+  } catch (e) {
+    if (timedOut || aborted) return { exitCode: timedOut ? 124 : 137, signal: 'SIGKILL', timedOut, aborted, durationMs: Date.now() - started };
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    spec.signal?.removeEventListener('abort', onAbort);
+  }
 }

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { run } from '../util/proc.js';
 import { CgroupV1, sleep } from './cgroups.js';
-import type { ContainerStatus, ExecOutcome, ExecSpec, RuntimeDriver, RuntimeInfo, StartSpec } from './driver.js';
-import { agentExec } from './agent-client.js';
+import type { ContainerStatus, ExecOutcome, ExecSpec, RuntimeDriver, RuntimeInfo, SessionHandle, SessionSpec, StartSpec } from './driver.js';
+import { AgentSession, agentExec } from './agent-client.js';
 import { buildOciSpec } from './oci-config.js';
 
 export interface OciRuntimeOptions {
@@ -158,6 +158,10 @@ export class OciRuntimeDriver implements RuntimeDriver {
 
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome> {
     return agentExec(this.agentSocket(sandboxId), spec);
+  }
+
+  openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle {
+    return new AgentSession(this.agentSocket(sandboxId), spec, handlers);
   }
 
   listCgroups(): Promise<string[]> {

@@ -21,11 +21,27 @@ export interface StartSpec {
 
 export type ContainerStatus = 'running' | 'paused' | 'stopped' | 'missing';
 
-export interface ExecSpec {
+/** What runs: the command line and its environment, optionally on a terminal. */
+export interface SessionSpec {
   argv: string[];
   env: Record<string, string>;
   cwd: string;
   user?: string;
+  tty?: { cols: number; rows: number };
+}
+
+/** A live command: output arrives through the handlers given at open. */
+export interface SessionHandle {
+  readonly exited: Promise<{ exitCode: number; signal: string | null }>;
+  write(data: Buffer): void;
+  endStdin(): void;
+  resize(cols: number, rows: number): void;
+  signal(signum: number): void;
+  /** Kills the command and everything it started. */
+  kill(): void;
+}
+
+export interface ExecSpec extends SessionSpec {
   stdin?: Buffer;
   timeoutMs: number;
   signal?: AbortSignal;
@@ -60,6 +76,8 @@ export interface RuntimeDriver {
    * daemon dies meanwhile, the sandbox's agent sees the hang-up and kills the tree itself.
    */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome>;
+  /** An open-ended command (background process, terminal); the caller bounds it. */
+  openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle;
   /** Removes cgroups of sandboxes this daemon no longer knows. */
   listCgroups(): Promise<string[]>;
   removeCgroups(sandboxId: string): Promise<void>;

@@ -4,7 +4,12 @@ import type {
   CreateSnapshotRequest,
   Exposure,
   ForkRequest,
+  LogEvent,
   NetworkShow,
+  NookEvent,
+  Process,
+  PtyServerMessage,
+  StartProcessRequest,
   Snapshot,
   DestroyResult,
   ExecEvent,
@@ -18,6 +23,7 @@ import type {
   Sandbox as SandboxInfo,
   SandboxState,
 } from '../api/schemas.js';
+import WebSocket from 'ws';
 import { toError, Transport, type TransportOptions } from './transport.js';
 
 export interface ExecOptions extends Omit<ExecRequest, 'argv' | 'stdin' | 'stream'> {
@@ -144,6 +150,33 @@ export class Sandbox {
     return this.transport.json<Image>('POST', this.path('/commit'), { body: options });
   }
 
+  /** Background processes: they outlive the call that starts them; the daemon keeps their output. */
+  get processes(): {
+    start: (cmd: Command, options?: Omit<StartProcessRequest, 'argv'>) => Promise<Process>;
+    list: () => Promise<Process[]>;
+    get: (proc: string) => Promise<Process>;
+    kill: (proc: string, options?: { signal?: string }) => Promise<Process>;
+    logs: (proc: string, options?: { follow?: boolean; tail?: number; since?: string; signal?: AbortSignal }) => AsyncGenerator<LogEvent>;
+  } {
+    const p = (proc: string, suffix = ''): string => this.path(`/processes/${encodeURIComponent(proc)}${suffix}`);
+    return {
+      start: (cmd, options = {}) => this.transport.json<Process>('POST', this.path('/processes'), { body: { ...options, argv: toArgv(cmd) } }),
+      list: async () => (await this.transport.json<{ processes: Process[] }>('GET', this.path('/processes'))).processes,
+      get: (proc) => this.transport.json<Process>('GET', p(proc)),
+      kill: (proc, options = {}) => this.transport.json<Process>('POST', p(proc, '/kill'), { body: options }),
+      logs: (proc, options = {}) =>
+        this.transport.stream<LogEvent>('GET', p(proc, '/logs'), {
+          query: { follow: options.follow ? 'true' : undefined, tail: options.tail === undefined ? undefined : String(options.tail), since: options.since },
+          ...(options.signal ? { signal: options.signal } : {}),
+        }),
+    };
+  }
+
+  /** Interactive terminals (a PTY over a WebSocket). */
+  get pty(): { create: (options: PtyOptions) => Promise<PtySession> } {
+    return { create: (options) => openPty(this.transport, this.info.id, options) };
+  }
+
   /** Egress policy: changes apply to a running sandbox at once. */
   get network(): {
     allow: (...hosts: string[]) => Promise<NetworkShow>;
@@ -185,6 +218,84 @@ export class Sandbox {
       delete: (name) => this.transport.json<Snapshot>('DELETE', this.path(`/snapshots/${encodeURIComponent(name)}`)),
     };
   }
+}
+
+export interface PtyOptions {
+  cols: number;
+  rows: number;
+  /** Default: a login shell (bash where the image has it). */
+  cmd?: Command;
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  onData: (data: Buffer) => void;
+}
+
+export interface PtySession {
+  write(data: string | Buffer): void;
+  resize(cols: number, rows: number): void;
+  /** Kills the terminal's process tree. */
+  kill(): void;
+  /** Resolves when the session ends, with the shell's exit code. */
+  wait(): Promise<{ exitCode: number; signal: string | null }>;
+}
+
+function openPty(transport: Transport, sandboxId: string, options: PtyOptions): Promise<PtySession> {
+  const path = `/v1/sandboxes/${encodeURIComponent(sandboxId)}/pty`;
+  const ws = transport.baseUrl
+    ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: transport.authHeaders() })
+    : new WebSocket(`ws+unix://${transport.socketPath}:${path}`);
+  let ended: (r: { exitCode: number; signal: string | null }) => void = () => undefined;
+  let failed: (e: Error) => void = () => undefined;
+  const done = new Promise<{ exitCode: number; signal: string | null }>((resolve, reject) => {
+    ended = resolve;
+    failed = reject;
+  });
+  void done.catch(() => undefined);
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => {
+      ws.send(
+        JSON.stringify({
+          type: 'start',
+          cols: options.cols,
+          rows: options.rows,
+          ...(options.cmd ? { argv: toArgv(options.cmd) } : {}),
+          ...(options.env ? { env: options.env } : {}),
+          ...(options.cwd ? { cwd: options.cwd } : {}),
+          ...(options.user ? { user: options.user } : {}),
+        }),
+      );
+      resolve({
+        write: (data) => ws.readyState === ws.OPEN && ws.send(Buffer.from(data)),
+        resize: (cols, rows) => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'resize', cols, rows })),
+        kill: () => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'kill' })),
+        wait: () => done,
+      });
+    });
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (isBinary) {
+        options.onData(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer));
+        return;
+      }
+      const msg = JSON.parse(data.toString()) as PtyServerMessage;
+      if (msg.type === 'exit') ended({ exitCode: msg.exitCode, signal: msg.signal });
+      else failed(toError(msg.error, 500));
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => (body += b.toString()));
+      res.on('end', () => {
+        const err = toError((() => { try { return JSON.parse(body) as unknown; } catch { return {}; } })(), res.statusCode ?? 500);
+        reject(err);
+        failed(err);
+      });
+    });
+    ws.on('error', (e) => {
+      reject(e);
+      failed(e);
+    });
+    ws.on('close', () => failed(new NookError('RUNTIME_ERROR', 'the terminal connection closed without an exit status')));
+  });
 }
 
 export interface CreateOptions extends CreateSandboxRequest {
@@ -325,6 +436,11 @@ export class NookClient {
   /** Stops the daemon; with release, stops all compute and unmounts storage first. */
   shutdown(options: { release?: boolean } = {}): Promise<Health> {
     return this.transport.json<Health>('POST', '/v1/system/shutdown', { body: options });
+  }
+
+  /** Lifecycle events as they happen (created, stopped by TTL, snapshot taken, process exited...). */
+  events(options: { signal?: AbortSignal } = {}): AsyncGenerator<NookEvent> {
+    return this.transport.stream<NookEvent>('GET', '/v1/events', options.signal ? { signal: options.signal } : {});
   }
 
   /** The daemon's OpenAPI document. */

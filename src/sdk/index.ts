@@ -1,4 +1,4 @@
-export { NookClient, Sandbox, type ExecOptions, type RunOptions, type CreateOptions, type Command } from './client.js';
+export { NookClient, Sandbox, type ExecOptions, type RunOptions, type CreateOptions, type Command, type PtyOptions, type PtySession } from './client.js';
 export { Transport, type TransportOptions } from './transport.js';
 export { NookError, ERROR_CODES, type ErrorCode, type ApiErrorBody } from '../api/errors.js';
 export type {
@@ -16,4 +16,7 @@ export type {
   NetworkShow,
   NetworkDecision,
   NetworkPolicy,
+  Process,
+  LogEvent,
+  NookEvent,
 } from '../api/schemas.js';

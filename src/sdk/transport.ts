@@ -33,6 +33,11 @@ export class Transport {
     this.token = options.token ?? process.env.NOOK_TOKEN;
   }
 
+  /** Headers that authenticate on the TCP listener (none on the unix socket). */
+  authHeaders(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
   private open(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) {

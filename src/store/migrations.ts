@@ -65,4 +65,20 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      PRIMARY KEY (sandbox_id, port)
    );`,
+  // 4: background processes
+  `CREATE TABLE processes (
+     id TEXT PRIMARY KEY,
+     sandbox_id TEXT NOT NULL,
+     name TEXT,
+     argv_json TEXT NOT NULL,
+     spec_json TEXT NOT NULL,
+     restart TEXT NOT NULL,
+     state TEXT NOT NULL,
+     exit_code INTEGER,
+     signal TEXT,
+     started_at INTEGER NOT NULL,
+     ended_at INTEGER,
+     runs INTEGER NOT NULL DEFAULT 1
+   );
+   CREATE INDEX processes_sandbox ON processes(sandbox_id);`,
 ];
