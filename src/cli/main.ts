@@ -7,6 +7,7 @@ import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerNetworkCommands } from './commands/network.js';
+import { registerInteractiveCommands } from './commands/interactive.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -20,6 +21,7 @@ registerSandboxCommands(program);
 registerExecCommands(program);
 registerSnapshotCommands(program);
 registerNetworkCommands(program);
+registerInteractiveCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

@@ -81,12 +81,28 @@ export function registerExecCommands(program: Command): void {
     program
       .command('exec <sandbox> [command...]')
       .description('run a command in a sandbox (resumes it when paused); exits with the command\'s code, 124 on timeout'),
-  ).action(async (ref: string, argv: string[], flags: ExecFlags) => {
-    requireCommand(argv);
-    const client = await connect();
-    const sandbox = await client.sandboxes.get(ref);
-    finish(await sandbox.exec(argv, await execOptions(flags)), flags);
-  });
+  )
+    .option('-d, --detach', 'start it as a background process and return (see nook ps, logs, attach, kill)')
+    .option('--name <name>', 'with --detach: a name to refer to the process by')
+    .option('--restart <policy>', 'with --detach: never (default) or on-resume')
+    .action(async (ref: string, argv: string[], flags: ExecFlags & { detach?: boolean; name?: string; restart?: 'never' | 'on-resume' }) => {
+      requireCommand(argv);
+      const client = await connect();
+      const sandbox = await client.sandboxes.get(ref);
+      if (flags.detach) {
+        const p = await sandbox.processes.start(argv, {
+          ...(flags.name ? { name: flags.name } : {}),
+          ...(flags.restart ? { restart: flags.restart } : {}),
+          ...(flags.env ? { env: flags.env } : {}),
+          ...(flags.cwd ? { cwd: flags.cwd } : {}),
+          ...(flags.user ? { user: flags.user } : {}),
+        });
+        if (flags.json) printJson(p);
+        else process.stdout.write(`${p.name ?? p.id}\n`);
+        return;
+      }
+      finish(await sandbox.exec(argv, await execOptions(flags)), flags);
+    });
 
   addExecOptions(
     program
