@@ -225,6 +225,59 @@ async function main(): Promise<void> {
       }
     }
 
+    // --- interactive: keystroke echo through a PTY, bulk output through logs -f and a PTY ----
+    {
+      const sb = await d.client.sandboxes.create({ name: 'bench-pty', image: 'minimal' });
+      let screen = '';
+      let wanted = '';
+      let seen: () => void = () => undefined;
+      const t = await sb.pty.create({
+        cols: 120,
+        rows: 40,
+        cmd: ['sh'],
+        onData: (b) => {
+          // Only the tail matters: searching a 100 MiB screen on every chunk would be quadratic.
+          screen = (screen + b.toString('latin1')).slice(-64);
+          if (wanted && screen.includes(wanted)) seen();
+        },
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const echo: number[] = [];
+      for (let i = 0; i < N * 3; i++) {
+        const ch = String.fromCharCode(97 + (i % 26));
+        screen = '';
+        wanted = ch;
+        const got = new Promise<void>((r) => (seen = r));
+        const t0 = performance.now();
+        t.write(ch);
+        await got;
+        echo.push(performance.now() - t0);
+      }
+      wanted = '';
+      t.write('\x15'); // Ctrl-U: drop the typed line
+      results.push(stat('PTY keystroke echo', echo));
+      await sb.exec(['sh', '-c', 'head -c 104857600 /dev/zero | tr "\\0" a | fold -w 1023 > /work/big']);
+      const ptyMs = await timeIt(3, async () => {
+        const done = new Promise<void>((r) => {
+          wanted = '__PTYDONE__';
+          seen = r;
+        });
+        screen = '';
+        t.write('cat /work/big; echo __PTY""DONE__\n');
+        await done;
+      });
+      results.push(stat('100 MiB through a PTY (cat)', ptyMs));
+      t.kill();
+      const logsMs = await timeIt(3, async (i) => {
+        await sb.processes.start(['cat', '/work/big'], { name: `cat-${i}` });
+        for await (const e of sb.processes.logs(`cat-${i}`, { follow: true })) void e;
+      });
+      results.push(stat('100 MiB through logs -f (cat)', logsMs));
+      extra.ptyMiBs = round(100 / (stat('', ptyMs).medianMs / 1000));
+      extra.logsMiBs = round(100 / (stat('', logsMs).medianMs / 1000));
+      await sb.destroy();
+    }
+
     // --- state: snapshot, fork, restore across data sizes ----------------------------------
     if (process.env.BENCH_STATE !== '0') {
       const datasets: [string, string][] = [
@@ -306,6 +359,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nidle memory with ${extra.idleSandboxes} sandboxes running\n`);
   process.stdout.write(`  host MemAvailable drop per sandbox   ${extra.hostMiBPerIdleSandbox} MiB\n`);
   process.stdout.write(`  memory cgroup usage per sandbox       ${extra.cgroupMiBPerIdleSandbox} MiB\n`);
+  if (extra.ptyMiBs !== undefined) process.stdout.write(`\nbulk output: PTY ${extra.ptyMiBs} MiB/s, logs -f ${extra.logsMiBs} MiB/s\n`);
   if (extra.proxyThroughputMiBs !== undefined) {
     process.stdout.write(`\negress proxy throughput\n  via proxy ${extra.proxyThroughputMiBs} MiB/s, direct ${extra.directThroughputMiBs} MiB/s: ${round((extra.proxyThroughputMiBs ?? 0) / (extra.directThroughputMiBs ?? 1))}x\n`);
   }
