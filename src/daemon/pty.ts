@@ -4,6 +4,7 @@
  * terminal bytes both ways; {type:'resize'} changes the window; the server sends
  * {type:'exit', exitCode, signal} and closes. Closing the socket kills the session's tree.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -32,7 +33,9 @@ export function ptyUpgradeHandler(nook: Nook, token?: string): (req: IncomingMes
   return (req, socket, head) => {
     const m = PTY_PATH.exec(req.url ?? '');
     if (!m) return reject(socket, 404, new NookError('NOT_FOUND', `no WebSocket endpoint ${req.url}`));
-    if (token !== undefined && req.headers.authorization !== `Bearer ${token}`) {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const expected = Buffer.from(`Bearer ${token ?? ''}`);
+    if (token !== undefined && (given.length !== expected.length || !timingSafeEqual(given, expected))) {
       return reject(socket, 401, new NookError('UNAUTHORIZED', 'a valid bearer token is required on the TCP listener'));
     }
     let sandbox;

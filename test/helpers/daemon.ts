@@ -103,6 +103,22 @@ export async function forceClean(stateDir: string): Promise<string[]> {
       await run(['crun', '--root', crunRoot, 'delete', '-f', id], { allowFail: true });
     }
   }
+  // Network bridges (socat in a sandbox's namespace) a crashed daemon left: by pid file, never by name.
+  if (existsSync(paths.bundlesDir)) {
+    for (const sb of readdirSync(paths.bundlesDir)) {
+      for (const f of readdirSync(join(paths.bundlesDir, sb)).filter((n) => n.endsWith('.bridge.pid'))) {
+        const pid = Number(readFileSync(join(paths.bundlesDir, sb, f), 'utf8'));
+        if (pid > 0 && existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('socat')) {
+          leaks.push(`bridge ${pid}`);
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // gone meanwhile
+          }
+        }
+      }
+    }
+  }
   for (const m of await mountsUnder(stateDir)) {
     leaks.push(`mount ${m}`);
     await run(['umount', '-l', m], { allowFail: true });
