@@ -92,6 +92,10 @@ export const routes = {
     summary: 'WebSocket: an interactive terminal. First text message {type:start, cols, rows, argv?}; binary messages are terminal bytes; {type:resize}; the server ends with {type:exit}',
     response: s.PtyServerMessage,
   },
+  listAudit: { method: 'get', path: '/v1/audit', summary: 'Audit records, newest last', response: s.AuditList, query: { sandbox: 'only this sandbox', action: 'only this action', limit: 'at most this many (default 100)' } },
+  getAudit: { method: 'get', path: '/v1/audit/{receipt}', summary: 'One audit record', response: s.AuditRecord },
+  verifyAudit: { method: 'get', path: '/v1/audit/verify', summary: 'Check the hash chain end to end; names the first bad record', response: s.AuditVerify },
+  exportAudit: { method: 'get', path: '/v1/audit/export', summary: 'Every record as JSON lines', response: s.AuditRecord },
   listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList },
   buildImage: {
     method: 'post',

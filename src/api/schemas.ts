@@ -53,6 +53,8 @@ export const Limits = z.object({
 export type Limits = z.infer<typeof Limits>;
 
 export const Sandbox = z.object({
+  /** The audit receipt of the call that returned this (mutating calls only). */
+  receipt: z.string().optional(),
   id: z.string(),
   name: z.string(),
   state: SandboxState,
@@ -118,6 +120,8 @@ export const ExecRequest = z.strictObject(execFields);
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
 export const ExecResult = z.object({
+  /** The audit receipt of the call that returned this (mutating calls only). */
+  receipt: z.string().optional(),
   exitCode: z.number().int(),
   signal: z.string().nullable(),
   stdout: z.string(),
@@ -159,6 +163,8 @@ export const Preset = z.enum(['minimal', 'python']);
 export type Preset = z.infer<typeof Preset>;
 
 export const Image = z.object({
+  /** The audit receipt of the call that returned this (mutating calls only). */
+  receipt: z.string().optional(),
   id: z.string(),
   name: z.string(),
   preset: z.string().nullable(),
@@ -185,6 +191,7 @@ export const ProgressEvent = z.discriminatedUnion('type', [
 export type ProgressEvent = z.infer<typeof ProgressEvent>;
 
 export const DestroyResult = z.object({
+  receipt: z.string().optional(),
   id: z.string(),
   name: z.string(),
   destroyed: z.literal(true),
@@ -221,6 +228,8 @@ export const SnapshotName = z
   .refine((n) => !n.endsWith(' '), 'snapshot names must not end with a space');
 
 export const Snapshot = z.object({
+  /** The audit receipt of the call that returned this (mutating calls only). */
+  receipt: z.string().optional(),
   id: z.string(),
   name: z.string(),
   sandbox: z.string(),
@@ -271,7 +280,7 @@ export const NetworkDecision = z.object({
 });
 export type NetworkDecision = z.infer<typeof NetworkDecision>;
 
-export const NetworkShow = z.object({ policy: NetworkPolicy, decisions: z.array(NetworkDecision) });
+export const NetworkShow = z.object({ receipt: z.string().optional(), policy: NetworkPolicy, decisions: z.array(NetworkDecision) });
 export type NetworkShow = z.infer<typeof NetworkShow>;
 
 export const NetworkHosts = z.strictObject({ hosts: z.array(z.string().min(1).max(260)).min(1).max(256) });
@@ -279,6 +288,8 @@ export const NetworkSet = z.strictObject({ mode: NetworkMode.optional(), allow: 
 export const NetworkSuggestion = z.object({ allow: z.array(z.string()) });
 
 export const Exposure = z.object({
+  /** The audit receipt of the call that returned this (mutating calls only). */
+  receipt: z.string().optional(),
   port: z.number().int(),
   hostPort: z.number().int(),
   url: z.string(),
@@ -297,6 +308,8 @@ export const ExposureList = z.object({ exposures: z.array(Exposure) });
 
 export const ProcessState = z.enum(['running', 'exited', 'killed', 'lost']);
 export const Process = z.object({
+  /** The audit receipt of the call that returned this (mutating calls only). */
+  receipt: z.string().optional(),
   id: z.string(),
   name: z.string().nullable(),
   sandbox: z.string(),
@@ -363,3 +376,27 @@ export const PtyServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('error'), error: ApiError }),
 ]);
 export type PtyServerMessage = z.infer<typeof PtyServerMessage>;
+
+export const AuditRecord = z.object({
+  seq: z.number().int(),
+  id: z.string(),
+  at: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  sandboxId: z.string().nullable(),
+  sandbox: z.string().nullable(),
+  inputs: z.record(z.string(), z.unknown()),
+  outcome: z.enum(['ok', 'error']),
+  result: z.record(z.string(), z.unknown()),
+  errorCode: z.string().nullable(),
+  prevHash: z.string(),
+  hash: z.string(),
+});
+export type AuditRecord = z.infer<typeof AuditRecord>;
+export const AuditList = z.object({ records: z.array(AuditRecord) });
+export const AuditVerify = z.object({
+  ok: z.boolean(),
+  records: z.number().int(),
+  firstBad: z.object({ seq: z.number().int(), id: z.string(), reason: z.string() }).optional(),
+});
+export type AuditVerify = z.infer<typeof AuditVerify>;

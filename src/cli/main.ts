@@ -8,6 +8,7 @@ import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerInteractiveCommands } from './commands/interactive.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -22,6 +23,7 @@ registerExecCommands(program);
 registerSnapshotCommands(program);
 registerNetworkCommands(program);
 registerInteractiveCommands(program);
+registerAuditCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

@@ -14,6 +14,7 @@ import { SnapshotManager } from './snapshots.js';
 import { NetworkManager } from './network.js';
 import { LogStore } from './logs.js';
 import { ProcessManager } from './processes.js';
+import { AuditLog } from './audit.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -64,6 +65,7 @@ export class Nook {
     readonly snapshots: SnapshotManager,
     readonly network: NetworkManager,
     readonly processes: ProcessManager,
+    readonly audit: AuditLog,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -88,7 +90,9 @@ export class Nook {
     const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
     const network = new NetworkManager(db, runtime, sandboxes);
     const processes = new ProcessManager(db, runtime, images, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes);
+    const audit = new AuditLog(db);
+    sandboxes.audit = audit;
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();

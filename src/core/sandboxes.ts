@@ -22,6 +22,7 @@ import { UndoStack } from '../util/undo.js';
 import { OutputCapture } from './output.js';
 import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
+import { sha256, type AuditLog } from './audit.js';
 import { EventBus } from './events.js';
 import { normaliseAllow, proxyEnv } from './network.js';
 import type { ProgressFn } from './presets.js';
@@ -100,6 +101,8 @@ export class SandboxManager {
   };
   /** Lifecycle events, for `nook events`. */
   events: EventBus = new EventBus();
+  /** The audit log: operations note what they did (digests, outcomes) on their record. */
+  audit: AuditLog | undefined;
 
   private async onComputeUp(id: string): Promise<void> {
     for (const h of this.hooks.computeUp) await h(id);
@@ -270,6 +273,7 @@ export class SandboxManager {
       }
       this.onScheduleChange();
       log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ms: Date.now() - now, ...phases });
+      this.audit?.note({ sandboxId: id, admitted: { persistent: req.persistent !== false, network: spec.network, persist: spec.persist, limits: spec.limits, imageId } }, { id, name });
       this.events.publish('sandbox.created', { sandbox: name, sandboxId: id, detail: { persistent: req.persistent !== false, ...(from ? { origin: from.origin } : {}) } });
       return this.get(id);
     });
@@ -432,6 +436,7 @@ export class SandboxManager {
       throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; exec needs it running or paused`);
     }
     const spec = this.spec(row);
+    const execStarted = Date.now();
     const capture = new OutputCapture(req.maxOutputBytes ?? DEFAULTS.maxOutputBytes, sink);
     const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
     const outcome = await this.runtime.exec(row.id, {
@@ -445,13 +450,30 @@ export class SandboxManager {
       onStdout: (b) => capture.stdout(b),
       onStderr: (b) => capture.stderr(b),
     });
-    return {
+    const result = {
       exitCode: outcome.exitCode,
       signal: outcome.signal,
       ...capture.result(),
       timedOut: outcome.timedOut,
       durationMs: outcome.durationMs,
     };
+    const decisions = this.db
+      .prepare('SELECT SUM(allowed) AS allowed, COUNT(*) - SUM(allowed) AS denied FROM network_decisions WHERE sandbox_id = ? AND at >= ?')
+      .get(row.id, execStarted) as { allowed: number | null; denied: number | null };
+    this.audit?.note(
+      {
+        exitCode: result.exitCode,
+        signal: result.signal,
+        durationMs: result.durationMs,
+        timedOut: result.timedOut,
+        truncated: result.truncated,
+        stdout: { sha256: sha256(result.stdout), bytes: Buffer.byteLength(result.stdout) },
+        stderr: { sha256: sha256(result.stderr), bytes: Buffer.byteLength(result.stderr) },
+        network: { allowed: decisions.allowed ?? 0, denied: decisions.denied ?? 0 },
+      },
+      { id: row.id, name: row.name },
+    );
+    return result;
   }
 
   /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens. */

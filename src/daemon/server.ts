@@ -6,9 +6,10 @@ import { Hono, type Context } from 'hono';
 import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
-import { routes } from '../api/routes.js';
+import { routes, type RouteDef } from '../api/routes.js';
 import { NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
+import { AuditLog, digestInputs } from '../core/audit.js';
 import type { Nook } from '../core/nook.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
@@ -77,12 +78,20 @@ function errorBody(e: unknown): NookError {
  * Streams NDJSON events produced by `work`. Errors after the stream began become an
  * `error` event; the request's abort signal (client gone) reaches `work`.
  */
-function ndjson<E>(c: Context, work: (emit: (event: E) => void, signal: AbortSignal) => Promise<void>, toError: (e: NookError) => E): Response {
+function ndjson<E>(c: Context, work: (emit: (event: E) => void, signal: AbortSignal) => Promise<void>, toError: (e: NookError) => E, audit?: AuditLog): Response {
   const signal = c.req.raw.signal;
   const encoder = new TextEncoder();
+  const ctx = audit?.current();
   const stream = new ReadableStream<Uint8Array>({
     async start(controller) {
       const emit = (event: E): void => {
+        // A streamed operation is recorded when its final event is known; the event carries the receipt.
+        const e = event as { type?: string; result?: Record<string, unknown>; error?: { code?: string }; receipt?: string };
+        if (ctx && audit && !ctx.appended && (e.type === 'result' || e.type === 'done' || e.type === 'error')) {
+          ctx.appended = true;
+          e.receipt = audit.append(ctx, e.type === 'error' ? 'error' : 'ok', e.type === 'error' ? (e.error?.code ?? 'INTERNAL') : null);
+          if (e.type === 'result' && e.result) e.result.receipt = e.receipt;
+        }
         try {
           controller.enqueue(encoder.encode(JSON.stringify(event) + '\n'));
         } catch {
@@ -93,6 +102,11 @@ function ndjson<E>(c: Context, work: (emit: (event: E) => void, signal: AbortSig
         await work(emit, signal);
       } catch (e) {
         emit(toError(errorBody(e)));
+      }
+      if (ctx && audit && !ctx.appended) {
+        // Ended without a final event (the client went away): still on the record.
+        ctx.appended = true;
+        audit.append(ctx, signal.aborted ? 'error' : 'ok', signal.aborted ? 'ABORTED' : null);
       }
       try {
         controller.close();
@@ -142,7 +156,66 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     });
   }
 
+  // Every mutating call is one audited operation with a receipt in its answer.
+  const mutating = (Object.entries(routes) as [string, RouteDef][])
+    .filter(([, d]) => d.method !== 'get')
+    .map(([action, d]) => ({ action, method: d.method.toUpperCase(), re: new RegExp(`^${d.path.replace(/\{(\w+)\}/g, '(?<$1>[^/]+)')}$`) }));
+  app.use('*', async (c, next) => {
+    const route = mutating.find((r) => r.method === c.req.method && r.re.test(c.req.path));
+    if (!route) return next();
+    const params = route.re.exec(c.req.path)?.groups ?? {};
+    const isJson = (c.req.header('content-type') ?? '').includes('json');
+    let body: unknown = undefined;
+    if (isJson) {
+      try {
+        body = JSON.parse((await c.req.text()) || '{}');
+      } catch {
+        body = { unparsable: true };
+      }
+    }
+    const ref = params.ref ? decodeURIComponent(params.ref) : undefined;
+    const known = ref ? sb.find(ref) : undefined;
+    const ctx = {
+      receipt: AuditLog.newReceipt(),
+      actor: `${options.token ? 'tcp' : 'unix'}:${(c.req.header('x-nook-actor') ?? 'unknown').slice(0, 200)}`,
+      action: route.action,
+      inputs: { ...digestInputs(body), ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeURIComponent(v)])), ...c.req.queries() },
+      result: {},
+      sandboxId: known?.id ?? null,
+      sandbox: known?.name ?? ref ?? null,
+      appended: false,
+    };
+    await nook.audit.run(ctx, async () => {
+      await next();
+    });
+    // Streams record themselves at their last event (see ndjson).
+    if (ctx.appended || (c.res.headers.get('content-type') ?? '').includes(NDJSON)) return;
+    ctx.appended = true;
+    const status = c.res.status;
+    const json = (c.res.headers.get('content-type') ?? '').includes('application/json') ? ((await c.res.clone().json().catch(() => null)) as Record<string, unknown> | null) : null;
+    const receipt = nook.audit.append(ctx, status < 400 ? 'ok' : 'error', status < 400 ? null : String(json?.code ?? 'INTERNAL'));
+    if (json && typeof json === 'object' && !Array.isArray(json)) c.res = new Response(JSON.stringify({ ...json, receipt }), { status, headers: c.res.headers });
+    else c.res.headers.set('x-nook-receipt', receipt);
+  });
+
   app.get('/v1/openapi.json', (c) => c.json(openApiDocument(VERSION)));
+  app.get(routes.listAudit.path, (c) =>
+    c.json({ records: nook.audit.list({ ...(c.req.query('sandbox') ? { sandbox: c.req.query('sandbox') } : {}), ...(c.req.query('action') ? { action: c.req.query('action') } : {}), limit: Number(c.req.query('limit') ?? 100) || 100 }) }),
+  );
+  app.get(routes.verifyAudit.path, (c) => c.json(nook.audit.verify()));
+  app.get(routes.exportAudit.path, () => {
+    const encoder = new TextEncoder();
+    const records = nook.audit.all();
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = records.next();
+        if (next.done) controller.close();
+        else controller.enqueue(encoder.encode(JSON.stringify(next.value) + '\n'));
+      },
+    });
+    return new Response(body, { headers: { 'content-type': NDJSON } });
+  });
+  app.get(honoPath(routes.getAudit.path), (c) => c.json(nook.audit.get(c.req.param('receipt') ?? '')));
   app.get(routes.health.path, (c) => c.json(nook.health()));
 
   app.get(routes.listSandboxes.path, (c) => {
@@ -195,6 +268,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
         emit({ type: 'result', result });
       },
       (error) => ({ type: 'error', error: error.toJSON() }),
+      nook.audit,
     );
   });
 
@@ -208,6 +282,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
         emit({ type: 'result', result });
       },
       (error) => ({ type: 'error', error: error.toJSON() }),
+      nook.audit,
     );
   });
 
@@ -295,6 +370,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
         emit({ type: 'done', image });
       },
       (error) => ({ type: 'error', error: error.toJSON() }),
+      nook.audit,
     );
   });
 

@@ -1,5 +1,7 @@
 import { NookError } from '../api/errors.js';
 import type {
+  AuditRecord,
+  AuditVerify,
   CreateSandboxRequest,
   CreateSnapshotRequest,
   Exposure,
@@ -326,6 +328,29 @@ class Sandboxes {
   }
 }
 
+class Audit {
+  constructor(private readonly transport: Transport) {}
+
+  async list(filter: { sandbox?: string; action?: string; limit?: number } = {}): Promise<AuditRecord[]> {
+    const query = { sandbox: filter.sandbox, action: filter.action, limit: filter.limit === undefined ? undefined : String(filter.limit) };
+    return (await this.transport.json<{ records: AuditRecord[] }>('GET', '/v1/audit', { query })).records;
+  }
+
+  get(receipt: string): Promise<AuditRecord> {
+    return this.transport.json<AuditRecord>('GET', `/v1/audit/${encodeURIComponent(receipt)}`);
+  }
+
+  /** Checks the hash chain end to end; names the first bad record. */
+  verify(): Promise<AuditVerify> {
+    return this.transport.json<AuditVerify>('GET', '/v1/audit/verify');
+  }
+
+  /** Every record, oldest first. */
+  export(): AsyncGenerator<AuditRecord> {
+    return this.transport.stream<AuditRecord>('GET', '/v1/audit/export');
+  }
+}
+
 class Snapshots {
   constructor(private readonly transport: Transport) {}
 
@@ -406,12 +431,14 @@ export class NookClient {
   readonly images: Images;
   readonly sandboxes: Sandboxes;
   readonly snapshots: Snapshots;
+  readonly audit: Audit;
 
   constructor(options: TransportOptions = {}) {
     this.transport = new Transport(options);
     this.images = new Images(this.transport);
     this.sandboxes = new Sandboxes(this.transport, this.images);
     this.snapshots = new Snapshots(this.transport);
+    this.audit = new Audit(this.transport);
   }
 
   health(): Promise<Health> {

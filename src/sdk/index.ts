@@ -19,4 +19,6 @@ export type {
   Process,
   LogEvent,
   NookEvent,
+  AuditRecord,
+  AuditVerify,
 } from '../api/schemas.js';

@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream, renameSync, statSync } from 'node:
 import { request, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { request as requestHttps } from 'node:https';
+import { hostname, userInfo } from 'node:os';
 import { isErrorCode, NookError, type ApiErrorBody } from '../api/errors.js';
 
 export interface TransportOptions {
@@ -11,6 +12,8 @@ export interface TransportOptions {
   baseUrl?: string;
   /** Bearer token for the TCP listener (default: NOOK_TOKEN). */
   token?: string;
+  /** Who is acting, for the audit log (default: user@host). */
+  actor?: string;
 }
 
 export interface CallOptions {
@@ -26,11 +29,13 @@ export class Transport {
   readonly socketPath: string | undefined;
   readonly baseUrl: string | undefined;
   private readonly token: string | undefined;
+  private readonly actor: string;
 
   constructor(options: TransportOptions = {}) {
     this.baseUrl = options.baseUrl ?? process.env.NOOK_URL;
     this.socketPath = this.baseUrl ? undefined : (options.socketPath ?? process.env.NOOK_SOCKET ?? '/run/nook/nook.sock');
     this.token = options.token ?? process.env.NOOK_TOKEN;
+    this.actor = options.actor ?? `${userInfo().username}@${hostname()}`;
   }
 
   /** Headers that authenticate on the TCP listener (none on the unix socket). */
@@ -45,7 +50,7 @@ export class Transport {
     }
     const fullPath = qs.size > 0 ? `${path}?${qs.toString()}` : path;
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-    const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson, application/x-tar' };
+    const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson, application/x-tar', 'x-nook-actor': this.actor };
     if (payload) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);

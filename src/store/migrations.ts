@@ -81,4 +81,21 @@ export const MIGRATIONS: readonly string[] = [
      runs INTEGER NOT NULL DEFAULT 1
    );
    CREATE INDEX processes_sandbox ON processes(sandbox_id);`,
+  // 5: the audit log (append-only, hash-chained; seq is assigned by nook, not SQLite)
+  `CREATE TABLE audit (
+     seq INTEGER PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     sandbox_id TEXT,
+     sandbox_name TEXT,
+     inputs_json TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     result_json TEXT NOT NULL,
+     error_code TEXT,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL
+   );
+   CREATE INDEX audit_sandbox ON audit(sandbox_name);`,
 ];
