@@ -8,7 +8,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { AuditLog, type AuditContext } from '../src/core/audit.js';
+import { openDb } from '../src/store/db.js';
 import { join } from 'node:path';
 import { buildOciSpec } from '../src/runtime/oci-config.js';
 import { resolvePaths } from '../src/core/paths.js';
@@ -278,6 +280,43 @@ async function main(): Promise<void> {
       await sb.destroy();
     }
 
+    // --- audit: cost per audited call, verify over a million records ------------------------
+    {
+      const dir = mkdtempSync('/tmp/nook-audit-bench-');
+      try {
+        const db = openDb(join(dir, 'audit.db'));
+        const audit = new AuditLog(db);
+        const ctx = (i: number): AuditContext => ({
+          receipt: `rcpt_bench${i}`,
+          actor: 'unix:bench@host',
+          action: 'exec',
+          inputs: { argv: { command: 'true', args: 0, sha256: 'x'.repeat(64) }, ref: 'bench' },
+          result: { exitCode: 0, durationMs: 3, stdout: { sha256: 'y'.repeat(64), bytes: 0 } },
+          sandboxId: 'sb_bench',
+          sandbox: 'bench',
+        });
+        // What each mutating call pays: an opening record and an outcome record.
+        const perCall = await timeIt(2000, async (i) => {
+          audit.begin(ctx(i));
+          audit.append(ctx(i), 'ok');
+        });
+        const perCallStat = stat('audit records for one call (open + outcome)', perCall);
+        results.push(perCallStat);
+        extra.auditOverheadPctOfExec = round((perCallStat.medianMs / (results.find((r) => r.name.startsWith('nook exec'))?.medianMs ?? 1)) * 100);
+        const million = 1_000_000;
+        db.transaction(() => {
+          for (let i = 4000; i < million; i++) audit.append(ctx(i), 'ok');
+        })();
+        const t0 = performance.now();
+        const v = audit.verify();
+        extra.auditVerifyMillionMs = round(performance.now() - t0);
+        extra.auditVerifyRecords = v.records;
+        db.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+
     // --- state: snapshot, fork, restore across data sizes ----------------------------------
     if (process.env.BENCH_STATE !== '0') {
       const datasets: [string, string][] = [
@@ -359,6 +398,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\nidle memory with ${extra.idleSandboxes} sandboxes running\n`);
   process.stdout.write(`  host MemAvailable drop per sandbox   ${extra.hostMiBPerIdleSandbox} MiB\n`);
   process.stdout.write(`  memory cgroup usage per sandbox       ${extra.cgroupMiBPerIdleSandbox} MiB\n`);
+  if (extra.auditVerifyMillionMs !== undefined) {
+    process.stdout.write(`\naudit: ${extra.auditOverheadPctOfExec}% of an exec round trip per call; verify of ${extra.auditVerifyRecords} records in ${extra.auditVerifyMillionMs} ms\n`);
+  }
   if (extra.ptyMiBs !== undefined) process.stdout.write(`\nbulk output: PTY ${extra.ptyMiBs} MiB/s, logs -f ${extra.logsMiBs} MiB/s\n`);
   if (extra.proxyThroughputMiBs !== undefined) {
     process.stdout.write(`\negress proxy throughput\n  via proxy ${extra.proxyThroughputMiBs} MiB/s, direct ${extra.directThroughputMiBs} MiB/s: ${round((extra.proxyThroughputMiBs ?? 0) / (extra.directThroughputMiBs ?? 1))}x\n`);

@@ -75,6 +75,10 @@ export const Sandbox = z.object({
   persist: z.array(z.string()),
   /** The snapshot or sandbox this one was restored or forked from. */
   origin: z.string().nullable(),
+  /** The profile version that admitted it, if any. */
+  profile: z.string().nullable(),
+  /** Where host policy changed the request (e.g. persistence not allowed on this host). */
+  adjusted: z.array(z.string()),
 });
 export type Sandbox = z.infer<typeof Sandbox>;
 
@@ -91,6 +95,8 @@ export const CreateSandboxRequest = z.strictObject({
   cwd: AbsolutePath.optional(),
   /** Restore: `SANDBOX@SNAPSHOT` or a snapshot id. The image and persisted paths come from the snapshot. */
   snapshot: z.string().min(1).max(200).optional(),
+  /** Defaults and policy from a published profile (the newest version). */
+  profile: Name.optional(),
   /** none (default: loopback only), allowlist (egress proxy to allowHosts), learn (allow and record all). */
   network: z.enum(['none', 'allowlist', 'learn']).optional(),
   /** Egress allow-list: host, *.suffix, IP or CIDR, optional :port (else 80 and 443). */
@@ -114,6 +120,8 @@ const execFields = {
   /** base64; bounded so a request can never make the daemon buffer unbounded input. */
   stdin: z.string().max(Math.ceil((LIMITS.maxStdinBytes * 4) / 3) + 4).optional(),
   stream: z.boolean().optional(),
+  /** Replace env values and credential patterns in the output (see redactions in the result). */
+  redact: z.boolean().optional(),
 };
 
 export const ExecRequest = z.strictObject(execFields);
@@ -129,6 +137,8 @@ export const ExecResult = z.object({
   truncated: z.boolean(),
   timedOut: z.boolean(),
   durationMs: z.number(),
+  /** With redact: how many values were replaced. */
+  redactions: z.number().int().optional(),
 });
 export type ExecResult = z.infer<typeof ExecResult>;
 
@@ -386,7 +396,8 @@ export const AuditRecord = z.object({
   sandboxId: z.string().nullable(),
   sandbox: z.string().nullable(),
   inputs: z.record(z.string(), z.unknown()),
-  outcome: z.enum(['ok', 'error']),
+  /** started: the operation began and no outcome was written (the daemon died meanwhile). */
+  outcome: z.enum(['started', 'ok', 'error']),
   result: z.record(z.string(), z.unknown()),
   errorCode: z.string().nullable(),
   prevHash: z.string(),
@@ -400,3 +411,69 @@ export const AuditVerify = z.object({
   firstBad: z.object({ seq: z.number().int(), id: z.string(), reason: z.string() }).optional(),
 });
 export type AuditVerify = z.infer<typeof AuditVerify>;
+
+export const Usage = z.object({
+  sandbox: z.string(),
+  computeSeconds: z.number(),
+  storedBytes: z.object({ files: z.number().int(), snapshots: z.number().int(), logs: z.number().int() }),
+});
+export type Usage = z.infer<typeof Usage>;
+
+export const RetainedItem = z.object({
+  kind: z.enum(['sandbox', 'snapshot', 'image', 'logs']),
+  name: z.string(),
+  id: z.string(),
+  sizeBytes: z.number().int().nullable(),
+  ageSeconds: z.number(),
+  detail: z.string(),
+});
+export type RetainedItem = z.infer<typeof RetainedItem>;
+export const RetainedList = z.object({ items: z.array(RetainedItem) });
+
+export const GcRequest = z.strictObject({
+  olderThanMs: z.number().int().min(0),
+  kinds: z.array(z.enum(['sandbox', 'snapshot', 'image', 'logs'])).min(1).optional(),
+  dryRun: z.boolean().optional(),
+});
+export const GcResult = z.object({ receipt: z.string().optional(), dryRun: z.boolean(), deleted: z.array(RetainedItem) });
+
+export const DoneReport = z.object({
+  receipt: z.string().optional(),
+  sandbox: z.string(),
+  stopped: z.boolean(),
+  unexposed: z.array(z.number().int()),
+  volumesLocked: z.array(z.string()),
+  unlockedVolumes: z.array(z.string()),
+  snapshots: z.array(z.object({ name: z.string(), id: z.string(), createdAt: z.string() })),
+  receipts: z.array(z.string()),
+  remaining: z.array(RetainedItem),
+  clean: z.boolean(),
+});
+export type DoneReport = z.infer<typeof DoneReport>;
+
+export const ProfileSpec = z.strictObject({
+  persistent: z.boolean().optional(),
+  network: z.enum(['none', 'allowlist', 'learn']).optional(),
+  allowHosts: z.array(z.string().min(1).max(260)).max(256).optional(),
+  memoryMiB: Limits.shape.memoryMiB.optional(),
+  cpus: Limits.shape.cpus.optional(),
+  pids: Limits.shape.pids.optional(),
+  ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
+  image: Name.optional(),
+  allowRwDirs: z.boolean().optional(),
+});
+export type ProfileSpec = z.infer<typeof ProfileSpec>;
+export const Profile = z.object({
+  receipt: z.string().optional(),
+  name: z.string(),
+  draft: ProfileSpec.nullable(),
+  published: z.array(z.object({ version: z.number().int(), spec: ProfileSpec, publishedAt: z.string() })),
+});
+export type Profile = z.infer<typeof Profile>;
+export const ProfileList = z.object({ profiles: z.array(Profile) });
+
+export const HOST_SETTINGS = ['persistence.allowed', 'network.allowed', 'hostDirs.allowed', 'rwHostDirs.allowed'] as const;
+export const HostSetting = z.enum(HOST_SETTINGS);
+export const HostConfig = z.object({ receipt: z.string().optional(), settings: z.record(z.string(), z.boolean()) });
+export type HostConfig = z.infer<typeof HostConfig>;
+export const SetConfigRequest = z.strictObject({ key: HostSetting, value: z.boolean() });

@@ -9,6 +9,7 @@ import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerInteractiveCommands } from './commands/interactive.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerRetentionCommands } from './commands/retention.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -24,6 +25,7 @@ registerSnapshotCommands(program);
 registerNetworkCommands(program);
 registerInteractiveCommands(program);
 registerAuditCommands(program);
+registerRetentionCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

@@ -19,7 +19,8 @@ export interface AuditRecord {
   sandboxId: string | null;
   sandbox: string | null;
   inputs: Record<string, unknown>;
-  outcome: 'ok' | 'error';
+  /** started: the operation began and its outcome was never written (the daemon died). */
+  outcome: 'started' | 'ok' | 'error';
   result: Record<string, unknown>;
   errorCode: string | null;
   prevHash: string;
@@ -35,7 +36,7 @@ interface AuditRow {
   sandbox_id: string | null;
   sandbox_name: string | null;
   inputs_json: string;
-  outcome: 'ok' | 'error';
+  outcome: 'started' | 'ok' | 'error';
   result_json: string;
   error_code: string | null;
   prev_hash: string;
@@ -56,6 +57,8 @@ export interface AuditContext {
 }
 
 export const GENESIS = '0'.repeat(64);
+/** Suffix of the id of an operation's opening record. */
+const INTENT = '.start';
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -116,11 +119,24 @@ export class AuditLog {
     }
   }
 
+  /**
+   * Records that an operation begins, before it has any effect: if the daemon dies before
+   * the outcome is written, the attempt is still on the record (listed as `started`).
+   */
+  begin(ctx: AuditContext): void {
+    this.write(ctx, `${ctx.receipt}${INTENT}`, 'started', null);
+  }
+
   /** Appends the record of a finished operation; returns its receipt. */
   append(ctx: AuditContext, outcome: 'ok' | 'error', errorCode: string | null = null): string {
+    this.write(ctx, ctx.receipt, outcome, errorCode);
+    return ctx.receipt;
+  }
+
+  private write(ctx: AuditContext, id: string, outcome: AuditRow['outcome'], errorCode: string | null): void {
     const row: Omit<AuditRow, 'hash'> = {
       seq: this.lastSeq + 1,
-      id: ctx.receipt,
+      id,
       at: Date.now(),
       actor: ctx.actor,
       action: ctx.action,
@@ -141,7 +157,6 @@ export class AuditLog {
       .run({ ...row, hash });
     this.lastSeq = row.seq;
     this.lastHash = hash;
-    return ctx.receipt;
   }
 
   static newReceipt(): string {
@@ -166,8 +181,9 @@ export class AuditLog {
     };
   }
 
+  /** Outcomes, plus the opening records of operations that never got one (interrupted). */
   list(filter: { sandbox?: string; action?: string; limit?: number } = {}): AuditRecord[] {
-    const where: string[] = [];
+    const where: string[] = [`(outcome != 'started' OR NOT EXISTS (SELECT 1 FROM audit f WHERE f.id = substr(audit.id, 1, length(audit.id) - ${INTENT.length})))`];
     const args: (string | number)[] = [];
     if (filter.sandbox) {
       where.push('(sandbox_name = ? OR sandbox_id = ?)');

@@ -48,6 +48,8 @@ interface ExposureRow {
  */
 export class NetworkManager {
   private readonly live = new Map<string, Live>();
+  /** Host settings: network.allowed=false closes egress for every sandbox. */
+  policy: { setting: (key: 'network.allowed') => boolean } | undefined;
   private readonly resolver = new Resolver();
 
   constructor(
@@ -97,6 +99,9 @@ export class NetworkManager {
       mode: change.mode ?? (change.allow && sb.spec.network.mode === 'none' ? 'allowlist' : sb.spec.network.mode),
       allow: change.allow ? normaliseAllow(change.allow) : sb.spec.network.allow,
     };
+    if (next.mode !== 'none' && this.policy && !this.policy.setting('network.allowed')) {
+      throw new NookError('POLICY_DENIED', 'network.allowed is false on this host: no sandbox may open egress', { hint: 'an operator can change it: nook config set network.allowed true' });
+    }
     this.sandboxes.setNetworkPolicy(sb.id, next);
     // Turning egress on or off for a running sandbox starts or stops its bridge now.
     if (sb.state === 'running' && (sb.spec.network.mode === 'none') !== (next.mode === 'none')) {

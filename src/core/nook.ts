@@ -15,6 +15,8 @@ import { NetworkManager } from './network.js';
 import { LogStore } from './logs.js';
 import { ProcessManager } from './processes.js';
 import { AuditLog } from './audit.js';
+import { PolicyManager } from './policy.js';
+import { RetentionManager } from './retention.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -66,6 +68,8 @@ export class Nook {
     readonly network: NetworkManager,
     readonly processes: ProcessManager,
     readonly audit: AuditLog,
+    readonly policy: PolicyManager,
+    readonly retention: RetentionManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -91,8 +95,12 @@ export class Nook {
     const network = new NetworkManager(db, runtime, sandboxes);
     const processes = new ProcessManager(db, runtime, images, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
     const audit = new AuditLog(db);
+    const policy = new PolicyManager(db);
     sandboxes.audit = audit;
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit);
+    sandboxes.policy = policy;
+    network.policy = policy;
+    const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'));
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();

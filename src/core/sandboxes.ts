@@ -24,6 +24,8 @@ import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
 import { sha256, type AuditLog } from './audit.js';
 import { EventBus } from './events.js';
+import type { PolicyManager } from './policy.js';
+import { redact } from './redact.js';
 import { normaliseAllow, proxyEnv } from './network.js';
 import type { ProgressFn } from './presets.js';
 
@@ -38,6 +40,9 @@ export interface SandboxSpec {
   origin: string | null;
   /** Egress policy (mode and allow-list); `none` = loopback only. */
   network: NetworkPolicy;
+  /** The profile version that admitted it, and what host policy changed in the request. */
+  profile?: string | null;
+  adjusted?: string[];
 }
 
 /** Restore or fork: the files come from a snapshot, not from the image. */
@@ -103,6 +108,8 @@ export class SandboxManager {
   events: EventBus = new EventBus();
   /** The audit log: operations note what they did (digests, outcomes) on their record. */
   audit: AuditLog | undefined;
+  /** Admission: profile defaults under a request, host limits over it. */
+  policy: PolicyManager | undefined;
 
   private async onComputeUp(id: string): Promise<void> {
     for (const h of this.hooks.computeUp) await h(id);
@@ -166,6 +173,8 @@ export class SandboxManager {
       storage: this.storage.info().driver,
       persist: spec.persist,
       origin: spec.origin,
+      profile: spec.profile ?? null,
+      adjusted: spec.adjusted ?? [],
     };
   }
 
@@ -180,6 +189,12 @@ export class SandboxManager {
     const row = this.mustRow(id);
     const spec = { ...this.spec(row), network: policy };
     this.db.prepare('UPDATE sandboxes SET spec_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), Date.now(), id);
+  }
+
+  /** Compute time so far, in ms (the running stretch included). */
+  computeMs(id: string): number {
+    const r = this.db.prepare('SELECT compute_ms, running_since FROM sandboxes WHERE id = ?').get(id) as { compute_ms: number; running_since: number | null } | undefined;
+    return r ? r.compute_ms + (r.running_since ? Date.now() - r.running_since : 0) : 0;
   }
 
   /** The live sandbox with this name or id, if any (no error). */
@@ -207,6 +222,15 @@ export class SandboxManager {
 
   private setState(id: string, state: SandboxState, extra: { expiresAt?: number | null } = {}): void {
     const now = Date.now();
+    // Compute time: the clock runs while running (or snapshotting), stops otherwise.
+    const computing = state === 'running' || state === 'snapshotting';
+    this.db
+      .prepare(
+        computing
+          ? 'UPDATE sandboxes SET running_since = COALESCE(running_since, ?) WHERE id = ?'
+          : 'UPDATE sandboxes SET compute_ms = compute_ms + (? - COALESCE(running_since, ?)), running_since = NULL WHERE id = ?',
+      )
+      .run(...(computing ? [now, id] : [now, now, id]));
     if (extra.expiresAt !== undefined) {
       this.db.prepare('UPDATE sandboxes SET state = ?, updated_at = ?, expires_at = ? WHERE id = ?').run(state, now, extra.expiresAt, id);
     } else {
@@ -216,7 +240,9 @@ export class SandboxManager {
 
   // ---- lifecycle -----------------------------------------------------------------
 
-  async create(req: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
+  async create(requested: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
+    const admission = this.policy?.admit(requested) ?? { request: requested, profile: null, adjusted: [] };
+    const req = admission.request;
     const name = req.name ?? this.generateName();
     if (!NAME_PATTERN.test(name)) {
       throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
@@ -237,6 +263,8 @@ export class SandboxManager {
         mode: req.network ?? (req.allowHosts ? 'allowlist' : 'none'),
         allow: normaliseAllow(req.allowHosts ?? []),
       },
+      profile: admission.profile,
+      adjusted: admission.adjusted,
     };
     const now = Date.now();
     try {
@@ -273,7 +301,10 @@ export class SandboxManager {
       }
       this.onScheduleChange();
       log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ms: Date.now() - now, ...phases });
-      this.audit?.note({ sandboxId: id, admitted: { persistent: req.persistent !== false, network: spec.network, persist: spec.persist, limits: spec.limits, imageId } }, { id, name });
+      this.audit?.note(
+        { sandboxId: id, admitted: { persistent: req.persistent !== false, network: spec.network, persist: spec.persist, limits: spec.limits, imageId, profile: admission.profile, adjusted: admission.adjusted } },
+        { id, name },
+      );
       this.events.publish('sandbox.created', { sandbox: name, sandboxId: id, detail: { persistent: req.persistent !== false, ...(from ? { origin: from.origin } : {}) } });
       return this.get(id);
     });
@@ -437,7 +468,16 @@ export class SandboxManager {
     }
     const spec = this.spec(row);
     const execStarted = Date.now();
-    const capture = new OutputCapture(req.maxOutputBytes ?? DEFAULTS.maxOutputBytes, sink);
+    const secrets = [...Object.values(spec.env), ...Object.values(req.env ?? {})];
+    // Live chunks are redacted one by one (a secret split across two chunks can pass here;
+    // the final result is redacted whole).
+    const live: ExecSink = req.redact
+      ? {
+          ...(sink.onStdout ? { onStdout: (b: Buffer) => sink.onStdout?.(Buffer.from(redact(b.toString('utf8'), secrets).text)) } : {}),
+          ...(sink.onStderr ? { onStderr: (b: Buffer) => sink.onStderr?.(Buffer.from(redact(b.toString('utf8'), secrets).text)) } : {}),
+        }
+      : sink;
+    const capture = new OutputCapture(req.maxOutputBytes ?? DEFAULTS.maxOutputBytes, live);
     const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
     const outcome = await this.runtime.exec(row.id, {
       argv: req.argv,
@@ -450,12 +490,23 @@ export class SandboxManager {
       onStdout: (b) => capture.stdout(b),
       onStderr: (b) => capture.stderr(b),
     });
+    const captured = capture.result();
+    let redactions: number | undefined;
+    if (req.redact) {
+      const secrets = [...Object.values(spec.env), ...Object.values(req.env ?? {})];
+      const out = redact(captured.stdout, secrets);
+      const err = redact(captured.stderr, secrets);
+      captured.stdout = out.text;
+      captured.stderr = err.text;
+      redactions = out.count + err.count;
+    }
     const result = {
       exitCode: outcome.exitCode,
       signal: outcome.signal,
-      ...capture.result(),
+      ...captured,
       timedOut: outcome.timedOut,
       durationMs: outcome.durationMs,
+      ...(redactions !== undefined ? { redactions } : {}),
     };
     const decisions = this.db
       .prepare('SELECT SUM(allowed) AS allowed, COUNT(*) - SUM(allowed) AS denied FROM network_decisions WHERE sandbox_id = ? AND at >= ?')

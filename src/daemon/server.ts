@@ -185,6 +185,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
       sandbox: known?.name ?? ref ?? null,
       appended: false,
     };
+    nook.audit.begin(ctx);
     await nook.audit.run(ctx, async () => {
       await next();
     });
@@ -337,6 +338,29 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
       (error) => ({ at: new Date().toISOString(), type: 'error', detail: error.toJSON() as unknown as Record<string, unknown> }),
     ),
   );
+
+  const ret = nook.retention;
+  app.get(honoPath(routes.usage.path), async (c) => c.json(await ret.usage(ref(c))));
+  app.post(honoPath(routes.done.path), async (c) => c.json(await ret.done(ref(c))));
+  app.get(routes.retained.path, async (c) => c.json({ items: await ret.retained(c.req.query('sandbox')) }));
+  app.post(routes.gc.path, async (c) => {
+    const req = await parseBody(c, routes.gc.body);
+    const dryRun = req.dryRun ?? false;
+    return c.json({ dryRun, deleted: await ret.gc(req.olderThanMs, req.kinds ?? ['sandbox', 'snapshot', 'image', 'logs'], dryRun) });
+  });
+  app.get(routes.listProfiles.path, (c) => c.json({ profiles: nook.policy.list() }));
+  app.get(honoPath(routes.getProfile.path), (c) => c.json(nook.policy.get(c.req.param('name') ?? '')));
+  app.post(honoPath(routes.publishProfile.path), (c) => c.json(nook.policy.publish(c.req.param('name') ?? '')));
+  app.post(honoPath(routes.saveProfile.path), async (c) => {
+    const name = c.req.param('name') ?? '';
+    if (!NAME_PATTERN.test(name)) throw new NookError('INVALID_NAME', `invalid profile name ${JSON.stringify(name)}: use ${NAME_RULE}`);
+    return c.json(nook.policy.saveDraft(name, await parseBody(c, routes.saveProfile.body)));
+  });
+  app.get(routes.getConfig.path, (c) => c.json(nook.policy.config()));
+  app.post(routes.setConfig.path, async (c) => {
+    const req = await parseBody(c, routes.setConfig.body);
+    return c.json(nook.policy.set(req.key, req.value));
+  });
 
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));

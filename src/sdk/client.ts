@@ -1,5 +1,11 @@
 import { NookError } from '../api/errors.js';
 import type {
+  DoneReport,
+  HostConfig,
+  Profile,
+  ProfileSpec,
+  RetainedItem,
+  Usage,
   AuditRecord,
   AuditVerify,
   CreateSandboxRequest,
@@ -150,6 +156,16 @@ export class Sandbox {
   /** A new image from this sandbox's files (persisted paths included). */
   commit(options: { image: string }): Promise<Image> {
     return this.transport.json<Image>('POST', this.path('/commit'), { body: options });
+  }
+
+  /** Compute seconds and stored bytes. */
+  usage(): Promise<Usage> {
+    return this.transport.json<Usage>('GET', this.path('/usage'));
+  }
+
+  /** The end-of-job checklist: stop compute, remove exposures, report what remains and the receipts. */
+  done(): Promise<DoneReport> {
+    return this.transport.json<DoneReport>('POST', this.path('/done'));
   }
 
   /** Background processes: they outlive the call that starts them; the daemon keeps their output. */
@@ -328,6 +344,28 @@ class Sandboxes {
   }
 }
 
+class Profiles {
+  constructor(private readonly transport: Transport) {}
+
+  list(): Promise<Profile[]> {
+    return this.transport.json<{ profiles: Profile[] }>('GET', '/v1/profiles').then((r) => r.profiles);
+  }
+
+  get(name: string): Promise<Profile> {
+    return this.transport.json<Profile>('GET', `/v1/profiles/${encodeURIComponent(name)}`);
+  }
+
+  /** Creates or replaces the draft. */
+  save(name: string, spec: ProfileSpec): Promise<Profile> {
+    return this.transport.json<Profile>('POST', `/v1/profiles/${encodeURIComponent(name)}`, { body: spec });
+  }
+
+  /** The draft becomes the next published version. */
+  publish(name: string): Promise<Profile> {
+    return this.transport.json<Profile>('POST', `/v1/profiles/${encodeURIComponent(name)}/publish`);
+  }
+}
+
 class Audit {
   constructor(private readonly transport: Transport) {}
 
@@ -432,6 +470,7 @@ export class NookClient {
   readonly sandboxes: Sandboxes;
   readonly snapshots: Snapshots;
   readonly audit: Audit;
+  readonly profiles: Profiles;
 
   constructor(options: TransportOptions = {}) {
     this.transport = new Transport(options);
@@ -439,6 +478,26 @@ export class NookClient {
     this.sandboxes = new Sandboxes(this.transport, this.images);
     this.snapshots = new Snapshots(this.transport);
     this.audit = new Audit(this.transport);
+    this.profiles = new Profiles(this.transport);
+  }
+
+  /** All state that still exists (of one sandbox, or everything), with size and age. */
+  async retained(options: { sandbox?: string } = {}): Promise<RetainedItem[]> {
+    return (await this.transport.json<{ items: RetainedItem[] }>('GET', '/v1/retained', { query: { sandbox: options.sandbox } })).items;
+  }
+
+  /** Deletes state older than olderThanMs, by kind; dryRun only lists it. */
+  gc(options: { olderThanMs: number; kinds?: RetainedItem['kind'][]; dryRun?: boolean }): Promise<{ dryRun: boolean; deleted: RetainedItem[]; receipt?: string }> {
+    return this.transport.json('POST', '/v1/gc', { body: options });
+  }
+
+  /** Host settings no profile can loosen. */
+  config(): Promise<HostConfig> {
+    return this.transport.json<HostConfig>('GET', '/v1/config');
+  }
+
+  setConfig(key: HostConfig extends { settings: Record<infer K, boolean> } ? K & string : string, value: boolean): Promise<HostConfig> {
+    return this.transport.json<HostConfig>('POST', '/v1/config', { body: { key, value } });
   }
 
   health(): Promise<Health> {

@@ -222,6 +222,10 @@ export class BtrfsPoolDriver implements StorageDriver {
     return duBytes(this.snapshotDir(snapshotId));
   }
 
+  sandboxSizeBytes(sandboxId: string): Promise<number> {
+    return duBytes(this.sandboxDir(sandboxId));
+  }
+
   async commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void> {
     const staging = this.stagingPath(imageId);
     await this.step('copy the sandbox into an image', () => this.snapshot(join(this.sandboxDir(sandboxId), 'rootfs'), staging));

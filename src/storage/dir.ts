@@ -197,6 +197,10 @@ export class DirDriver implements StorageDriver {
     return duBytes(this.snapshotDir(snapshotId));
   }
 
+  sandboxSizeBytes(sandboxId: string): Promise<number> {
+    return duBytes(this.sandboxDir(sandboxId));
+  }
+
   async commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void> {
     const rootfs = join(this.sandboxDir(sandboxId), 'rootfs');
     const wasMounted = (await mountsUnder(rootfs)).includes(rootfs);

@@ -59,6 +59,8 @@ export interface StorageDriver {
   listSnapshots(): Promise<string[]>;
   /** Bytes a snapshot holds (walks its files: run it off the hot path). */
   snapshotSizeBytes(snapshotId: string): Promise<number>;
+  /** Bytes a sandbox's files take (walks them; for reports, not hot paths). */
+  sandboxSizeBytes(sandboxId: string): Promise<number>;
   /** A new image from the sandbox's rootfs with its persisted directories laid over it. */
   commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void>;
 }

@@ -98,4 +98,16 @@ export const MIGRATIONS: readonly string[] = [
      hash TEXT NOT NULL
    );
    CREATE INDEX audit_sandbox ON audit(sandbox_name);`,
+  // 6: profiles (versioned), host settings, compute accounting
+  `CREATE TABLE profiles (
+     name TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     spec_json TEXT NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (name, version)
+   );
+   CREATE TABLE host_config (key TEXT PRIMARY KEY, value_json TEXT NOT NULL);
+   ALTER TABLE sandboxes ADD COLUMN compute_ms INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE sandboxes ADD COLUMN running_since INTEGER;`,
 ];

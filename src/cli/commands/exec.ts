@@ -14,6 +14,7 @@ interface ExecFlags {
   cwd?: string;
   user?: string;
   interactive?: boolean;
+  redact?: boolean;
   json?: boolean;
 }
 
@@ -25,6 +26,7 @@ function addExecOptions(cmd: Command): Command {
     .option('--cwd <dir>', 'working directory inside the sandbox')
     .option('--user <user>', 'run as NAME, UID, NAME:GROUP or UID:GID')
     .option('-i, --interactive', 'pass this terminal\'s standard input to the command')
+    .option('--redact', 'replace env values and credential patterns in the output before it is shown')
     .option('--json', 'print {exitCode, stdout, stderr, truncated, timedOut, durationMs} instead of streaming');
 }
 
@@ -50,6 +52,7 @@ async function execOptions(flags: ExecFlags): Promise<ExecOptions> {
     ...(flags.cwd ? { cwd: flags.cwd } : {}),
     ...(flags.user ? { user: flags.user } : {}),
     ...(flags.interactive ? { stdin: await readStdin() } : {}),
+    ...(flags.redact ? { redact: true } : {}),
     ...(live ? { onStdout: (b: Buffer) => process.stdout.write(b), onStderr: (b: Buffer) => process.stderr.write(b) } : {}),
     signal: interruptSignal(),
   };

@@ -20,6 +20,7 @@ interface CreateFlags {
   snapshot?: string;
   persist?: string[];
   allowHost?: string[];
+  profile?: string;
   network?: 'none' | 'allowlist' | 'learn';
   json?: boolean;
 }
@@ -40,12 +41,13 @@ export function registerSandboxCommands(program: Command): void {
     .option('--non-persistent', 'discard the sandbox when it stops')
     .option('--allow-host <pattern>', 'egress through the proxy to this host (repeatable): host, *.suffix, IP, CIDR, optional :port', (v: string, prev: string[] = []) => [...prev, v])
     .option('--network <mode>', 'none (default), allowlist, or learn (allow and record all)')
+    .option('--profile <name>', 'defaults and policy from a published profile')
     .option('--snapshot <sandbox@name>', 'restore: start from a snapshot\'s files (and its image)')
     .option('--persist <path>', 'only this directory survives stop and recycle (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the sandbox as JSON')
     .action(async (flags: CreateFlags & { nonPersistent?: boolean }) => {
       const client = await connect();
-      if (!flags.snapshot) {
+      if (!flags.snapshot && !flags.profile) {
         const bar = progressBar(`building image ${flags.image ?? 'python'}`, !flags.json);
         await client.images.ensure(flags.image ?? 'python', bar.onProgress);
         bar.done();
@@ -56,6 +58,7 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
         ...(flags.persist ? { persist: flags.persist } : {}),
         ...(flags.allowHost ? { allowHosts: flags.allowHost } : {}),
+        ...(flags.profile ? { profile: flags.profile } : {}),
         ...(flags.network ? { network: flags.network } : {}),
         ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
         ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
@@ -68,7 +71,10 @@ export function registerSandboxCommands(program: Command): void {
       };
       const sandbox = await client.sandboxes.create(req);
       if (flags.json) printJson(sandbox.data);
-      else process.stdout.write(`${sandbox.name}\n`);
+      else {
+        process.stdout.write(`${sandbox.name}\n`);
+        for (const note of sandbox.data.adjusted) process.stderr.write(`nook: ${note}\n`);
+      }
     });
 
   program

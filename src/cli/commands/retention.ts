@@ -1,0 +1,155 @@
+import type { Command } from 'commander';
+import { NookError } from '../../api/errors.js';
+import { HOST_SETTINGS, type RetainedItem } from '../../api/schemas.js';
+import { formatDurationMs } from '../../util/duration.js';
+import { connect } from '../connect.js';
+import { durationMs, positiveInt, positiveNumber } from '../parse.js';
+import { printJson, table } from '../render.js';
+
+function size(bytes: number | null): string {
+  return bytes === null ? '...' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function retainedRows(items: RetainedItem[]): string {
+  return table(['KIND', 'NAME', 'ID', 'SIZE', 'AGE', 'DETAIL'], items.map((i) => [i.kind, i.name, i.id, size(i.sizeBytes), formatDurationMs(i.ageSeconds * 1000), i.detail]));
+}
+
+export function registerRetentionCommands(program: Command): void {
+  program
+    .command('done <sandbox>')
+    .description('the end-of-job checklist: stop compute, remove exposures, lock volumes, list what remains and the receipts to keep')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, flags: { json?: boolean }) => {
+      const client = await connect();
+      const r = await (await client.sandboxes.get(ref)).done();
+      if (flags.json) printJson(r);
+      else {
+        const lines = [
+          `${r.sandbox}: compute ${r.stopped ? 'stopped' : 'was not running'}`,
+          `exposed ports removed: ${r.unexposed.length ? r.unexposed.join(', ') : 'none'}`,
+          `managed volumes left unlocked: ${r.unlockedVolumes.length ? r.unlockedVolumes.join(', ') : 'none'}`,
+          `snapshots to review (delete those with no recovery purpose): ${r.snapshots.length ? r.snapshots.map((s) => s.name).join(', ') : 'none'}`,
+          `state that remains:`,
+          retainedRows(r.remaining).trimEnd(),
+          `receipts to store with the job (${r.receipts.length}):`,
+          ...r.receipts,
+        ];
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (!r.clean) process.exitCode = 1;
+    });
+
+  program
+    .command('retained')
+    .description('all state that still exists after compute stops: sandboxes, snapshots, images, logs')
+    .option('--sandbox <name>', 'only this sandbox')
+    .option('--json', 'print JSON')
+    .action(async (flags: { sandbox?: string; json?: boolean }) => {
+      const client = await connect();
+      const items = await client.retained(flags.sandbox ? { sandbox: flags.sandbox } : {});
+      if (flags.json) printJson({ items });
+      else process.stdout.write(retainedRows(items));
+    });
+
+  program
+    .command('gc')
+    .description('delete state older than an age, by kind (paused sandboxes, snapshots, unused images)')
+    .requiredOption('--older-than <age>', 'e.g. 7d, 12h', durationMs)
+    .option('--kind <kind>', 'sandbox, snapshot or image (repeatable; default all)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--dry-run', 'only list what would be deleted')
+    .option('--json', 'print JSON')
+    .action(async (flags: { olderThan: number; kind?: string[]; dryRun?: boolean; json?: boolean }) => {
+      const client = await connect();
+      const r = await client.gc({ olderThanMs: flags.olderThan, ...(flags.kind ? { kinds: flags.kind as RetainedItem['kind'][] } : {}), dryRun: flags.dryRun ?? false });
+      if (flags.json) printJson(r);
+      else process.stdout.write(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length}:\n${retainedRows(r.deleted)}`);
+    });
+
+  program
+    .command('usage <sandbox>')
+    .description('compute seconds and stored bytes (files, snapshots, logs)')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, flags: { json?: boolean }) => {
+      const client = await connect();
+      const u = await (await client.sandboxes.get(ref)).usage();
+      if (flags.json) printJson(u);
+      else process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${size(u.storedBytes.files)}, snapshots ${size(u.storedBytes.snapshots)}, logs ${size(u.storedBytes.logs)}\n`);
+    });
+
+  const profile = program.command('profile').description('named, versioned sandbox defaults (create --profile NAME uses the newest published version)');
+  profile
+    .command('create <name>')
+    .description('create or replace the draft of a profile')
+    .option('--persistent', 'sandboxes persist (default)')
+    .option('--non-persistent', 'sandboxes are discarded on stop')
+    .option('--allow-rw-dirs', 'allow writable host directories (also needs the host setting rwHostDirs.allowed)')
+    .option('--network <mode>', 'none, allowlist or learn')
+    .option('--allow-host <pattern>', 'egress allow-list entry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--memory-mib <MiB>', 'memory limit', positiveInt)
+    .option('--cpus <n>', 'CPU limit', positiveNumber)
+    .option('--ttl <duration>', 'TTL', durationMs)
+    .option('--image <image>', 'image')
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        name: string,
+        f: { persistent?: boolean; nonPersistent?: boolean; allowRwDirs?: boolean; network?: 'none'; allowHost?: string[]; memoryMib?: number; cpus?: number; ttl?: number; image?: string; json?: boolean },
+      ) => {
+        const client = await connect();
+        const p = await client.profiles.save(name, {
+          ...(f.persistent ? { persistent: true } : {}),
+          ...(f.nonPersistent ? { persistent: false } : {}),
+          ...(f.allowRwDirs ? { allowRwDirs: true } : {}),
+          ...(f.network ? { network: f.network } : {}),
+          ...(f.allowHost ? { allowHosts: f.allowHost } : {}),
+          ...(f.memoryMib ? { memoryMiB: f.memoryMib } : {}),
+          ...(f.cpus ? { cpus: f.cpus } : {}),
+          ...(f.ttl ? { ttlMs: f.ttl } : {}),
+          ...(f.image ? { image: f.image } : {}),
+        });
+        if (f.json) printJson(p);
+        else process.stdout.write(`${p.name}: draft saved (publish it: nook profile publish ${p.name})\n`);
+      },
+    );
+  profile
+    .command('publish <name>')
+    .description('publish the draft as the next version')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const client = await connect();
+      const p = await client.profiles.publish(name);
+      if (flags.json) printJson(p);
+      else process.stdout.write(`${p.name}@${p.published.at(-1)?.version ?? '?'} published\n`);
+    });
+  profile
+    .command('ls')
+    .description('list profiles')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const client = await connect();
+      const list = await client.profiles.list();
+      if (flags.json) printJson({ profiles: list });
+      else process.stdout.write(table(['NAME', 'PUBLISHED', 'DRAFT'], list.map((p) => [p.name, p.published.length ? `v${p.published.at(-1)?.version}` : '-', p.draft ? 'yes' : 'no'])));
+    });
+
+  const config = program.command('config').description(`host settings that no profile or request can loosen (${HOST_SETTINGS.join(', ')})`);
+  config
+    .command('get')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const client = await connect();
+      const c = await client.config();
+      if (flags.json) printJson(c);
+      else process.stdout.write(Object.entries(c.settings).map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+    });
+  config
+    .command('set <key> <value>')
+    .option('--json', 'print JSON')
+    .action(async (key: string, value: string, flags: { json?: boolean }) => {
+      if (value !== 'true' && value !== 'false') throw new NookError('INVALID_ARGUMENT', `${key} takes true or false, not ${value}`);
+      const client = await connect();
+      const c = await client.setConfig(key, value === 'true');
+      if (flags.json) printJson(c);
+      else process.stdout.write(`${key} ${c.settings[key]}\n`);
+    });
+}

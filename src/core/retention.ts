@@ -1,0 +1,110 @@
+import { join } from 'node:path';
+import type { DoneReport, RetainedItem, Usage } from '../api/schemas.js';
+import { duBytes } from '../storage/common.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { Db } from '../store/db.js';
+import type { AuditLog } from './audit.js';
+import type { ImageManager } from './images.js';
+import type { NetworkManager } from './network.js';
+import type { SandboxManager } from './sandboxes.js';
+import type { SnapshotManager } from './snapshots.js';
+
+type Kind = RetainedItem['kind'];
+
+/**
+ * What stays after compute stops, and the end-of-job checklist. Stopping compute is not
+ * erasing state: files, snapshots, images and logs remain until deleted.
+ */
+export class RetentionManager {
+  constructor(
+    private readonly db: Db,
+    private readonly storage: StorageDriver,
+    private readonly sandboxes: SandboxManager,
+    private readonly snapshots: SnapshotManager,
+    private readonly images: ImageManager,
+    private readonly network: NetworkManager,
+    private readonly audit: AuditLog,
+    private readonly logsDir: string,
+  ) {}
+
+  private age(ms: number): number {
+    return Math.round((Date.now() - ms) / 1000);
+  }
+
+  /** Every kind of state that exists, with size and age (sizes walk files: this is a report). */
+  async retained(sandbox?: string): Promise<RetainedItem[]> {
+    const items: RetainedItem[] = [];
+    const sandboxes = this.sandboxes.list().filter((s) => !sandbox || s.name === sandbox || s.id === sandbox);
+    for (const s of sandboxes) {
+      items.push({ kind: 'sandbox', name: s.name, id: s.id, sizeBytes: await this.storage.sandboxSizeBytes(s.id), ageSeconds: this.age(Date.parse(s.createdAt)), detail: `${s.state}, files kept until destroyed` });
+      const logs = await duBytes(join(this.logsDir, s.id));
+      if (logs > 0) items.push({ kind: 'logs', name: s.name, id: s.id, sizeBytes: logs, ageSeconds: this.age(Date.parse(s.createdAt)), detail: 'background process output' });
+    }
+    for (const snap of this.snapshots.list(sandbox)) {
+      items.push({ kind: 'snapshot', name: `${snap.sandbox}@${snap.name}`, id: snap.id, sizeBytes: snap.sizeBytes, ageSeconds: this.age(Date.parse(snap.createdAt)), detail: snap.sandboxExists ? 'sandbox exists' : 'its sandbox was destroyed' });
+    }
+    if (!sandbox) {
+      for (const img of this.images.list()) {
+        items.push({ kind: 'image', name: img.name, id: img.id, sizeBytes: img.sizeBytes, ageSeconds: this.age(Date.parse(img.createdAt)), detail: img.usedBy.length ? `used by ${img.usedBy.join(', ')}` : 'unused' });
+      }
+    }
+    return items;
+  }
+
+  /** Deletes state older than `olderThanMs` of the given kinds (running sandboxes and images in use are kept). */
+  async gc(olderThanMs: number, kinds: Kind[], dryRun: boolean): Promise<RetainedItem[]> {
+    const old = (await this.retained()).filter((i) => i.ageSeconds * 1000 >= olderThanMs && kinds.includes(i.kind));
+    const deleted: RetainedItem[] = [];
+    for (const item of old) {
+      if (item.kind === 'sandbox') {
+        const s = this.sandboxes.find(item.id);
+        if (!s || s.state !== 'paused') continue;
+        if (!dryRun) await this.sandboxes.destroy(item.id);
+      } else if (item.kind === 'snapshot') {
+        const [sb, ...rest] = item.name.split('@');
+        if (!dryRun) await this.snapshots.remove(sb ?? '', rest.join('@'));
+      } else if (item.kind === 'image') {
+        if (!item.detail.startsWith('unused')) continue;
+        if (this.db.prepare('SELECT 1 FROM snapshots WHERE image_id = ?').get(item.id)) continue;
+        if (!dryRun) await this.images.remove(item.id);
+      } else {
+        continue; // logs go with their sandbox
+      }
+      deleted.push(item);
+    }
+    return deleted;
+  }
+
+  /** The checklist before a stateful sandbox is called done (mvm's list). */
+  async done(ref: string): Promise<DoneReport> {
+    const sb = this.sandboxes.record(ref);
+    let stopped = false;
+    if (sb.state === 'running') {
+      await this.sandboxes.stop(sb.id);
+      stopped = true;
+    }
+    const unexposed: number[] = [];
+    if (this.sandboxes.find(sb.id)) {
+      for (const e of this.network.exposures(sb.id)) {
+        await this.network.unexpose(sb.id, e.port);
+        unexposed.push(e.port);
+      }
+    }
+    const snapshots = this.snapshots.list(sb.id).map((s) => ({ name: s.name, id: s.id, createdAt: s.createdAt }));
+    const receipts = this.audit.list({ sandbox: sb.id, limit: 100_000 }).map((r) => r.id);
+    const remaining = this.sandboxes.find(sb.id) ? await this.retained(sb.id) : [];
+    // Managed volumes are not part of nook yet: none can be left unlocked.
+    return { sandbox: sb.name, stopped, unexposed, volumesLocked: [], unlockedVolumes: [], snapshots, receipts, remaining, clean: true };
+  }
+
+  async usage(ref: string): Promise<Usage> {
+    const sb = this.sandboxes.record(ref);
+    let snapshotBytes = 0;
+    for (const s of this.snapshots.list(sb.id)) snapshotBytes += s.sizeBytes ?? 0;
+    return {
+      sandbox: sb.name,
+      computeSeconds: Math.round(this.sandboxes.computeMs(sb.id) / 100) / 10,
+      storedBytes: { files: await this.storage.sandboxSizeBytes(sb.id), snapshots: snapshotBytes, logs: await duBytes(join(this.logsDir, sb.id)) },
+    };
+  }
+}
