@@ -9,6 +9,7 @@ import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
+import type { AuditLog } from './audit.js';
 import { applyLayout, buildLayout } from './oci-layout.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from './presets.js';
 
@@ -29,6 +30,8 @@ export interface ImageConfig {
 }
 
 export class ImageManager {
+  /** The audit log: builds and imports note what they made on their record. */
+  audit: AuditLog | undefined;
   /** Builds in flight by image name: a second request for the same name waits for the first. */
   private readonly building = new Map<string, Promise<Image>>();
 
@@ -117,6 +120,7 @@ export class ImageManager {
       this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(sizeBytes, id);
       progress('done', 100, `image ${name} ready`);
       log('image built', { name, id, preset, sizeBytes, ms: Date.now() - now });
+      this.audit?.note({ image: { id, name, preset, sizeBytes } });
       return this.get(id);
     } catch (e) {
       await this.storage.discardImageStaging(id).catch(() => undefined);
@@ -186,6 +190,7 @@ export class ImageManager {
       return await this.createFrom(name, { env: PRESET_ENV }, async (imageId) => {
         const staging = await this.storage.createImageStaging(imageId);
         const declared = await applyLayout(layout, staging);
+        this.audit?.note({ image: { id: imageId, name, manifestDigest: declared.manifestDigest } });
         await addInitMountPoint(staging);
         if (declared.cwd) {
           // Like container builders, make the declared working directory if the layers lack it.

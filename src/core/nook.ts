@@ -97,6 +97,7 @@ export class Nook {
     const audit = new AuditLog(db);
     const policy = new PolicyManager(db);
     sandboxes.audit = audit;
+    images.audit = audit;
     sandboxes.policy = policy;
     network.policy = policy;
     const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'));

@@ -172,7 +172,7 @@ async function removeInside(root: string, rel: string, contentsOnly = false): Pr
  * Reads an OCI image layout directory into `target` (an empty staging dir). Returns the
  * image config (env, cwd) the layout declares.
  */
-export async function applyLayout(layout: string, target: string): Promise<{ env: Record<string, string>; cwd: string | null }> {
+export async function applyLayout(layout: string, target: string): Promise<{ env: Record<string, string>; cwd: string | null; manifestDigest: string }> {
   const index = await readJson<{ manifests?: Descriptor[] }>(join(layout, 'index.json'));
   const desc = (index.manifests ?? []).find((m) => m.mediaType === MT.manifest || m.mediaType === undefined) ?? index.manifests?.[0];
   if (!desc) throw new NookError('INVALID_ARGUMENT', 'the layout\'s index.json lists no image manifest');
@@ -213,5 +213,5 @@ export async function applyLayout(layout: string, target: string): Promise<{ env
     const i = kv.indexOf('=');
     if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  return { env, cwd: config.config?.WorkingDir || null };
+  return { env, cwd: config.config?.WorkingDir || null, manifestDigest: desc.digest };
 }
