@@ -48,3 +48,8 @@ export function printError(e: unknown, json: boolean): void {
   process.stderr.write(`nook: ${err.message} [${err.code}]\n`);
   if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
 }
+
+/** Bytes as MiB for tables; null (not measured yet) as "...". */
+export function mib(bytes: number | null): string {
+  return bytes === null ? '...' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

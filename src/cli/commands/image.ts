@@ -3,11 +3,8 @@ import type { Command } from 'commander';
 import { Preset } from '../../api/schemas.js';
 import { connect } from '../connect.js';
 import { progressBar } from '../progress.js';
-import { age, printJson, table } from '../render.js';
+import { age, mib, printJson, table } from '../render.js';
 
-function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('manage images');

@@ -4,14 +4,11 @@ import { HOST_SETTINGS, type RetainedItem } from '../../api/schemas.js';
 import { formatDurationMs } from '../../util/duration.js';
 import { connect } from '../connect.js';
 import { durationMs, positiveInt, positiveNumber } from '../parse.js';
-import { printJson, table } from '../render.js';
+import { mib, printJson, table } from '../render.js';
 
-function size(bytes: number | null): string {
-  return bytes === null ? '...' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 function retainedRows(items: RetainedItem[]): string {
-  return table(['KIND', 'NAME', 'ID', 'SIZE', 'AGE', 'DETAIL'], items.map((i) => [i.kind, i.name, i.id, size(i.sizeBytes), formatDurationMs(i.ageSeconds * 1000), i.detail]));
+  return table(['KIND', 'NAME', 'ID', 'SIZE', 'AGE', 'DETAIL'], items.map((i) => [i.kind, i.name, i.id, mib(i.sizeBytes), formatDurationMs(i.ageSeconds * 1000), i.detail]));
 }
 
 export function registerRetentionCommands(program: Command): void {
@@ -73,7 +70,7 @@ export function registerRetentionCommands(program: Command): void {
       const client = await connect();
       const u = await (await client.sandboxes.get(ref)).usage();
       if (flags.json) printJson(u);
-      else process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${size(u.storedBytes.files)}, snapshots ${size(u.storedBytes.snapshots)}, logs ${size(u.storedBytes.logs)}\n`);
+      else process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${mib(u.storedBytes.files)}, snapshots ${mib(u.storedBytes.snapshots)}, logs ${mib(u.storedBytes.logs)}\n`);
     });
 
   const profile = program.command('profile').description('named, versioned sandbox defaults (create --profile NAME uses the newest published version)');

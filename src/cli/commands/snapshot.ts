@@ -2,16 +2,13 @@ import type { Command } from 'commander';
 import type { Snapshot } from '../../api/schemas.js';
 import { connect } from '../connect.js';
 import { positiveInt } from '../parse.js';
-import { age, printJson, table } from '../render.js';
+import { age, mib, printJson, table } from '../render.js';
 
-function size(bytes: number | null): string {
-  return bytes === null ? '...' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 function snapshotRows(list: Snapshot[]): string {
   return table(
     ['SANDBOX', 'NAME', 'ID', 'SIZE', 'CREATED', 'TOOK'],
-    list.map((s) => [`${s.sandbox}${s.sandboxExists ? '' : ' (destroyed)'}`, s.name, s.id, size(s.sizeBytes), `${age(s.createdAt)} ago`, `${s.durationMs.toFixed(1)}ms`]),
+    list.map((s) => [`${s.sandbox}${s.sandboxExists ? '' : ' (destroyed)'}`, s.name, s.id, mib(s.sizeBytes), `${age(s.createdAt)} ago`, `${s.durationMs.toFixed(1)}ms`]),
   );
 }
 
