@@ -19,7 +19,8 @@ import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const IDLE_SANDBOXES = Number(process.env.BENCH_IDLE ?? 50);
-const HIDE_UNIFIED = ['unshare', '-m', '--propagation', 'unchanged', 'sh', '-c', 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', 'sh'];
+/** crun needs this on hybrid cgroup hosts; raw crun gets the same (cheapest) workaround nook uses. */
+const HIDE_UNIFIED = [join(import.meta.dirname, '..', '..', 'native', 'build', 'nook-init'), 'hide-cgroup2', '--'];
 
 interface Stat {
   name: string;
@@ -365,6 +366,9 @@ async function main(): Promise<void> {
       }
     }
 
+  } catch (e) {
+    process.stderr.write(`daemon log (tail):\n${d.log.split('\n').slice(-30).join('\n')}\n`);
+    throw e;
   } finally {
     const leftovers = await run([...crun, 'list', '-q'], { allowFail: true });
     for (const id of leftovers.stdout.split('\n').filter(Boolean)) await run([...HIDE_UNIFIED, ...crun, 'delete', '-f', id], { allowFail: true });

@@ -8,6 +8,8 @@
  *
  *   nook-init subvol snapshot|delete ...     (host side; see subvol.c)
  *
+ *   nook-init hide-cgroup2 -- CMD...          (host side: crun on hybrid cgroup hosts)
+ *
  *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
  *     fd 3 it is also the exec agent: each connection is one exec session, served by a
@@ -22,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -87,6 +91,24 @@ static int run_init(void) {
   }
 }
 
+/* nook-init hide-cgroup2 -- CMD...: crun 1.8 refuses hosts whose cgroup2 mount holds a
+ * controller next to v1 ones ("hybrid"). Run CMD in a private mount namespace without that
+ * mount. The mount is made private first, so its removal can never propagate to the host. */
+static int run_hide_cgroup2(int argc, char **argv) {
+  if (argc < 4 || strcmp(argv[2], "--") != 0) {
+    fprintf(stderr, "usage: nook-init hide-cgroup2 -- CMD...\n");
+    return EXIT_NOOK;
+  }
+  if (unshare(CLONE_NEWNS) != 0) {
+    fprintf(stderr, "nook-init: unshare: %s\n", strerror(errno));
+    return EXIT_NOOK;
+  }
+  if (mount(NULL, "/sys/fs/cgroup/unified", NULL, MS_PRIVATE, NULL) == 0) umount2("/sys/fs/cgroup/unified", MNT_DETACH);
+  execvp(argv[3], &argv[3]);
+  fprintf(stderr, "nook-init: cannot run %s: %s\n", argv[3], strerror(errno));
+  return EXIT_NOOK;
+}
+
 static int run_listen(int argc, char **argv) {
   if (argc < 5 || strcmp(argv[3], "--") != 0) {
     fprintf(stderr, "usage: nook-init listen SOCKET -- CMD...\n");
@@ -119,6 +141,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init();
   if (argc >= 2 && strcmp(argv[1], "listen") == 0) return run_listen(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "subvol") == 0) return run_subvol(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "hide-cgroup2") == 0) return run_hide_cgroup2(argc, argv);
   fprintf(stderr, "usage: nook-init init | listen SOCKET -- CMD... | subvol snapshot|delete ...\n");
   return EXIT_NOOK;
 }

@@ -19,12 +19,11 @@ export interface OciRuntimeOptions {
   cgroups: CgroupV1;
   /**
    * crun 1.8 refuses hybrid cgroup hosts (a cgroup2 mount holding a controller). Run its
-   * create/delete in a private mount namespace without that mount (platform notes).
+   * create/delete in a private mount namespace without that mount (platform notes), via
+   * `nook-init hide-cgroup2`.
    */
   hideUnifiedCgroup: boolean;
 }
-
-const HIDE_UNIFIED = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"';
 
 /** The crun driver (runc, same CLI, as fallback): thin and stateless. */
 export class OciRuntimeDriver implements RuntimeDriver {
@@ -36,8 +35,10 @@ export class OciRuntimeDriver implements RuntimeDriver {
 
   /** The runtime command line; `wrap` for create/delete on hybrid hosts, `listen` to hand over the agent socket. */
   private argv(args: string[], wrap = false, listen?: string[]): string[] {
-    const base = [...(listen ? [join(this.o.initDir, 'nook-init'), ...listen] : []), this.o.path, '--root', this.o.stateRoot, ...args];
-    return wrap && this.o.hideUnifiedCgroup ? ['unshare', '-m', '--propagation', 'unchanged', 'sh', '-c', HIDE_UNIFIED, 'sh', ...base] : base;
+    const init = join(this.o.initDir, 'nook-init');
+    const base = [...(listen ? [init, ...listen] : []), this.o.path, '--root', this.o.stateRoot, ...args];
+    // One static helper instead of unshare + sh: two fewer dynamic programs to start.
+    return wrap && this.o.hideUnifiedCgroup ? [init, 'hide-cgroup2', '--', ...base] : base;
   }
 
   private agentSocket(sandboxId: string): string {

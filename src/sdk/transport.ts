@@ -73,9 +73,11 @@ export class Transport {
         }
         reject(e);
       };
+      // A fresh connection per call (agent: false): Node's default agent keeps sockets
+      // alive and may reuse one the daemon has just closed, failing the call with EPIPE.
       const req = this.baseUrl
-        ? (new URL(this.baseUrl).protocol === 'https:' ? requestHttps : request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal })
-        : request({ socketPath: this.socketPath, path: fullPath, method, headers, signal: options.signal });
+        ? (new URL(this.baseUrl).protocol === 'https:' ? requestHttps : request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal, agent: false })
+        : request({ socketPath: this.socketPath, path: fullPath, method, headers, signal: options.signal, agent: false });
       req.on('error', onError);
       req.on('response', resolve);
       if (options.bodyFile) createReadStream(options.bodyFile).on('error', (e) => req.destroy(e)).pipe(req);
