@@ -246,7 +246,8 @@ export class SnapshotManager {
       for (const m of made) await this.sandboxes.destroy(m.id).catch(() => undefined);
       throw e;
     } finally {
-      await this.storage.deleteSnapshot(tmp).catch((e: Error) => log('fork: temporary snapshot not removed', { id: tmp, error: e.message }));
+      // Off the caller's path: the forks no longer need it, and startup removes it if we die first.
+      void this.storage.deleteSnapshot(tmp).catch((e: Error) => log('fork: temporary snapshot not removed', { id: tmp, error: e.message }));
     }
     return made;
   }
