@@ -83,14 +83,6 @@ export class CgroupV1 {
     for (const c of await this.controllers()) await fsp.rmdir(join(ROOT, c, this.parent)).catch(() => undefined);
   }
 
-  /** Current memory use of a sandbox, in bytes (0 when it has no memory cgroup). */
-  async memoryUsageBytes(sandboxId: string): Promise<number> {
-    try {
-      return Number((await fsp.readFile(join(ROOT, 'memory', this.parent, sandboxId, 'memory.usage_in_bytes'), 'utf8')).trim());
-    } catch {
-      return 0;
-    }
-  }
 }
 
 async function removeTree(dir: string): Promise<void> {

@@ -177,9 +177,6 @@ export class OciRuntimeDriver implements RuntimeDriver {
     await this.o.cgroups.removeParent();
   }
 
-  memoryUsageBytes(sandboxId: string): Promise<number> {
-    return this.o.cgroups.memoryUsageBytes(sandboxId);
-  }
 }
 
 function mapStatus(s: string | undefined): ContainerStatus {

@@ -82,5 +82,4 @@ export interface RuntimeDriver {
   listCgroups(): Promise<string[]>;
   removeCgroups(sandboxId: string): Promise<void>;
   release(): Promise<void>;
-  memoryUsageBytes(sandboxId: string): Promise<number>;
 }

@@ -9,12 +9,6 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Writes a file atomically (temp file + rename), so a crash never leaves half a file. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await fsp.writeFile(tmp, data, { mode });
-  await fsp.rename(tmp, path);
-}
 
 /** Mount points below (or at) `prefix`, deepest first, read from /proc/self/mountinfo. */
 export async function mountsUnder(prefix: string): Promise<string[]> {
