@@ -10,6 +10,8 @@
  *
  *   nook-init hide-cgroup2 -- CMD...          (host side: crun on hybrid cgroup hosts)
  *
+ *   nook-init fs VERB PATH ...                (inside a sandbox, run by the agent; see fs.c)
+ *
  *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
  *     fd 3 it is also the exec agent: each connection is one exec session, served by a
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "fs.h"
 #include "subvol.h"
 
 #define AGENT_FD 3
@@ -142,6 +145,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "listen") == 0) return run_listen(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "subvol") == 0) return run_subvol(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "hide-cgroup2") == 0) return run_hide_cgroup2(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "fs") == 0) return run_fs(argc, argv);
   fprintf(stderr, "usage: nook-init init | listen SOCKET -- CMD... | subvol snapshot|delete ...\n");
   return EXIT_NOOK;
 }

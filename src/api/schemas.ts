@@ -122,6 +122,8 @@ const execFields = {
   stream: z.boolean().optional(),
   /** Replace env values and credential patterns in the output (see redactions in the result). */
   redact: z.boolean().optional(),
+  /** Files to collect when the command ends (declared outputs; each bounded to 16 MiB). */
+  outputs: z.array(z.string().startsWith('/').max(4096)).max(32).optional(),
 };
 
 export const ExecRequest = z.strictObject(execFields);
@@ -139,6 +141,8 @@ export const ExecResult = z.object({
   durationMs: z.number(),
   /** With redact: how many values were replaced. */
   redactions: z.number().int().optional(),
+  /** Declared outputs: base64 data, or why it could not be collected. */
+  outputs: z.array(z.object({ path: z.string(), bytes: z.number().int(), data: z.string().optional(), error: z.string().optional() })).optional(),
 });
 export type ExecResult = z.infer<typeof ExecResult>;
 
@@ -477,3 +481,18 @@ export const HostSetting = z.enum(HOST_SETTINGS);
 export const HostConfig = z.object({ receipt: z.string().optional(), settings: z.record(z.string(), z.boolean()) });
 export type HostConfig = z.infer<typeof HostConfig>;
 export const SetConfigRequest = z.strictObject({ key: HostSetting, value: z.boolean() });
+
+export const FileInfo = z.object({
+  name: z.string(),
+  path: z.string().optional(),
+  type: z.enum(['file', 'dir', 'symlink', 'other']),
+  mode: z.number().int(),
+  uid: z.number().int(),
+  gid: z.number().int(),
+  size: z.number().int(),
+  mtimeMs: z.number(),
+  target: z.string().optional(),
+});
+export type FileInfo = z.infer<typeof FileInfo>;
+export const FileList = z.object({ files: z.array(FileInfo) });
+export const PathRequest = z.strictObject({ path: z.string().min(1).max(4096) });

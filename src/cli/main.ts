@@ -10,6 +10,7 @@ import { registerNetworkCommands } from './commands/network.js';
 import { registerInteractiveCommands } from './commands/interactive.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerRetentionCommands } from './commands/retention.js';
+import { registerFileCommands } from './commands/files.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -26,6 +27,7 @@ registerNetworkCommands(program);
 registerInteractiveCommands(program);
 registerAuditCommands(program);
 registerRetentionCommands(program);
+registerFileCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

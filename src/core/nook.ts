@@ -17,6 +17,7 @@ import { ProcessManager } from './processes.js';
 import { AuditLog } from './audit.js';
 import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
+import { FileManager } from './files.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -70,6 +71,7 @@ export class Nook {
     readonly audit: AuditLog,
     readonly policy: PolicyManager,
     readonly retention: RetentionManager,
+    readonly files: FileManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -101,7 +103,8 @@ export class Nook {
     sandboxes.policy = policy;
     network.policy = policy;
     const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'));
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention);
+    const files = new FileManager(sandboxes, runtime, audit);
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();

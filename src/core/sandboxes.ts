@@ -76,6 +76,9 @@ interface SandboxRow {
   spec_json: string;
 }
 
+/** Each declared output file is bounded to this (the daemon holds it in memory). */
+const OUTPUT_MAX_BYTES = 16 * 1024 * 1024;
+
 export interface ExecSink {
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
@@ -110,6 +113,8 @@ export class SandboxManager {
   audit: AuditLog | undefined;
   /** Admission: profile defaults under a request, host limits over it. */
   policy: PolicyManager | undefined;
+  /** Set by the file manager: reads a declared output from inside the sandbox. */
+  readOutput: ((sandboxId: string, path: string, maxBytes: number) => Promise<Buffer>) | undefined;
 
   private async onComputeUp(id: string): Promise<void> {
     for (const h of this.hooks.computeUp) await h(id);
@@ -500,6 +505,15 @@ export class SandboxManager {
       captured.stderr = err.text;
       redactions = out.count + err.count;
     }
+    const outputs: NonNullable<ExecResult['outputs']> = [];
+    for (const path of req.outputs ?? []) {
+      try {
+        const data = await (this.readOutput?.(row.id, path, OUTPUT_MAX_BYTES) ?? Promise.reject(new Error('no file reader')));
+        outputs.push({ path, bytes: data.length, data: data.toString('base64') });
+      } catch (e) {
+        outputs.push({ path, bytes: 0, error: (e as Error).message });
+      }
+    }
     const result = {
       exitCode: outcome.exitCode,
       signal: outcome.signal,
@@ -507,6 +521,7 @@ export class SandboxManager {
       timedOut: outcome.timedOut,
       durationMs: outcome.durationMs,
       ...(redactions !== undefined ? { redactions } : {}),
+      ...(req.outputs ? { outputs } : {}),
     };
     const decisions = this.db
       .prepare('SELECT SUM(allowed) AS allowed, COUNT(*) - SUM(allowed) AS denied FROM network_decisions WHERE sandbox_id = ? AND at >= ?')

@@ -21,6 +21,9 @@ export interface AppOptions {
 }
 
 const NDJSON = 'application/x-ndjson';
+/** Copy-out default and copy-in bound for single files (copy-in is buffered in memory). */
+const DEFAULT_COPY_OUT_BYTES = 16 * 1024 * 1024;
+const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 256 * 1024 * 1024);
 /** Upper bound of an uploaded image archive. */
 const MAX_IMPORT_BYTES = Number(process.env.NOOK_MAX_IMPORT_BYTES ?? 16 * 1024 ** 3);
 
@@ -360,6 +363,29 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.post(routes.setConfig.path, async (c) => {
     const req = await parseBody(c, routes.setConfig.body);
     return c.json(nook.policy.set(req.key, req.value));
+  });
+
+  const files = nook.files;
+  const pathQuery = (c: Context): string => c.req.query('path') ?? '';
+  app.get(honoPath(routes.statFile.path), async (c) => c.json(await files.stat(ref(c), pathQuery(c))));
+  app.get(honoPath(routes.listFiles.path), async (c) => c.json({ files: await files.list(ref(c), pathQuery(c)) }));
+  app.get(honoPath(routes.readFile.path), async (c) => {
+    const maxBytes = Number(c.req.query('maxBytes') ?? DEFAULT_COPY_OUT_BYTES);
+    if (!Number.isInteger(maxBytes) || maxBytes < 0) throw new NookError('INVALID_ARGUMENT', `maxBytes=${c.req.query('maxBytes')} is not a byte count`);
+    const data = await files.read(ref(c), pathQuery(c), maxBytes);
+    return new Response(new Uint8Array(data), { headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) } });
+  });
+  app.post(honoPath(routes.writeFile.path), async (c) => {
+    const mode = Number.parseInt(c.req.query('mode') ?? '644', 8);
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw new NookError('INVALID_ARGUMENT', `mode=${c.req.query('mode')} is not octal permission bits`, { hint: 'e.g. 644 or 755' });
+    const body = Buffer.from(await c.req.arrayBuffer());
+    if (body.length > MAX_COPY_IN_BYTES) throw new NookError('PAYLOAD_TOO_LARGE', `${body.length} bytes is more than ${MAX_COPY_IN_BYTES} per file`);
+    return c.json(await files.write(ref(c), pathQuery(c), body, mode));
+  });
+  app.post(honoPath(routes.makeDir.path), async (c) => c.json(await files.mkdir(ref(c), (await parseBody(c, routes.makeDir.body)).path)));
+  app.delete(honoPath(routes.removeFile.path), async (c) => {
+    await files.remove(ref(c), pathQuery(c), c.req.query('recursive') === 'true');
+    return c.json({ path: pathQuery(c) });
   });
 
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));

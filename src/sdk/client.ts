@@ -1,5 +1,6 @@
 import { NookError } from '../api/errors.js';
 import type {
+  FileInfo,
   DoneReport,
   HostConfig,
   Profile,
@@ -156,6 +157,27 @@ export class Sandbox {
   /** A new image from this sandbox's files (persisted paths included). */
   commit(options: { image: string }): Promise<Image> {
     return this.transport.json<Image>('POST', this.path('/commit'), { body: options });
+  }
+
+  /** Files inside the sandbox (resolved in its own root; a paused sandbox is resumed). */
+  get files(): {
+    read: (path: string, options?: { maxBytes?: number }) => Promise<Buffer>;
+    write: (path: string, data: string | Buffer, options?: { mode?: number }) => Promise<FileInfo>;
+    stat: (path: string) => Promise<FileInfo>;
+    list: (path: string) => Promise<FileInfo[]>;
+    mkdir: (path: string) => Promise<FileInfo>;
+    remove: (path: string, options?: { recursive?: boolean }) => Promise<void>;
+  } {
+    const q = (path: string, extra: Record<string, string | undefined> = {}) => ({ query: { path, ...extra } });
+    return {
+      read: (path, options = {}) => this.transport.bytes(this.path('/files/content'), q(path, { maxBytes: options.maxBytes === undefined ? undefined : String(options.maxBytes) })),
+      write: (path, data, options = {}) =>
+        this.transport.json<FileInfo>('POST', this.path('/files/content'), { ...q(path, { mode: options.mode === undefined ? undefined : options.mode.toString(8) }), bodyBytes: Buffer.from(data) }),
+      stat: (path) => this.transport.json<FileInfo>('GET', this.path('/files/stat'), q(path)),
+      list: async (path) => (await this.transport.json<{ files: FileInfo[] }>('GET', this.path('/files/list'), q(path))).files,
+      mkdir: (path) => this.transport.json<FileInfo>('POST', this.path('/files/mkdir'), { body: { path } }),
+      remove: async (path, options = {}) => void (await this.transport.json('DELETE', this.path('/files'), q(path, { recursive: options.recursive ? 'true' : undefined }))),
+    };
   }
 
   /** Compute seconds and stored bytes. */

@@ -20,5 +20,6 @@ export type {
   LogEvent,
   NookEvent,
   AuditRecord,
+  FileInfo,
   AuditVerify,
 } from '../api/schemas.js';

@@ -20,6 +20,8 @@ export interface CallOptions {
   body?: unknown;
   /** A file streamed as the raw request body (application/x-tar) instead of JSON. */
   bodyFile?: string;
+  /** Raw bytes as the request body (application/octet-stream). */
+  bodyBytes?: Buffer;
   query?: Record<string, string | string[] | undefined>;
   signal?: AbortSignal;
 }
@@ -59,6 +61,10 @@ export class Transport {
       headers['content-type'] = 'application/x-tar';
       headers['content-length'] = String(statSync(options.bodyFile).size);
     }
+    if (options.bodyBytes) {
+      headers['content-type'] = 'application/octet-stream';
+      headers['content-length'] = String(options.bodyBytes.length);
+    }
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
@@ -81,7 +87,7 @@ export class Transport {
       req.on('error', onError);
       req.on('response', resolve);
       if (options.bodyFile) createReadStream(options.bodyFile).on('error', (e) => req.destroy(e)).pipe(req);
-      else req.end(payload);
+      else req.end(options.bodyBytes ?? payload);
     });
   }
 
@@ -92,6 +98,16 @@ export class Transport {
     const parsed = parseJson(text);
     if ((res.statusCode ?? 500) >= 400) throw toError(parsed, res.statusCode ?? 500);
     return parsed as T;
+  }
+
+  /** A request answered with raw bytes. */
+  async bytes(path: string, options: CallOptions = {}): Promise<Buffer> {
+    const res = await this.open('GET', path, options);
+    const chunks: Buffer[] = [];
+    for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    if ((res.statusCode ?? 500) >= 400) throw toError(parseJson(body.toString('utf8')), res.statusCode ?? 500);
+    return body;
   }
 
   /** A request whose answer (a tar archive) is written to `dest`; returns its size in bytes. */

@@ -1,3 +1,4 @@
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
 import { LIMITS, type ExecResult } from '../../api/schemas.js';
@@ -5,6 +6,7 @@ import type { ExecOptions } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { durationMs, keyValue, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
+import { writeHostFile } from '../host-files.js';
 import { printJson } from '../render.js';
 
 interface ExecFlags {
@@ -15,6 +17,8 @@ interface ExecFlags {
   user?: string;
   interactive?: boolean;
   redact?: boolean;
+  output?: string[];
+  outputDir?: string;
   json?: boolean;
 }
 
@@ -27,6 +31,8 @@ function addExecOptions(cmd: Command): Command {
     .option('--user <user>', 'run as NAME, UID, NAME:GROUP or UID:GID')
     .option('-i, --interactive', 'pass this terminal\'s standard input to the command')
     .option('--redact', 'replace env values and credential patterns in the output before it is shown')
+    .option('--output <path>', 'a file to collect from the sandbox when the command ends (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--output-dir <dir>', 'where collected outputs go (default: .)')
     .option('--json', 'print {exitCode, stdout, stderr, truncated, timedOut, durationMs} instead of streaming');
 }
 
@@ -53,6 +59,7 @@ async function execOptions(flags: ExecFlags): Promise<ExecOptions> {
     ...(flags.user ? { user: flags.user } : {}),
     ...(flags.interactive ? { stdin: await readStdin() } : {}),
     ...(flags.redact ? { redact: true } : {}),
+    ...(flags.output ? { outputs: flags.output } : {}),
     ...(live ? { onStdout: (b: Buffer) => process.stdout.write(b), onStderr: (b: Buffer) => process.stderr.write(b) } : {}),
     signal: interruptSignal(),
   };
@@ -66,7 +73,15 @@ function interruptSignal(): AbortSignal {
   return controller.signal;
 }
 
-function finish(result: ExecResult, flags: ExecFlags): void {
+async function finish(result: ExecResult, flags: ExecFlags): Promise<void> {
+  for (const o of result.outputs ?? []) {
+    if (o.data === undefined) {
+      process.stderr.write(`nook: output ${o.path} not collected: ${o.error ?? 'unknown error'}\n`);
+      continue;
+    }
+    const written = await writeHostFile(join(flags.outputDir ?? '.', basename(o.path)), Buffer.from(o.data, 'base64'), 0o644);
+    if (!flags.json) process.stderr.write(`nook: collected ${o.path} -> ${written} (${o.bytes} bytes)\n`);
+  }
   if (flags.json) printJson(result);
   else {
     if (result.truncated) process.stderr.write('nook: output was truncated (raise it with --max-output)\n');
@@ -104,7 +119,7 @@ export function registerExecCommands(program: Command): void {
         else process.stdout.write(`${p.name ?? p.id}\n`);
         return;
       }
-      finish(await sandbox.exec(argv, await execOptions(flags)), flags);
+      await finish(await sandbox.exec(argv, await execOptions(flags)), flags);
     });
 
   addExecOptions(
@@ -120,6 +135,6 @@ export function registerExecCommands(program: Command): void {
     await client.images.ensure(flags.image, bar.onProgress);
     bar.done();
     const result = await client.run(argv, { ...(await execOptions(flags)), image: flags.image, ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}) });
-    finish(result, flags);
+    await finish(result, flags);
   });
 }

@@ -1,0 +1,112 @@
+import { NookError } from '../api/errors.js';
+import type { FileInfo } from '../api/schemas.js';
+import { INIT_PATH_IN_SANDBOX } from '../runtime/oci-config.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import { sha256, type AuditLog } from './audit.js';
+import type { SandboxManager } from './sandboxes.js';
+
+const FS_TIMEOUT_MS = 120_000;
+const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+function checkPath(path: string): void {
+  if (!path.startsWith('/') || path.includes('\0') || path.length > 4096) {
+    throw new NookError('INVALID_ARGUMENT', `path ${JSON.stringify(path)} must be absolute (inside the sandbox)`, { hint: 'e.g. /work/result.json' });
+  }
+}
+
+/**
+ * Files of a sandbox, read and written by nook-init inside it (run through the exec
+ * agent): every path resolves in the sandbox's own root, so a symlink there can never
+ * reach a host file, and the daemon never walks the sandbox's files itself. A paused
+ * sandbox is resumed first, as for exec.
+ */
+export class FileManager {
+  constructor(
+    private readonly sandboxes: SandboxManager,
+    private readonly runtime: RuntimeDriver,
+    private readonly audit: AuditLog,
+  ) {
+    sandboxes.readOutput = (id, path, maxBytes) => this.read(id, path, maxBytes);
+  }
+
+  private async run(ref: string, args: string[], stdin?: Buffer, maxBytes = 1024 * 1024): Promise<Buffer> {
+    let sb = this.sandboxes.record(ref);
+    if (sb.state === 'paused') {
+      await this.sandboxes.resume(sb.id);
+      sb = this.sandboxes.record(sb.id);
+    }
+    if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`);
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let err = '';
+    const r = await this.runtime.exec(sb.id, {
+      argv: [INIT_PATH_IN_SANDBOX, 'fs', ...args],
+      env: ENV,
+      cwd: '/',
+      ...(stdin ? { stdin } : {}),
+      timeoutMs: FS_TIMEOUT_MS,
+      onStdout: (b) => {
+        if (outBytes <= maxBytes) out.push(b);
+        outBytes += b.length;
+      },
+      onStderr: (b) => (err += b.toString()),
+    });
+    const message = err.trim() || `exit ${r.exitCode}`;
+    if (r.timedOut) throw new NookError('RUNTIME_ERROR', `the file operation timed out after ${FS_TIMEOUT_MS} ms`);
+    if (r.exitCode === 2) throw new NookError('NOT_FOUND', message, { hint: `look with: nook fs ls ${sb.name} /` });
+    if (r.exitCode === 3) throw new NookError('PAYLOAD_TOO_LARGE', message, { hint: 'raise --max-bytes, or copy a smaller file' });
+    if (r.exitCode === 4) throw new NookError('INVALID_ARGUMENT', message);
+    if (r.exitCode !== 0) throw new NookError('RUNTIME_ERROR', message);
+    this.audit.note({}, { id: sb.id, name: sb.name });
+    return Buffer.concat(out);
+  }
+
+  private parse(text: Buffer): FileInfo[] {
+    return text
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as FileInfo);
+  }
+
+  async stat(ref: string, path: string): Promise<FileInfo> {
+    checkPath(path);
+    const [info] = this.parse(await this.run(ref, ['stat', path]));
+    if (!info) throw new NookError('NOT_FOUND', `${path} not found`);
+    return { ...info, path };
+  }
+
+  async list(ref: string, path: string): Promise<FileInfo[]> {
+    checkPath(path);
+    return this.parse(await this.run(ref, ['ls', path], undefined, 64 * 1024 * 1024))
+      .map((i) => ({ ...i, path: `${path.replace(/\/$/, '')}/${i.name}` }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** A regular file's bytes; refused before anything is sent when it is larger than maxBytes. */
+  async read(ref: string, path: string, maxBytes: number): Promise<Buffer> {
+    checkPath(path);
+    const data = await this.run(ref, ['cat', path, String(maxBytes)], undefined, maxBytes);
+    this.audit.note({ file: { path, bytes: data.length, sha256: sha256(data), direction: 'out' } });
+    return data;
+  }
+
+  async write(ref: string, path: string, data: Buffer, mode = 0o644): Promise<FileInfo> {
+    checkPath(path);
+    await this.run(ref, ['write', path, (mode & 0o777).toString(8)], data);
+    this.audit.note({ file: { path, bytes: data.length, sha256: sha256(data), direction: 'in' } });
+    return this.stat(ref, path);
+  }
+
+  async mkdir(ref: string, path: string): Promise<FileInfo> {
+    checkPath(path);
+    await this.run(ref, ['mkdir', path]);
+    return this.stat(ref, path);
+  }
+
+  async remove(ref: string, path: string, recursive: boolean): Promise<void> {
+    checkPath(path);
+    if (path === '/') throw new NookError('INVALID_ARGUMENT', 'refusing to remove the sandbox root');
+    await this.run(ref, ['rm', path, ...(recursive ? ['-r'] : [])]);
+  }
+}
