@@ -12,6 +12,8 @@
  *
  *   nook-init fs VERB PATH ...                (inside a sandbox, run by the agent; see fs.c)
  *
+ *   nook-init fscrypt ... | mount-into ... | umount-from ...   (host side; see volume.c)
+ *
  *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
  *     fd 3 it is also the exec agent: each connection is one exec session, served by a
@@ -39,6 +41,7 @@
 #include "agent.h"
 #include "fs.h"
 #include "subvol.h"
+#include "volume.h"
 
 #define AGENT_FD 3
 #define EXIT_NOOK 125
@@ -146,6 +149,9 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "subvol") == 0) return run_subvol(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "hide-cgroup2") == 0) return run_hide_cgroup2(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "fs") == 0) return run_fs(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "fscrypt") == 0) return run_fscrypt(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "mount-into") == 0) return run_mount_into(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "umount-from") == 0) return run_umount_from(argc, argv);
   fprintf(stderr, "usage: nook-init init | listen SOCKET -- CMD... | subvol snapshot|delete ...\n");
   return EXIT_NOOK;
 }

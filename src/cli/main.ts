@@ -11,6 +11,7 @@ import { registerInteractiveCommands } from './commands/interactive.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerRetentionCommands } from './commands/retention.js';
 import { registerFileCommands } from './commands/files.js';
+import { registerVolumeCommands } from './commands/volume.js';
 import { printError } from './render.js';
 
 const program = new Command()
@@ -28,6 +29,7 @@ registerInteractiveCommands(program);
 registerAuditCommands(program);
 registerRetentionCommands(program);
 registerFileCommands(program);
+registerVolumeCommands(program);
 registerImageCommands(program);
 registerDaemonCommands(program);
 

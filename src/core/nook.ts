@@ -18,6 +18,7 @@ import { AuditLog } from './audit.js';
 import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
 import { FileManager } from './files.js';
+import { VolumeManager } from './volumes.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -72,6 +73,7 @@ export class Nook {
     readonly policy: PolicyManager,
     readonly retention: RetentionManager,
     readonly files: FileManager,
+    readonly volumes: VolumeManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -104,13 +106,16 @@ export class Nook {
     network.policy = policy;
     const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'));
     const files = new FileManager(sandboxes, runtime, audit);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files);
+    const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
+    retention.volumes = volumes;
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();
     await sandboxes.reconcile();
     await snapshots.reconcile();
     processes.reconcile();
+    await volumes.reconcile();
     await network.attachRunning();
     log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
     nook.ttl = new TtlScheduler(sandboxes);
@@ -145,6 +150,7 @@ export class Nook {
   async release(): Promise<void> {
     this.ttl?.stop();
     await this.sandboxes.stopAll();
+    await this.volumes.release();
     await this.runtime.release();
     await this.storage.release();
   }

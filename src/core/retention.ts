@@ -11,11 +11,21 @@ import type { SnapshotManager } from './snapshots.js';
 
 type Kind = RetainedItem['kind'];
 
+interface Volumes {
+  list(sandbox?: string): { name: string; mountedIn: { path: string } | null }[];
+  unmount(ref: string, guest: string): Promise<unknown>;
+  lock(name: string, force?: boolean): Promise<unknown>;
+  unlockedNames(): string[];
+}
+
 /**
  * What stays after compute stops, and the end-of-job checklist. Stopping compute is not
  * erasing state: files, snapshots, images and logs remain until deleted.
  */
 export class RetentionManager {
+  /** Set once volumes exist: done unmounts and locks them. */
+  volumes: Volumes | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly storage: StorageDriver,
@@ -78,6 +88,13 @@ export class RetentionManager {
   /** The checklist before a stateful sandbox is called done (mvm's list). */
   async done(ref: string): Promise<DoneReport> {
     const sb = this.sandboxes.record(ref);
+    // Volumes first: stopping compute would drop their mounts and forget who held them.
+    const volumesLocked: string[] = [];
+    for (const v of this.volumes?.list(sb.id) ?? []) {
+      if (v.mountedIn) await this.volumes?.unmount(sb.id, v.mountedIn.path);
+      await this.volumes?.lock(v.name);
+      volumesLocked.push(v.name);
+    }
     let stopped = false;
     if (sb.state === 'running') {
       await this.sandboxes.stop(sb.id);
@@ -90,11 +107,11 @@ export class RetentionManager {
         unexposed.push(e.port);
       }
     }
+    const unlockedVolumes = this.volumes?.unlockedNames() ?? [];
     const snapshots = this.snapshots.list(sb.id).map((s) => ({ name: s.name, id: s.id, createdAt: s.createdAt }));
     const receipts = this.audit.list({ sandbox: sb.id, limit: 100_000 }).map((r) => r.id);
     const remaining = this.sandboxes.find(sb.id) ? await this.retained(sb.id) : [];
-    // Managed volumes are not part of nook yet: none can be left unlocked.
-    return { sandbox: sb.name, stopped, unexposed, volumesLocked: [], unlockedVolumes: [], snapshots, receipts, remaining, clean: true };
+    return { sandbox: sb.name, stopped, unexposed, volumesLocked, unlockedVolumes, snapshots, receipts, remaining, clean: unlockedVolumes.length === 0 };
   }
 
   async usage(ref: string): Promise<Usage> {

@@ -388,6 +388,24 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     return c.json({ path: pathQuery(c) });
   });
 
+  const vols = nook.volumes;
+  const vname = (c: Context): string => c.req.param('name') ?? '';
+  app.post(routes.createVolume.path, async (c) => {
+    const req = await parseBody(c, routes.createVolume.body);
+    return c.json(await vols.create(req.name, req.sizeMiB));
+  });
+  app.get(routes.listVolumes.path, (c) => c.json({ volumes: vols.list() }));
+  app.get(honoPath(routes.getVolume.path), (c) => c.json(vols.get(vname(c))));
+  app.delete(honoPath(routes.removeVolume.path), async (c) => c.json(await vols.remove(vname(c))));
+  app.post(honoPath(routes.unlockVolume.path), async (c) => c.json(await vols.unlock(vname(c))));
+  app.post(honoPath(routes.lockVolume.path), async (c) => c.json(await vols.lock(vname(c), (await parseBody(c, routes.lockVolume.body)).force ?? false)));
+  app.post(honoPath(routes.mountVolume.path), async (c) => {
+    const req = await parseBody(c, routes.mountVolume.body);
+    return c.json(await vols.mount(ref(c), req.volume, req.guest, req.rw ?? false));
+  });
+  app.get(honoPath(routes.sandboxVolumes.path), (c) => c.json({ volumes: vols.list(ref(c)) }));
+  app.delete(honoPath(routes.unmountVolume.path), async (c) => c.json(await vols.unmount(ref(c), c.req.query('guest') ?? '')));
+
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));
   app.get(honoPath(routes.exportImage.path), async (c) => {

@@ -1,5 +1,6 @@
 import { NookError } from '../api/errors.js';
 import type {
+  Volume,
   FileInfo,
   DoneReport,
   HostConfig,
@@ -177,6 +178,19 @@ export class Sandbox {
       list: async (path) => (await this.transport.json<{ files: FileInfo[] }>('GET', this.path('/files/list'), q(path))).files,
       mkdir: (path) => this.transport.json<FileInfo>('POST', this.path('/files/mkdir'), { body: { path } }),
       remove: async (path, options = {}) => void (await this.transport.json('DELETE', this.path('/files'), q(path, { recursive: options.recursive ? 'true' : undefined }))),
+    };
+  }
+
+  /** Managed volumes mounted into this (running) sandbox. */
+  get volumes(): {
+    mount: (volume: string, guest: string, options?: { rw?: boolean }) => Promise<Volume>;
+    unmount: (guest: string) => Promise<Volume>;
+    list: () => Promise<Volume[]>;
+  } {
+    return {
+      mount: (volume, guest, options = {}) => this.transport.json<Volume>('POST', this.path('/volumes'), { body: { volume, guest, rw: options.rw ?? false } }),
+      unmount: (guest) => this.transport.json<Volume>('DELETE', this.path('/volumes'), { query: { guest } }),
+      list: async () => (await this.transport.json<{ volumes: Volume[] }>('GET', this.path('/volumes'))).volumes,
     };
   }
 
@@ -366,6 +380,36 @@ class Sandboxes {
   }
 }
 
+class Volumes {
+  constructor(private readonly transport: Transport) {}
+
+  create(name: string, options: { sizeMiB: number }): Promise<Volume> {
+    return this.transport.json<Volume>('POST', '/v1/volumes', { body: { name, sizeMiB: options.sizeMiB } });
+  }
+
+  async list(): Promise<Volume[]> {
+    return (await this.transport.json<{ volumes: Volume[] }>('GET', '/v1/volumes')).volumes;
+  }
+
+  get(name: string): Promise<Volume> {
+    return this.transport.json<Volume>('GET', `/v1/volumes/${encodeURIComponent(name)}`);
+  }
+
+  /** The key goes into the kernel: plaintext becomes reachable. */
+  unlock(name: string): Promise<Volume> {
+    return this.transport.json<Volume>('POST', `/v1/volumes/${encodeURIComponent(name)}/unlock`);
+  }
+
+  /** The key leaves the kernel and the volume is unmounted: only ciphertext remains. */
+  lock(name: string, options: { force?: boolean } = {}): Promise<Volume> {
+    return this.transport.json<Volume>('POST', `/v1/volumes/${encodeURIComponent(name)}/lock`, { body: options });
+  }
+
+  remove(name: string): Promise<Volume> {
+    return this.transport.json<Volume>('DELETE', `/v1/volumes/${encodeURIComponent(name)}`);
+  }
+}
+
 class Profiles {
   constructor(private readonly transport: Transport) {}
 
@@ -493,6 +537,7 @@ export class NookClient {
   readonly snapshots: Snapshots;
   readonly audit: Audit;
   readonly profiles: Profiles;
+  readonly volumes: Volumes;
 
   constructor(options: TransportOptions = {}) {
     this.transport = new Transport(options);
@@ -501,6 +546,7 @@ export class NookClient {
     this.snapshots = new Snapshots(this.transport);
     this.audit = new Audit(this.transport);
     this.profiles = new Profiles(this.transport);
+    this.volumes = new Volumes(this.transport);
   }
 
   /** All state that still exists (of one sandbox, or everything), with size and age. */

@@ -21,5 +21,6 @@ export type {
   NookEvent,
   AuditRecord,
   FileInfo,
+  Volume,
   AuditVerify,
 } from '../api/schemas.js';

@@ -110,4 +110,17 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TABLE host_config (key TEXT PRIMARY KEY, value_json TEXT NOT NULL);
    ALTER TABLE sandboxes ADD COLUMN compute_ms INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE sandboxes ADD COLUMN running_since INTEGER;`,
+  // 7: managed volumes
+  `CREATE TABLE volumes (
+     name TEXT PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     size_mib INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     key_wrapped TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     holder_id TEXT,
+     guest_path TEXT,
+     rw INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL
+   );`,
 ];

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { run } from '../../src/util/proc.js';
+import { rejectsWith } from '../helpers/assert.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+describe('managed encrypted volumes (real ext4, real fscrypt, real mounts)', () => {
+  let d: TestDaemon;
+  let keyDir: string;
+  const marker = `PLAINTEXT-MARKER-${Date.now()}`;
+
+  before(async () => {
+    keyDir = mkdtempSync('/tmp/nook-masterkey-');
+    d = await startDaemon({ NOOK_MASTER_KEY_FILE: join(keyDir, 'master.key') });
+  });
+  after(async () => {
+    await d.teardown();
+    rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  const image = (id: string): string => join(d.stateDir, 'volumes', `${id}.ext4`);
+  const imageHas = (id: string, text: string): Promise<boolean> => run(['grep', '-c', text, image(id)], { allowFail: true }).then((r) => r.stdout.trim() !== '0' && r.code === 0);
+
+  it('creates a locked volume, with its key wrapped by a master key outside the state dir', async () => {
+    const v = await d.client.volumes.create('agent-cache', { sizeMiB: 64 });
+    assert.deepEqual([v.state, v.sizeMiB, v.mountedIn], ['locked', 64, null]);
+    assert.equal(statSync(join(keyDir, 'master.key')).mode & 0o777, 0o600);
+    await rejectsWith(d.client.volumes.create('agent-cache', { sizeMiB: 64 }), 'NAME_TAKEN');
+    await rejectsWith(d.client.volumes.create('a/b', { sizeMiB: 64 }), 'INVALID_NAME');
+    await rejectsWith(d.client.volumes.create('zero', { sizeMiB: 0 }), 'INVALID_ARGUMENT');
+    await rejectsWith(d.client.volumes.create('huge', { sizeMiB: 16 * 1024 * 1024 }), 'NO_SPACE');
+  });
+
+  it('mounts only when unlocked, into a running sandbox, owned by its root; single-attach', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'holder', image: 'minimal' });
+    const e = await rejectsWith(sb.volumes.mount('agent-cache', '/cache', { rw: true }), 'VOLUME_LOCKED');
+    assert.match(e.hint ?? '', /nook volume unlock agent-cache/);
+    assert.equal((await d.client.volumes.unlock('agent-cache')).state, 'unlocked');
+    const m = await sb.volumes.mount('agent-cache', '/cache', { rw: true });
+    assert.deepEqual(m.mountedIn, { sandbox: 'holder', path: '/cache', rw: true });
+    const r = await sb.exec(['sh', '-c', `echo ${marker} > /cache/secret.txt && stat -c "%u %g" /cache/secret.txt && sync`]);
+    assert.equal(r.stdout, '0 0\n', r.stderr);
+    const other = await d.client.sandboxes.create({ name: 'other', image: 'minimal' });
+    const busy = await rejectsWith(other.volumes.mount('agent-cache', '/c'), 'VOLUME_IN_USE');
+    assert.match(busy.message, /holder/);
+    await rejectsWith(d.client.volumes.lock('agent-cache'), 'VOLUME_IN_USE');
+    const ro = await d.client.volumes.create('ro-vol', { sizeMiB: 32 });
+    await d.client.volumes.unlock(ro.name);
+    await other.volumes.mount('ro-vol', '/ro');
+    assert.notEqual((await other.exec(['sh', '-c', 'echo x > /ro/f'])).exitCode, 0, 'read-only unless rw');
+    await d.client.volumes.lock('ro-vol', { force: true });
+    await other.destroy();
+  });
+
+  it('lock removes the key: the image holds only ciphertext; unlock brings the data back', async () => {
+    const v = await d.client.volumes.get('agent-cache');
+    const sb = await d.client.sandboxes.get('holder');
+    await sb.volumes.unmount('/cache');
+    assert.equal((await d.client.volumes.lock('agent-cache')).state, 'locked');
+    assert.equal(await imageHas(v.id, marker), false, 'no plaintext in the image when locked');
+    await d.client.volumes.unlock('agent-cache');
+    await sb.volumes.mount('agent-cache', '/cache');
+    assert.equal((await sb.exec(['cat', '/cache/secret.txt'])).stdout, `${marker}\n`);
+  });
+
+  it('a holder that stops releases the volume; destroy releases it with data kept', async () => {
+    const sb = await d.client.sandboxes.get('holder');
+    await sb.stop();
+    assert.equal((await d.client.volumes.get('agent-cache')).mountedIn, null);
+    const next = await d.client.sandboxes.create({ name: 'next', image: 'minimal' });
+    await next.volumes.mount('agent-cache', '/data', { rw: true });
+    assert.equal((await next.exec(['cat', '/data/secret.txt'])).stdout, `${marker}\n`);
+    await next.destroy();
+    assert.equal((await d.client.volumes.get('agent-cache')).mountedIn, null);
+  });
+
+  it('done unmounts and locks the sandbox\'s volumes; a crash never leaves a volume unlocked and unrecorded', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'job', image: 'minimal' });
+    await sb.volumes.mount('agent-cache', '/cache', { rw: true });
+    await d.restart();
+    assert.equal((await d.client.volumes.get('agent-cache')).state, 'unlocked', 'as the database says');
+    assert.equal((await sb.exec(['cat', '/cache/secret.txt'])).stdout, `${marker}\n`);
+    const report = await sb.done();
+    assert.deepEqual(report.volumesLocked, ['agent-cache']);
+    assert.deepEqual(report.unlockedVolumes, []);
+    assert.equal(report.clean, true);
+    assert.equal((await d.client.volumes.get('agent-cache')).state, 'locked');
+    const v = await d.client.volumes.get('agent-cache');
+    assert.equal(await imageHas(v.id, marker), false);
+    const removed = await d.client.volumes.remove('agent-cache');
+    assert.equal(removed.name, 'agent-cache');
+    assert.ok(!existsSync(image(v.id)));
+    await d.client.volumes.remove('ro-vol');
+  });
+});
