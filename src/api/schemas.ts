@@ -101,6 +101,11 @@ export const CreateSandboxRequest = z.strictObject({
   network: z.enum(['none', 'allowlist', 'learn']).optional(),
   /** Egress allow-list: host, *.suffix, IP or CIDR, optional :port (else 80 and 443). */
   allowHosts: z.array(z.string().min(1).max(260)).max(256).optional(),
+  /** Managed volumes mounted each time compute starts (they must be unlocked). */
+  volumes: z
+    .array(z.strictObject({ volume: Name, guest: z.string().startsWith('/').max(4096), rw: z.boolean().optional() }))
+    .max(16)
+    .optional(),
   /** Only these directories survive stop, recycle and compute replacement (Mistle's selected paths). */
   persist: z
     .array(AbsolutePath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'must be a directory below / without ..'))

@@ -43,6 +43,8 @@ export interface SandboxSpec {
   /** The profile version that admitted it, and what host policy changed in the request. */
   profile?: string | null;
   adjusted?: string[];
+  /** Managed volumes mounted whenever compute starts. */
+  volumes?: { volume: string; guest: string; rw?: boolean }[];
 }
 
 /** Restore or fork: the files come from a snapshot, not from the image. */
@@ -270,6 +272,7 @@ export class SandboxManager {
       },
       profile: admission.profile,
       adjusted: admission.adjusted,
+      ...(req.volumes ? { volumes: req.volumes } : {}),
     };
     const now = Date.now();
     try {
@@ -331,8 +334,9 @@ export class SandboxManager {
     if (mounts.length !== spec.persist.length) throw new NookError('STORAGE_ERROR', `persisted directories of ${name} are missing`);
     await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts });
     undo?.push('compute', () => this.runtime.stop(id, 0));
+    // Registered first: a hook that fails halfway (a locked volume) must not leave the others' work.
+    undo?.push('compute hooks', () => this.onComputeDown(id));
     await this.onComputeUp(id);
-    undo?.push('network', () => this.onComputeDown(id));
   }
 
   private async stopCompute(id: string): Promise<void> {

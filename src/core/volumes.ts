@@ -43,6 +43,10 @@ export class VolumeManager {
     private readonly helper: string,
     private readonly masterKeyFile = process.env.NOOK_MASTER_KEY_FILE || DEFAULT_MASTER_KEY_FILE,
   ) {
+    // Declared volumes (-v at create) are mounted each time compute comes up.
+    sandboxes.hooks.computeUp.push(async (id) => {
+      for (const v of this.sandboxes.record(id).spec.volumes ?? []) await this.mountUp(id, v.volume, v.guest, v.rw ?? false);
+    });
     // A sandbox's compute going away takes its mounts with it: the volume is free again.
     sandboxes.hooks.computeDown.push(async (id) => void this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE holder_id = ?').run(id));
     sandboxes.hooks.forget.push((id) => void this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE holder_id = ?').run(id));
@@ -209,11 +213,19 @@ export class VolumeManager {
   }
 
   async mount(ref: string, name: string, guest: string, rw: boolean): Promise<Volume> {
-    const sb = this.sandboxes.record(ref);
+    if (this.sandboxes.record(ref).state !== 'running') {
+      const sb = this.sandboxes.record(ref);
+      throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`, { hint: `resume it first: nook resume ${sb.name}` });
+    }
+    return this.mountUp(this.sandboxes.record(ref).id, name, guest, rw);
+  }
+
+  /** Mounts into a sandbox whose compute is up (also while it is still being created). */
+  private async mountUp(sandboxId: string, name: string, guest: string, rw: boolean): Promise<Volume> {
+    const sb = this.sandboxes.record(sandboxId);
     const r = this.row(name);
     if (r.state !== 'unlocked') throw new NookError('VOLUME_LOCKED', `volume ${r.name} is locked`, { hint: `unlock it first: nook volume unlock ${r.name}` });
     if (!guest.startsWith('/') || guest.split('/').includes('..') || guest === '/') throw new NookError('INVALID_ARGUMENT', `guest path ${guest} must be an absolute directory below / without ..`);
-    if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`, { hint: `resume it first: nook resume ${sb.name}` });
     if (r.holder_id && r.holder_id !== sb.id) {
       const holder = this.sandboxes.find(r.holder_id);
       if (holder && holder.state === 'running') throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name}`, { hint: `single-attach: unmount it there first (nook volume unmount ${holder.name} ${r.guest_path})`, context: { holder: holder.name } });

@@ -76,6 +76,21 @@ describe('managed encrypted volumes (real ext4, real fscrypt, real mounts)', () 
     assert.equal((await d.client.volumes.get('agent-cache')).mountedIn, null);
   });
 
+  it('mounts declared volumes (-v) whenever compute starts, and refuses a locked one without leaving anything', async () => {
+    const cli = await d.cli(['create', '--name', 'declared', '--image', 'minimal', '-v', 'agent-cache:/vol:rw']);
+    assert.equal(cli.code, 0, cli.stderr);
+    const sb = await d.client.sandboxes.get('declared');
+    assert.equal((await sb.exec(['cat', '/vol/secret.txt'])).stdout, `${marker}\n`);
+    await sb.stop();
+    await sb.resume();
+    assert.equal((await sb.exec(['cat', '/vol/secret.txt'])).stdout, `${marker}\n`, 'mounted again on resume');
+    await sb.destroy();
+    await d.client.volumes.create('locked-one', { sizeMiB: 32 });
+    await rejectsWith(d.client.sandboxes.create({ name: 'needs-locked', image: 'minimal', volumes: [{ volume: 'locked-one', guest: '/x' }] }), 'VOLUME_LOCKED');
+    assert.ok(!(await d.client.sandboxes.list()).some((s) => s.name === 'needs-locked'), 'a failed create leaves no sandbox');
+    await d.client.volumes.remove('locked-one');
+  });
+
   it('done unmounts and locks the sandbox\'s volumes; a crash never leaves a volume unlocked and unrecorded', async () => {
     const sb = await d.client.sandboxes.create({ name: 'job', image: 'minimal' });
     await sb.volumes.mount('agent-cache', '/cache', { rw: true });

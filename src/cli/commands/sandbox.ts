@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { NookError } from '../../api/errors.js';
 import type { CreateSandboxRequest } from '../../api/schemas.js';
 import type { Sandbox } from '../../sdk/client.js';
 import { connect } from '../connect.js';
@@ -21,8 +22,16 @@ interface CreateFlags {
   persist?: string[];
   allowHost?: string[];
   profile?: string;
+  volume?: string[];
   network?: 'none' | 'allowlist' | 'learn';
   json?: boolean;
+}
+
+/** `name:/guest[:ro|:rw]` -> a declared volume mount. */
+function parseVolumeFlag(v: string): { volume: string; guest: string; rw: boolean } {
+  const m = /^([a-z0-9][a-z0-9-]{0,62}):(\/[^:]*)(?::(ro|rw))?$/.exec(v);
+  if (!m) throw new NookError('INVALID_ARGUMENT', `-v ${v}: expected NAME:/PATH[:ro|:rw]`, { hint: 'e.g. -v data:/data:rw (raw disks and tar bundles are not supported yet)' });
+  return { volume: m[1] ?? '', guest: m[2] ?? '', rw: m[3] === 'rw' };
 }
 
 export function registerSandboxCommands(program: Command): void {
@@ -42,6 +51,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--allow-host <pattern>', 'egress through the proxy to this host (repeatable): host, *.suffix, IP, CIDR, optional :port', (v: string, prev: string[] = []) => [...prev, v])
     .option('--network <mode>', 'none (default), allowlist, or learn (allow and record all)')
     .option('--profile <name>', 'defaults and policy from a published profile')
+    .option('-v, --volume <name:/path[:rw]>', 'mount a managed (unlocked) volume whenever it runs; read-only unless :rw (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--snapshot <sandbox@name>', 'restore: start from a snapshot\'s files (and its image)')
     .option('--persist <path>', 'only this directory survives stop and recycle (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the sandbox as JSON')
@@ -59,6 +69,7 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.persist ? { persist: flags.persist } : {}),
         ...(flags.allowHost ? { allowHosts: flags.allowHost } : {}),
         ...(flags.profile ? { profile: flags.profile } : {}),
+        ...(flags.volume ? { volumes: flags.volume.map(parseVolumeFlag) } : {}),
         ...(flags.network ? { network: flags.network } : {}),
         ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
         ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
