@@ -106,6 +106,15 @@ export const CreateSandboxRequest = z.strictObject({
     .array(z.strictObject({ volume: Name, guest: z.string().startsWith('/').max(4096), rw: z.boolean().optional() }))
     .max(16)
     .optional(),
+  /**
+   * Other things to mount at every start: a raw ext4 disk you own (.ext4/.img), a tar
+   * bundle built into a one-shot read-only disk (.tar/.tar.gz/.tgz), or a host directory
+   * (read-only unless rw, which needs a profile with allowRwDirs and the host's consent).
+   */
+  attach: z
+    .array(z.strictObject({ kind: z.enum(['disk', 'bundle', 'dir']), source: z.string().startsWith('/').max(4096), guest: z.string().startsWith('/').max(4096), rw: z.boolean().optional() }))
+    .max(16)
+    .optional(),
   /** Only these directories survive stop, recycle and compute replacement (Mistle's selected paths). */
   persist: z
     .array(AbsolutePath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'must be a directory below / without ..'))

@@ -19,6 +19,7 @@ import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
 import { FileManager } from './files.js';
 import { VolumeManager } from './volumes.js';
+import { AttachmentManager } from './attachments.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -108,6 +109,7 @@ export class Nook {
     const files = new FileManager(sandboxes, runtime, audit);
     const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
     retention.volumes = volumes;
+    new AttachmentManager(runtime, sandboxes, policy, init);
     const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);

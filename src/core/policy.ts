@@ -17,6 +17,8 @@ export interface Admission {
   request: CreateSandboxRequest;
   profile: string | null;
   adjusted: string[];
+  /** The admitting profile allows writable host directories. */
+  allowRwDirs: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export class PolicyManager {
   admit(req: CreateSandboxRequest): Admission {
     let request = { ...req };
     let profile: string | null = null;
+    let allowRwDirs = false;
     if (req.profile) {
       const p = this.toProfile(req.profile);
       const latest = p.published.at(-1);
@@ -101,6 +104,7 @@ export class PolicyManager {
       const { allowRwDirs: _rw, ...defaults } = latest.spec;
       request = { ...defaults, ...stripUndefined(req) };
       profile = `${req.profile}@${latest.version}`;
+      allowRwDirs = latest.spec.allowRwDirs ?? false;
     }
     const adjusted: string[] = [];
     if (request.persistent !== false && !this.setting('persistence.allowed')) {
@@ -114,7 +118,7 @@ export class PolicyManager {
         adjusted.push('created without network: network.allowed is false on this host');
       }
     }
-    return { request, profile, adjusted };
+    return { request, profile, adjusted, allowRwDirs };
   }
 }
 

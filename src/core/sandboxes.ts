@@ -45,6 +45,8 @@ export interface SandboxSpec {
   adjusted?: string[];
   /** Managed volumes mounted whenever compute starts. */
   volumes?: { volume: string; guest: string; rw?: boolean }[];
+  /** Disks, bundles and host directories mounted whenever compute starts. */
+  attach?: { kind: 'disk' | 'bundle' | 'dir'; source: string; guest: string; rw?: boolean }[];
 }
 
 /** Restore or fork: the files come from a snapshot, not from the image. */
@@ -115,6 +117,8 @@ export class SandboxManager {
   audit: AuditLog | undefined;
   /** Admission: profile defaults under a request, host limits over it. */
   policy: PolicyManager | undefined;
+  /** Set by the attachment manager: refuses attachments host policy forbids, before anything exists. */
+  checkAttach: ((list: NonNullable<CreateSandboxRequest['attach']>, profileAllowsRw: boolean) => void) | undefined;
   /** Set by the file manager: reads a declared output from inside the sandbox. */
   readOutput: ((sandboxId: string, path: string, maxBytes: number) => Promise<Buffer>) | undefined;
 
@@ -248,8 +252,9 @@ export class SandboxManager {
   // ---- lifecycle -----------------------------------------------------------------
 
   async create(requested: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
-    const admission = this.policy?.admit(requested) ?? { request: requested, profile: null, adjusted: [] };
+    const admission = this.policy?.admit(requested) ?? { request: requested, profile: null, adjusted: [], allowRwDirs: false };
     const req = admission.request;
+    this.checkAttach?.(req.attach ?? [], admission.allowRwDirs);
     const name = req.name ?? this.generateName();
     if (!NAME_PATTERN.test(name)) {
       throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
@@ -273,6 +278,7 @@ export class SandboxManager {
       profile: admission.profile,
       adjusted: admission.adjusted,
       ...(req.volumes ? { volumes: req.volumes } : {}),
+      ...(req.attach ? { attach: req.attach } : {}),
     };
     const now = Date.now();
     try {

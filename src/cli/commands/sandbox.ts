@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
 import type { CreateSandboxRequest } from '../../api/schemas.js';
@@ -23,15 +24,41 @@ interface CreateFlags {
   allowHost?: string[];
   profile?: string;
   volume?: string[];
+  addDir?: string[];
   network?: 'none' | 'allowlist' | 'learn';
   json?: boolean;
 }
 
-/** `name:/guest[:ro|:rw]` -> a declared volume mount. */
-function parseVolumeFlag(v: string): { volume: string; guest: string; rw: boolean } {
-  const m = /^([a-z0-9][a-z0-9-]{0,62}):(\/[^:]*)(?::(ro|rw))?$/.exec(v);
-  if (!m) throw new NookError('INVALID_ARGUMENT', `-v ${v}: expected NAME:/PATH[:ro|:rw]`, { hint: 'e.g. -v data:/data:rw (raw disks and tar bundles are not supported yet)' });
-  return { volume: m[1] ?? '', guest: m[2] ?? '', rw: m[3] === 'rw' };
+type Attach = { kind: 'disk' | 'bundle' | 'dir'; source: string; guest: string; rw: boolean };
+
+/**
+ * `-v SOURCE:/guest[:ro|:rw]`: a bare name is a managed volume, a path ending in
+ * .ext4/.img a raw disk, in .tar/.tar.gz/.tgz a bundle. Host directories need --add-dir.
+ */
+function parseVolumeFlag(v: string): { volume?: { volume: string; guest: string; rw: boolean }; attach?: Attach } {
+  const m = /^(.+?):(\/[^:]*)(?::(ro|rw))?$/.exec(v);
+  if (!m) throw new NookError('INVALID_ARGUMENT', `-v ${v}: expected SOURCE:/PATH[:ro|:rw]`, { hint: 'e.g. -v data:/data:rw, -v ./disk.ext4:/disk, -v ./ctx.tar:/ctx:ro' });
+  const [, source = '', guest = '', mode] = m;
+  const rw = mode === 'rw';
+  if (/^[a-z0-9][a-z0-9-]{0,62}$/.test(source)) return { volume: { volume: source, guest, rw } };
+  if (/\.(ext4|img)$/.test(source)) return { attach: { kind: 'disk', source: resolve(source), guest, rw } };
+  if (/\.(tar|tar\.gz|tgz)$/.test(source)) return { attach: { kind: 'bundle', source: resolve(source), guest, rw: false } };
+  throw new NookError('INVALID_ARGUMENT', `-v ${v}: ${source} is neither a volume name, a .ext4/.img disk nor a .tar/.tgz bundle`, {
+    hint: 'host directories go through --add-dir HOST:GUEST[:ro] (package one as a tar for a sealed copy)',
+  });
+}
+
+function parseAddDir(v: string): Attach {
+  const m = /^(.+?):(\/[^:]*)(?::(ro|rw))?$/.exec(v);
+  if (!m) throw new NookError('INVALID_ARGUMENT', `--add-dir ${v}: expected HOST_DIR:/GUEST[:ro|:rw]`);
+  return { kind: 'dir', source: resolve(m[1] ?? ''), guest: m[2] ?? '', rw: m[3] === 'rw' };
+}
+
+function volumeFlags(vs: string[], dirs: string[]): Pick<CreateSandboxRequest, 'volumes' | 'attach'> {
+  const parsed = vs.map(parseVolumeFlag);
+  const volumes = parsed.flatMap((p) => (p.volume ? [p.volume] : []));
+  const attach = [...parsed.flatMap((p) => (p.attach ? [p.attach] : [])), ...dirs.map(parseAddDir)];
+  return { ...(volumes.length ? { volumes } : {}), ...(attach.length ? { attach } : {}) };
 }
 
 export function registerSandboxCommands(program: Command): void {
@@ -51,7 +78,8 @@ export function registerSandboxCommands(program: Command): void {
     .option('--allow-host <pattern>', 'egress through the proxy to this host (repeatable): host, *.suffix, IP, CIDR, optional :port', (v: string, prev: string[] = []) => [...prev, v])
     .option('--network <mode>', 'none (default), allowlist, or learn (allow and record all)')
     .option('--profile <name>', 'defaults and policy from a published profile')
-    .option('-v, --volume <name:/path[:rw]>', 'mount a managed (unlocked) volume whenever it runs; read-only unless :rw (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-v, --volume <src:/path[:rw]>', 'mount at every start: a managed volume (name), a raw disk (.ext4/.img) or a tar bundle (.tar/.tgz, read-only); read-only unless :rw (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--add-dir <host:/path[:ro|:rw]>', 'bind a host directory, read-only (rw needs a profile with --allow-rw-dirs and the host setting) (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--snapshot <sandbox@name>', 'restore: start from a snapshot\'s files (and its image)')
     .option('--persist <path>', 'only this directory survives stop and recycle (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the sandbox as JSON')
@@ -69,7 +97,7 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.persist ? { persist: flags.persist } : {}),
         ...(flags.allowHost ? { allowHosts: flags.allowHost } : {}),
         ...(flags.profile ? { profile: flags.profile } : {}),
-        ...(flags.volume ? { volumes: flags.volume.map(parseVolumeFlag) } : {}),
+        ...volumeFlags(flags.volume ?? [], flags.addDir ?? []),
         ...(flags.network ? { network: flags.network } : {}),
         ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
         ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
