@@ -525,4 +525,10 @@ export type Volume = z.infer<typeof Volume>;
 export const VolumeList = z.object({ volumes: z.array(Volume) });
 export const CreateVolumeRequest = z.strictObject({ name: Name, sizeMiB: z.number().int().min(16).max(16 * 1024 * 1024) });
 export const LockVolumeRequest = z.strictObject({ force: z.boolean().optional() });
-export const MountVolumeRequest = z.strictObject({ volume: Name, guest: z.string().startsWith('/').max(4096), rw: z.boolean().optional() });
+export const MountVolumeRequest = z.strictObject({
+  volume: Name,
+  guest: z.string().startsWith('/').max(4096),
+  rw: z.boolean().optional(),
+  /** Host-backed: bind this host directory instead, only if it is verifiably encrypted (fscrypt). */
+  host: z.string().startsWith('/').max(4096).optional(),
+});

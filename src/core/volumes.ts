@@ -220,6 +220,28 @@ export class VolumeManager {
     return this.mountUp(this.sandboxes.record(ref).id, name, guest, rw);
   }
 
+  /**
+   * A host-backed volume: an existing host directory, bound only when it verifiably sits
+   * under an fscrypt policy; anything that cannot be verified is refused (fail closed).
+   */
+  async mountHostDir(ref: string, label: string, hostDir: string, guest: string, rw: boolean, rwAllowed: boolean): Promise<{ volume: string; host: string; guest: string; rw: boolean }> {
+    const sb = this.sandboxes.record(ref);
+    if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`, { hint: `resume it first: nook resume ${sb.name}` });
+    if (rw && !rwAllowed) throw new NookError('POLICY_DENIED', 'writable host directories are not allowed on this host', { hint: 'mount it read-only, or use a managed volume' });
+    const policy = await run([this.helper, 'fscrypt', 'policy', hostDir], { allowFail: true });
+    if (policy.code !== 0 || !/^[0-9a-f]{32}$/.test(policy.stdout.trim())) {
+      throw new NookError('NOT_ENCRYPTED', `${hostDir} is not on encrypted storage (no fscrypt policy${policy.code === 0 ? '' : `: ${policy.stderr.trim()}`})`, {
+        hint: 'use a managed volume (nook volume create), or encrypt the directory with fscrypt first',
+      });
+    }
+    const pid = await this.runtime.initPid(sb.id);
+    if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sb.name} has no running compute`);
+    const m = await run([this.helper, 'mount-into', String(pid), hostDir, guest, rw ? 'rw' : 'ro'], { allowFail: true });
+    if (m.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot mount ${hostDir} at ${guest}: ${m.stderr.trim()}`);
+    this.sandboxes.events.publish('volume.mounted', { sandbox: sb.name, sandboxId: sb.id, detail: { volume: label, host: hostDir, path: guest, rw } });
+    return { volume: label, host: hostDir, guest, rw };
+  }
+
   /** Mounts into a sandbox whose compute is up (also while it is still being created). */
   private async mountUp(sandboxId: string, name: string, guest: string, rw: boolean): Promise<Volume> {
     const sb = this.sandboxes.record(sandboxId);

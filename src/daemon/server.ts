@@ -401,6 +401,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.post(honoPath(routes.lockVolume.path), async (c) => c.json(await vols.lock(vname(c), (await parseBody(c, routes.lockVolume.body)).force ?? false)));
   app.post(honoPath(routes.mountVolume.path), async (c) => {
     const req = await parseBody(c, routes.mountVolume.body);
+    if (req.host) return c.json(await vols.mountHostDir(ref(c), req.volume, req.host, req.guest, req.rw ?? false, nook.policy.setting('rwHostDirs.allowed')));
     return c.json(await vols.mount(ref(c), req.volume, req.guest, req.rw ?? false));
   });
   app.get(honoPath(routes.sandboxVolumes.path), (c) => c.json({ volumes: vols.list(ref(c)) }));

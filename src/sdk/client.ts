@@ -183,12 +183,13 @@ export class Sandbox {
 
   /** Managed volumes mounted into this (running) sandbox. */
   get volumes(): {
-    mount: (volume: string, guest: string, options?: { rw?: boolean }) => Promise<Volume>;
+    mount: (volume: string, guest: string, options?: { rw?: boolean; host?: string }) => Promise<Volume>;
     unmount: (guest: string) => Promise<Volume>;
     list: () => Promise<Volume[]>;
   } {
     return {
-      mount: (volume, guest, options = {}) => this.transport.json<Volume>('POST', this.path('/volumes'), { body: { volume, guest, rw: options.rw ?? false } }),
+      mount: (volume, guest, options = {}) =>
+        this.transport.json<Volume>('POST', this.path('/volumes'), { body: { volume, guest, rw: options.rw ?? false, ...(options.host ? { host: options.host } : {}) } }),
       unmount: (guest) => this.transport.json<Volume>('DELETE', this.path('/volumes'), { query: { guest } }),
       list: async () => (await this.transport.json<{ volumes: Volume[] }>('GET', this.path('/volumes'))).volumes,
     };

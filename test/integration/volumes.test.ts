@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../src/util/proc.js';
@@ -89,6 +89,46 @@ describe('managed encrypted volumes (real ext4, real fscrypt, real mounts)', () 
     await rejectsWith(d.client.sandboxes.create({ name: 'needs-locked', image: 'minimal', volumes: [{ volume: 'locked-one', guest: '/x' }] }), 'VOLUME_LOCKED');
     assert.ok(!(await d.client.sandboxes.list()).some((s) => s.name === 'needs-locked'), 'a failed create leaves no sandbox');
     await d.client.volumes.remove('locked-one');
+  });
+
+  it('refuses to unlock with the wrong master key, and host directories that are not encrypted', async () => {
+    const v = await d.client.volumes.create('keyed', { sizeMiB: 32 });
+    const keyFile = join(keyDir, 'master.key');
+    const real = readFileSync(keyFile);
+    writeFileSync(keyFile, Buffer.alloc(32, 7));
+    const e = await rejectsWith(d.client.volumes.unlock('keyed'), 'INVALID_ARGUMENT');
+    assert.match(e.message, /does not unwrap/);
+    writeFileSync(keyFile, real);
+    assert.equal((await d.client.volumes.get(v.name)).state, 'locked');
+    await d.client.volumes.remove('keyed');
+
+    const sb = await d.client.sandboxes.create({ name: 'hostdir', image: 'minimal' });
+    const plain = mkdtempSync('/tmp/nook-plain-');
+    try {
+      await rejectsWith(sb.volumes.mount('project-data', '/data', { host: plain }), 'NOT_ENCRYPTED');
+      // An fscrypt-encrypted host directory (on its own ext4 image) is accepted.
+      const img = join(plain, 'enc.img');
+      const mnt = join(plain, 'mnt');
+      mkdirSync(mnt);
+      await run(['truncate', '-s', '32M', img]);
+      await run(['mkfs.ext4', '-q', '-O', 'encrypt', img]);
+      await run(['mount', '-o', 'loop', img, mnt]);
+      try {
+        const helper = join(d.stateDir, 'bin', 'nook-init');
+        const id = (await run([helper, 'fscrypt', 'add-key', mnt], { input: Buffer.alloc(64, 3) })).stdout.trim();
+        mkdirSync(join(mnt, 'data'));
+        await run([helper, 'fscrypt', 'set-policy', join(mnt, 'data'), id]);
+        writeFileSync(join(mnt, 'data', 'proj.txt'), 'project');
+        await sb.volumes.mount('project-data', '/data', { host: join(mnt, 'data') });
+        assert.equal((await sb.exec(['cat', '/data/proj.txt'])).stdout, 'project');
+        await sb.destroy();
+        await run([helper, 'fscrypt', 'remove-key', mnt, id], { allowFail: true });
+      } finally {
+        await run(['umount', '-l', mnt], { allowFail: true });
+      }
+    } finally {
+      rmSync(plain, { recursive: true, force: true });
+    }
   });
 
   it('done unmounts and locks the sandbox\'s volumes; a crash never leaves a volume unlocked and unrecorded', async () => {

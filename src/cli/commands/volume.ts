@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Volume } from '../../api/schemas.js';
 import { connect } from '../connect.js';
@@ -58,10 +59,11 @@ export function registerVolumeCommands(program: Command): void {
     .requiredOption('--volume <name>', 'the volume')
     .requiredOption('--guest <path>', 'where, inside the sandbox')
     .option('--rw', 'writable')
+    .option('--host <dir>', 'host-backed: bind this host directory (refused unless it is on encrypted storage)')
     .option('--json', 'print JSON')
-    .action(async (ref: string, f: { volume: string; guest: string; rw?: boolean; json?: boolean }) => {
-      const v = await (await (await connect()).sandboxes.get(ref)).volumes.mount(f.volume, f.guest, { rw: f.rw ?? false });
-      say(v, f.json, `${v.name} mounted at ${ref}:${f.guest} (${f.rw ? 'rw' : 'ro'})`);
+    .action(async (ref: string, f: { volume: string; guest: string; rw?: boolean; host?: string; json?: boolean }) => {
+      const v = await (await (await connect()).sandboxes.get(ref)).volumes.mount(f.volume, f.guest, { rw: f.rw ?? false, ...(f.host ? { host: resolve(f.host) } : {}) });
+      say(v, f.json, `${f.volume} mounted at ${ref}:${f.guest} (${f.rw ? 'rw' : 'ro'})`);
     });
   volume
     .command('unmount <sandbox> <guest>')
