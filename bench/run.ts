@@ -65,7 +65,8 @@ function memAvailableBytes(): number {
 }
 
 async function main(): Promise<void> {
-  const d: TestDaemon = await startDaemon({ NOOK_PROXY_HOSTS: 'bench.test=127.0.0.1' });
+  const keyDir = mkdtempSync('/tmp/nook-bench-key-');
+  const d: TestDaemon = await startDaemon({ NOOK_PROXY_HOSTS: 'bench.test=127.0.0.1', NOOK_MASTER_KEY_FILE: join(keyDir, 'master.key') });
   const paths = resolvePaths({ NOOK_STATE_DIR: d.stateDir });
   const crunRoot = paths.runtimeStateDir;
   const results: Stat[] = [];
@@ -318,6 +319,47 @@ async function main(): Promise<void> {
       }
     }
 
+    // --- volumes and copies -----------------------------------------------------------------
+    if (process.env.BENCH_VOLUMES !== '0') {
+      const tmp = mkdtempSync('/tmp/nook-vol-bench-');
+      try {
+        const sb = await d.client.sandboxes.create({ name: 'bench-vol', image: 'minimal' });
+        const size = 256 * 1024 * 1024;
+        const data = Buffer.alloc(size, 7);
+        writeFileSync(join(tmp, 'src'), data);
+        results.push(stat('copy 256 MiB into a sandbox (nook files.write)', await timeIt(3, async () => void (await sb.files.write('/work/big', data)))));
+        results.push(stat('copy 256 MiB out of a sandbox (nook files.read)', await timeIt(3, async () => void (await sb.files.read('/work/big', { maxBytes: size })))));
+        results.push(stat('plain cp of 256 MiB on the host', await timeIt(3, async () => void (await run(['cp', join(tmp, 'src'), join(tmp, 'dst')])))));
+        await d.client.volumes.create('bench', { sizeMiB: 2048 });
+        await d.client.volumes.unlock('bench');
+        await sb.volumes.mount('bench', '/vol', { rw: true });
+        await sb.exec(['sh', '-c', 'dd if=/dev/urandom of=/vol/data bs=1M count=1024 2>/dev/null; sync'], { timeoutMs: 600_000 });
+        const dd = async (path: string): Promise<void> => {
+          const r = await sb.exec(['sh', '-c', `dd if=/dev/zero of=${path} bs=1M count=256 conv=fsync 2>/dev/null; rm ${path}`], { timeoutMs: 300_000 });
+          if (r.exitCode !== 0) throw new Error(r.stderr);
+        };
+        results.push(stat('write 256 MiB (fsync) to an unlocked volume', await timeIt(3, () => dd('/vol/w'))));
+        results.push(stat('write 256 MiB (fsync) to the unencrypted rootfs', await timeIt(3, () => dd('/work/w'))));
+        await sb.volumes.unmount('/vol');
+        const lock: number[] = [];
+        const unlock: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          let t0 = performance.now();
+          await d.client.volumes.lock('bench');
+          lock.push(performance.now() - t0);
+          t0 = performance.now();
+          await d.client.volumes.unlock('bench');
+          unlock.push(performance.now() - t0);
+        }
+        results.push(stat('lock a 2 GiB volume holding 1 GiB', lock));
+        results.push(stat('unlock a 2 GiB volume holding 1 GiB', unlock));
+        await d.client.volumes.remove('bench');
+        await sb.destroy();
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+
     // --- state: snapshot, fork, restore across data sizes ----------------------------------
     if (process.env.BENCH_STATE !== '0') {
       const datasets: [string, string][] = [
@@ -375,6 +417,7 @@ async function main(): Promise<void> {
     await run(['sh', '-c', 'for c in /sys/fs/cgroup/*/nook-bench; do find "$c" -depth -type d -exec rmdir {} \\; 2>/dev/null; done'], { allowFail: true });
     rmSync(join(d.stateDir, 'bench-bundles'), { recursive: true, force: true });
     await d.teardown();
+    rmSync(keyDir, { recursive: true, force: true });
   }
 
   const by = (name: string): number => results.find((r) => r.name.startsWith(name))?.medianMs ?? NaN;

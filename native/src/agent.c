@@ -90,6 +90,9 @@ static void child_exec(const struct request *r, int in, int out, int err, const 
 }
 
 /* Stdin bytes waiting for the command to read them: never block the relay on a full pipe. */
+#define PENDING_MAX (8u * 1024u * 1024u)
+#define PIPE_BYTES (1024 * 1024)
+
 struct pending {
   char *data;
   size_t len, off;
@@ -97,7 +100,13 @@ struct pending {
 };
 
 static void pending_add(struct pending *p, const char *data, size_t len) {
-  if (p->off > 0 && p->off == p->len) p->len = p->off = 0;
+  /* Drop what the command already read before growing: copying a consumed prefix on every
+   * frame made large copy-ins quadratic. */
+  if (p->off > 0) {
+    memmove(p->data, p->data + p->off, p->len - p->off);
+    p->len -= p->off;
+    p->off = 0;
+  }
   char *grown = realloc(p->data, p->len + len);
   if (!grown) return;
   p->data = grown;
@@ -127,6 +136,10 @@ int run_agent_session(int conn) {
     in[0] = out[1] = err[0] = err[1] = -1;
   } else if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
     return 125;
+  } else {
+    /* Larger pipes: fewer wake-ups per megabyte on bulk stdin and output (best effort). */
+    fcntl(in[1], F_SETPIPE_SZ, PIPE_BYTES);
+    fcntl(out[0], F_SETPIPE_SZ, PIPE_BYTES);
   }
   /* SIGCHLD and SIGTERM (the sandbox is stopping) are read through a signalfd; SIGPIPE
    * stays blocked so a write error is an error, not a death. */
@@ -155,13 +168,14 @@ int run_agent_session(int conn) {
   struct pending stdin_buf = {0};
   int status = 0, reaped = 0, stdin_fd = in[1], out_fd = out[0], err_fd = err[0];
   int conn_open = 1;
-  static char chunk[65536];
+  static char chunk[262144];
   for (;;) {
     if (reaped && out_fd < 0 && err_fd < 0) break;
     struct pollfd fds[5];
     int nf = 0;
     int i_conn = -1, i_out = -1, i_err = -1, i_sig = -1, i_in = -1;
-    if (conn_open) fds[i_conn = nf++] = (struct pollfd){conn, POLLIN, 0};
+    /* Back-pressure: stop taking stdin from the daemon while the command lags behind. */
+    if (conn_open && stdin_buf.len - stdin_buf.off < PENDING_MAX) fds[i_conn = nf++] = (struct pollfd){conn, POLLIN, 0};
     if (out_fd >= 0) fds[i_out = nf++] = (struct pollfd){out_fd, POLLIN, 0};
     if (err_fd >= 0) fds[i_err = nf++] = (struct pollfd){err_fd, POLLIN, 0};
     if (!reaped) fds[i_sig = nf++] = (struct pollfd){sfd, POLLIN, 0};
