@@ -262,7 +262,7 @@ export class SandboxManager {
     if (this.rowByRef(name)) {
       throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
     }
-    const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? DEFAULTS.image, progress)).id;
+    const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress)).id;
     const id = newId('sb');
     const spec: SandboxSpec = {
       limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids },

@@ -24,6 +24,15 @@ function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
+/** Requests Node's HTTP parser rejects still get an answer in the API's error shape. */
+function answerClientErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const body = JSON.stringify(new NookError('INVALID_ARGUMENT', `malformed HTTP request: ${err.code ?? err.message}`, { hint: 'send a well-formed HTTP/1.1 request' }).toJSON());
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+}
+
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -73,6 +82,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
 
   const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown }).fetch }) as Server;
   unix.on('upgrade', ptyUpgradeHandler(nook));
+  answerClientErrors(unix);
   const oldMask = process.umask(0o177);
   await listen(unix, paths.socketPath);
   process.umask(oldMask);
@@ -89,6 +99,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
     if (!m) throw new NookError('INVALID_ARGUMENT', `--tcp ${tcp}: expected HOST:PORT`);
     const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch }) as Server;
     server.on('upgrade', ptyUpgradeHandler(nook, token));
+    answerClientErrors(server);
     await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
     servers.push(server);
     log('listening on tcp', { address: tcp });
