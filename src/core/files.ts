@@ -30,12 +30,7 @@ export class FileManager {
   }
 
   private async run(ref: string, args: string[], stdin?: Buffer, maxBytes = 1024 * 1024): Promise<Buffer> {
-    let sb = this.sandboxes.record(ref);
-    if (sb.state === 'paused') {
-      await this.sandboxes.resume(sb.id);
-      sb = this.sandboxes.record(sb.id);
-    }
-    if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`);
+    const sb = await this.sandboxes.ensureRunning(ref);
     const out: Buffer[] = [];
     let outBytes = 0;
     let err = '';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { DEFAULTS, Preset, type Image } from '../api/schemas.js';
 import { ID_MAP } from '../runtime/oci-config.js';
-import { insideWithoutSymlinks } from '../storage/common.js';
+import { duBytes, insideWithoutSymlinks } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
@@ -114,8 +114,7 @@ export class ImageManager {
       await PRESETS[preset]({ target, cacheDir: this.cacheDir, progress });
       await addInitMountPoint(target);
       progress('seal', 96, 'sealing the image read-only');
-      const du = await run(['du', '-sb', target]);
-      const sizeBytes = Number(du.stdout.split(/\s/)[0]) || 0;
+      const sizeBytes = await duBytes(target);
       await this.storage.commitImage(id);
       this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(sizeBytes, id);
       progress('done', 100, `image ${name} ready`);
@@ -150,8 +149,7 @@ export class ImageManager {
       await this.storage.discardImageStaging(id).catch(() => undefined);
       throw e;
     }
-    const du = await run(['du', '-sb', this.storage.imagePath(id)], { allowFail: true });
-    this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(Number(du.stdout.split(/\s/)[0]) || 0, id);
+    this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(await duBytes(this.storage.imagePath(id)), id);
     log('image created', { name, id, ms: Date.now() - now });
     return this.get(id);
   }

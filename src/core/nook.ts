@@ -98,7 +98,7 @@ export class Nook {
     const sandboxes = new SandboxManager(db, storage, runtime, images);
     const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
     const network = new NetworkManager(db, runtime, sandboxes);
-    const processes = new ProcessManager(db, runtime, images, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
+    const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
     const audit = new AuditLog(db);
     const policy = new PolicyManager(db);
     sandboxes.audit = audit;

@@ -5,9 +5,7 @@ import type { RuntimeDriver, SessionHandle } from '../runtime/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
-import type { ImageManager } from './images.js';
 import type { LogStore } from './logs.js';
-import { proxyEnv } from './network.js';
 import type { SandboxManager } from './sandboxes.js';
 
 interface ProcessRow {
@@ -43,7 +41,6 @@ export class ProcessManager {
   constructor(
     private readonly db: Db,
     private readonly runtime: RuntimeDriver,
-    private readonly images: ImageManager,
     private readonly sandboxes: SandboxManager,
     private readonly logs: LogStore,
   ) {
@@ -77,12 +74,7 @@ export class ProcessManager {
   }
 
   async start(ref: string, req: StartProcessRequest): Promise<Process> {
-    let sb = this.sandboxes.record(ref);
-    if (sb.state === 'paused') {
-      await this.sandboxes.resume(sb.id);
-      sb = this.sandboxes.record(sb.id);
-    }
-    if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`);
+    const sb = await this.sandboxes.ensureRunning(ref);
     if (req.name) {
       const same = this.db.prepare('SELECT * FROM processes WHERE sandbox_id = ? AND name = ?').get(sb.id, req.name) as ProcessRow | undefined;
       if (same?.state === 'running') throw new NookError('NAME_TAKEN', `process ${req.name} is already running in ${sb.name}`, { hint: `stop it first: nook kill ${sb.name} ${req.name}` });
@@ -109,7 +101,7 @@ export class ProcessManager {
       sandboxId,
       {
         argv: JSON.parse(row.argv_json) as string[],
-        env: { ...this.images.config(sb.imageId).env, ...proxyEnv(sb.spec.network), ...sb.spec.env, ...(spec.env ?? {}) },
+        env: this.sandboxes.commandEnv(sb, spec.env),
         cwd: spec.cwd ?? sb.spec.cwd ?? DEFAULTS.cwd,
         ...(spec.user ? { user: spec.user } : {}),
       },

@@ -472,16 +472,24 @@ export class SandboxManager {
 
   // ---- exec ------------------------------------------------------------------------
 
+  /** The sandbox, running: a paused one is resumed first (as exec, files, terminals and processes expect). */
+  async ensureRunning(ref: string): Promise<SandboxRecord> {
+    const row = this.settledRow(ref);
+    if (row.state === 'paused') await this.locks.run(row.id, () => this.resumeLocked(row.id));
+    const sb = this.record(row.id);
+    if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}; it needs to be running or paused`);
+    return sb;
+  }
+
+  /** A command's environment: the image's, the egress proxy's, the sandbox's, then its own. */
+  commandEnv(sb: SandboxRecord, own: Record<string, string> = {}): Record<string, string> {
+    return { ...this.images.config(sb.imageId).env, ...proxyEnv(sb.spec.network), ...sb.spec.env, ...own };
+  }
+
   async exec(ref: string, req: ExecRequest, sink: ExecSink = {}, signal?: AbortSignal): Promise<ExecResult> {
-    let row = this.settledRow(ref);
-    if (row.state === 'paused') {
-      await this.locks.run(row.id, () => this.resumeLocked(row.id));
-      row = this.mustRow(row.id);
-    }
-    if (row.state !== 'running') {
-      throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; exec needs it running or paused`);
-    }
-    const spec = this.spec(row);
+    const sb = await this.ensureRunning(ref);
+    const row = { id: sb.id, name: sb.name };
+    const spec = sb.spec;
     const execStarted = Date.now();
     const secrets = [...Object.values(spec.env), ...Object.values(req.env ?? {})];
     // Live chunks are redacted one by one (a secret split across two chunks can pass here;
@@ -496,7 +504,7 @@ export class SandboxManager {
     const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
     const outcome = await this.runtime.exec(row.id, {
       argv: req.argv,
-      env: { ...this.images.config(row.image_id).env, ...proxyEnv(spec.network), ...spec.env, ...(req.env ?? {}) },
+      env: this.commandEnv(sb, req.env),
       cwd: req.cwd ?? spec.cwd,
       ...(req.user ? { user: req.user } : {}),
       ...(stdin ? { stdin } : {}),

@@ -11,7 +11,6 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { NookError } from '../api/errors.js';
 import { PtyClientMessage, type PtyServerMessage } from '../api/schemas.js';
 import type { Nook } from '../core/nook.js';
-import { proxyEnv } from '../core/network.js';
 import type { SessionHandle } from '../runtime/driver.js';
 import { log } from '../util/log.js';
 
@@ -67,13 +66,8 @@ function serve(nook: Nook, ws: WebSocket, sandboxId: string): void {
       else if (msg.type === 'kill') session?.kill();
       else if (msg.type === 'start' && !session) {
         try {
-          let sb = nook.sandboxes.record(sandboxId);
-          if (sb.state === 'paused') {
-            await nook.sandboxes.resume(sandboxId);
-            sb = nook.sandboxes.record(sandboxId);
-          }
-          if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`);
-          const env = { TERM: 'xterm-256color', ...nook.images.config(sb.imageId).env, ...proxyEnv(sb.spec.network), ...sb.spec.env, ...(msg.env ?? {}) };
+          const sb = await nook.sandboxes.ensureRunning(sandboxId);
+          const env = { TERM: 'xterm-256color', ...nook.sandboxes.commandEnv(sb, msg.env) };
           const s = nook.runtime.openSession(
             sandboxId,
             { argv: msg.argv ?? DEFAULT_SHELL, env, cwd: msg.cwd ?? sb.spec.cwd, ...(msg.user ? { user: msg.user } : {}), tty: { cols: msg.cols, rows: msg.rows } },
