@@ -44,6 +44,9 @@ describe('terminals, background processes, logs and events', () => {
   it('a PTY session sees its size, follows resizes, passes Ctrl-C, and returns the exit code', async () => {
     const screen = new Screen();
     const t = await sb.pty.create({ cols: 100, rows: 40, onData: screen.push });
+    // Type only once the shell prompts, as a person would: ash sets up line editing (and may
+    // flush pending input) before its first prompt.
+    await screen.waitFor(/# (\x1b\[6n)?$/);
     t.write('stty size\n');
     await screen.waitFor(/\r\n40 100\r\n/);
     t.resize(132, 50);
