@@ -26,6 +26,12 @@ export const ERROR_CODES = {
   IMAGE_BUILD_FAILED: 500,
   INTERNAL: 500,
   DAEMON_UNAVAILABLE: 503,
+  /** The registry could not be reached or answered with an error. */
+  REGISTRY_ERROR: 502,
+  /** The registry refused our credentials (or asked for some we did not have). */
+  REGISTRY_AUTH_FAILED: 502,
+  /** A blob or manifest did not match its digest: corrupt or tampered with. */
+  DIGEST_MISMATCH: 502,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -142,6 +142,14 @@ export const routes = {
     response: s.Image,
     streamEvent: s.ProgressEvent,
   },
+  pullImage: {
+    method: 'post',
+    path: '/v1/images/pull',
+    summary: 'Pull an image from an OCI registry (token or basic auth, linux/amd64 from an index, every blob verified, shared blob cache)',
+    body: s.PullImageRequest,
+    response: s.Image,
+    streamEvent: s.ProgressEvent,
+  },
   getImage: { method: 'get', path: '/v1/images/{name}', summary: 'One image', response: s.Image },
   exportImage: {
     method: 'get',

@@ -34,6 +34,10 @@ export const LIMITS = {
 } as const;
 
 export const Name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+/** Image names may carry a tag, as in the container world: `python`, `python:3.12`. */
+export const IMAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
+export const IMAGE_NAME_RULE = 'lower-case letters, digits, dots, underscores and dashes (at most 63), optionally followed by :TAG';
+export const ImageName = z.string().regex(IMAGE_NAME_PATTERN, `must be ${IMAGE_NAME_RULE}`);
 export const Labels = z
   .record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label keys are letters, digits, . _ / -'), z.string().max(256))
   .refine((l) => Object.keys(l).length <= LIMITS.maxLabels, `at most ${LIMITS.maxLabels} labels`);
@@ -84,7 +88,7 @@ export type Sandbox = z.infer<typeof Sandbox>;
 
 export const CreateSandboxRequest = z.strictObject({
   name: Name.optional(),
-  image: Name.optional(),
+  image: ImageName.optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
   persistent: z.boolean().optional(),
   memoryMiB: Limits.shape.memoryMiB.optional(),
@@ -179,7 +183,7 @@ export type ExecEvent = z.infer<typeof ExecEvent>;
 
 export const RunRequest = z.strictObject({
   ...execFields,
-  image: Name.optional(),
+  image: ImageName.optional(),
   memoryMiB: Limits.shape.memoryMiB.optional(),
   cpus: Limits.shape.cpus.optional(),
   pids: Limits.shape.pids.optional(),
@@ -200,16 +204,42 @@ export const Image = z.object({
   sizeBytes: z.number().int(),
   createdAt: z.string(),
   usedBy: z.array(z.string()),
+  /** Where it came from: `preset:python`, a registry reference, `import`, `commit:SANDBOX`, `build:DIR`. */
+  source: z.string(),
+  /** The manifest digest, for images pulled or imported (null for local builds). */
+  digest: z.string().nullable(),
+  layers: z.array(z.object({ digest: z.string(), sizeBytes: z.number().int() })),
+  /** The defaults a sandbox of this image gets. */
+  config: z.object({
+    env: z.record(z.string(), z.string()),
+    cwd: z.string().nullable(),
+    user: z.string().nullable(),
+    entrypoint: z.array(z.string()),
+    cmd: z.array(z.string()),
+  }),
 });
 export type Image = z.infer<typeof Image>;
 
 export const BuildImageRequest = z.strictObject({
   preset: Preset,
-  name: Name.optional(),
+  name: ImageName.optional(),
   rebuild: z.boolean().optional(),
   stream: z.boolean().optional(),
 });
 export type BuildImageRequest = z.infer<typeof BuildImageRequest>;
+
+export const RegistryAuth = z.strictObject({ username: z.string().min(1).max(256), password: z.string().max(4096) });
+export const PullImageRequest = z.strictObject({
+  /** `HOST[:PORT]/REPO[:TAG|@sha256:...]`; plain HTTP is used for loopback registries and NOOK_INSECURE_REGISTRIES. */
+  reference: z.string().min(1).max(512),
+  /** Local name (default: the repository's last part and tag, e.g. `python:3.12`). */
+  name: ImageName.optional(),
+  auth: RegistryAuth.optional(),
+  /** Replace an existing image of that name. */
+  replace: z.boolean().optional(),
+  stream: z.boolean().optional(),
+});
+export type PullImageRequest = z.infer<typeof PullImageRequest>;
 
 export const ProgressEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), phase: z.string(), percent: z.number(), message: z.string() }),
@@ -288,7 +318,7 @@ export const ForkRequest = z.strictObject({
 });
 export type ForkRequest = z.infer<typeof ForkRequest>;
 
-export const CommitRequest = z.strictObject({ image: Name });
+export const CommitRequest = z.strictObject({ image: ImageName });
 export type CommitRequest = z.infer<typeof CommitRequest>;
 
 export const NetworkMode = z.enum(['none', 'allowlist', 'learn']);
@@ -477,7 +507,7 @@ export const ProfileSpec = z.strictObject({
   cpus: Limits.shape.cpus.optional(),
   pids: Limits.shape.pids.optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
-  image: Name.optional(),
+  image: ImageName.optional(),
   allowRwDirs: z.boolean().optional(),
 });
 export type ProfileSpec = z.infer<typeof ProfileSpec>;

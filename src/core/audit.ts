@@ -79,6 +79,9 @@ export function digestInputs(body: unknown): Record<string, unknown> {
       out.env = Object.fromEntries(Object.entries(v as Record<string, string>).map(([name, value]) => [name, `sha256:${sha256(String(value))}`]));
     } else if (k === 'stdin' && typeof v === 'string') {
       out.stdin = { sha256: sha256(Buffer.from(v, 'base64')), bytes: Buffer.from(v, 'base64').length };
+    } else if (k === 'auth' && v && typeof v === 'object') {
+      // Registry credentials: who, never the password.
+      out.auth = { username: (v as { username?: unknown }).username, password: 'sha256:<withheld>' };
     } else if (k === 'argv' && Array.isArray(v)) {
       out.argv = { command: String(v[0] ?? ''), args: v.length - 1, sha256: sha256(JSON.stringify(v)) };
     } else {

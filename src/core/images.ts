@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { DEFAULTS, Preset, type Image } from '../api/schemas.js';
+import { DEFAULTS, IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, Preset, type Image } from '../api/schemas.js';
 import { ID_MAP } from '../runtime/oci-config.js';
 import { duBytes, insideWithoutSymlinks } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -10,7 +10,11 @@ import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
 import type { AuditLog } from './audit.js';
-import { applyLayout, buildLayout } from './oci-layout.js';
+import type { RegistryCredentials } from '../registry/client.js';
+import { defaultLocalName, formatReference, parseReference } from '../registry/reference.js';
+import { applyLayers } from './image-unpack.js';
+import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from './oci-layout.js';
+import { pullBlobs } from './pull.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from './presets.js';
 
 interface ImageRow {
@@ -27,6 +31,16 @@ export interface ImageConfig {
   env: Record<string, string>;
   /** Default working directory for sandboxes of this image (else /work). */
   cwd?: string;
+  /** Default user for commands (the image config's User). */
+  user?: string;
+  entrypoint?: string[];
+  cmd?: string[];
+  /** Where the image came from (see Image.source). */
+  source?: string;
+  digest?: string;
+  layers?: { digest: string; sizeBytes: number }[];
+  /** For images built from a spec: the spec's digest, so `up` knows when to rebuild. */
+  specDigest?: string;
 }
 
 export class ImageManager {
@@ -46,6 +60,7 @@ export class ImageManager {
   }
 
   private toImage(row: ImageRow): Image {
+    const c = parseConfig(row.config_json);
     return {
       id: row.id,
       name: row.name,
@@ -54,6 +69,10 @@ export class ImageManager {
       sizeBytes: row.size_bytes,
       createdAt: new Date(row.created_at).toISOString(),
       usedBy: this.usedBy(row.id),
+      source: c.source ?? (row.preset ? `preset:${row.preset}` : 'local'),
+      digest: c.digest ?? null,
+      layers: c.layers ?? [],
+      config: { env: { ...PRESET_ENV, ...c.env }, cwd: c.cwd ?? null, user: c.user ?? null, entrypoint: c.entrypoint ?? [], cmd: c.cmd ?? [] },
     };
   }
 
@@ -73,8 +92,8 @@ export class ImageManager {
 
   config(imageId: string): ImageConfig {
     const row = this.db.prepare('SELECT config_json FROM images WHERE id = ?').get(imageId) as { config_json: string } | undefined;
-    const parsed = row ? (JSON.parse(row.config_json) as Partial<ImageConfig>) : {};
-    return { env: { ...PRESET_ENV, ...(parsed.env ?? {}) }, ...(parsed.cwd ? { cwd: parsed.cwd } : {}) };
+    const parsed = parseConfig(row?.config_json ?? '{}');
+    return { ...parsed, env: { ...PRESET_ENV, ...parsed.env } };
   }
 
   /** The image named `ref`, built first when it is a preset name that was never built. */
@@ -163,7 +182,7 @@ export class ImageManager {
     const cleanup = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true });
     try {
       const layout = join(dir, 'layout');
-      await buildLayout(this.storage.imagePath(image.id), layout, { name: image.name, env: config.env, cwd: config.cwd ?? DEFAULTS.cwd });
+      await buildLayout(this.storage.imagePath(image.id), layout, { name: image.name, env: config.env, cwd: config.cwd ?? DEFAULTS.cwd, user: config.user ?? null, entrypoint: config.entrypoint ?? [], cmd: config.cmd ?? [] });
       const file = join(dir, `${image.name}.oci.tar`);
       await run(['tar', '--numeric-owner', '--owner=0', '--group=0', '-C', layout, '-cf', file, '.']);
       return { file, cleanup };
@@ -173,7 +192,7 @@ export class ImageManager {
     }
   }
 
-  /** A new image from an OCI image layout tar (e.g. one `exportLayout` wrote). */
+  /** A new image from an OCI image layout tar or a `docker save` archive. */
   async importLayout(name: string, tarFile: string, tmpDir: string): Promise<Image> {
     await fsp.mkdir(tmpDir, { recursive: true, mode: 0o700 });
     const dir = await fsp.mkdtemp(join(tmpDir, 'import-'));
@@ -182,28 +201,78 @@ export class ImageManager {
       await fsp.mkdir(layout);
       // The outer archive holds only JSON and blobs: plain files, owned by root, no devices.
       const listed = await run(['tar', '-tvf', tarFile], { allowFail: true });
-      if (listed.code !== 0) throw new NookError('INVALID_ARGUMENT', 'the file is not a tar archive', { hint: 'give an OCI image layout tar (nook image export writes one)' });
-      if (listed.stdout.split('\n').some((l) => /^[cbl]/.test(l))) throw new NookError('INVALID_ARGUMENT', 'an OCI layout archive must hold only files and directories');
+      if (listed.code !== 0) throw new NookError('INVALID_ARGUMENT', 'the file is not a tar archive', { hint: 'give an OCI image layout tar (nook image export writes one) or a docker save archive' });
+      // Symlinks are allowed (docker archives link legacy layer paths to blobs) but are
+      // resolved and kept inside the archive when read; devices, fifos and hard links are not.
+      if (listed.stdout.split('\n').some((l) => /^[cbph]/.test(l))) throw new NookError('INVALID_ARGUMENT', 'an image archive must hold only files, directories and symlinks');
       await run(['tar', '-xf', tarFile, '-C', layout, '--no-same-owner', '--no-same-permissions']);
-      return await this.createFrom(name, { env: PRESET_ENV }, async (imageId) => {
-        const staging = await this.storage.createImageStaging(imageId);
-        const declared = await applyLayout(layout, staging);
-        this.audit?.note({ image: { id: imageId, name, manifestDigest: declared.manifestDigest } });
-        await addInitMountPoint(staging);
-        if (declared.cwd) {
-          // Like container builders, make the declared working directory if the layers lack it.
-          const found = await insideWithoutSymlinks(staging, declared.cwd, 'working directory');
-          if (!found.exists) {
-            await fsp.mkdir(found.dir, { recursive: true, mode: 0o755 });
-            await fsp.chown(found.dir, ID_MAP.hostId, ID_MAP.hostId);
-          }
-        }
-        await this.storage.commitImage(imageId);
-        return { env: { ...PRESET_ENV, ...declared.env }, ...(declared.cwd ? { cwd: declared.cwd } : {}) };
+      const isLayout = await fsp.stat(join(layout, 'index.json')).then(() => true, () => false);
+      const isDocker = await fsp.stat(join(layout, 'manifest.json')).then(() => true, () => false);
+      if (!isLayout && !isDocker) {
+        throw new NookError('INVALID_ARGUMENT', 'the archive is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)', {
+          hint: 'write one with nook image export, skopeo copy ... oci-archive: or docker save',
+        });
+      }
+      return await this.createUnpacked(name, async (staging) => {
+        // Docker 25+ writes both; the layout is the one with digests for everything.
+        const u = isLayout ? await applyLayout(layout, staging) : await applyDockerArchive(layout, staging);
+        return configOf(u, isLayout ? 'import:oci-layout' : 'import:docker-archive');
       });
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Pulls `reference` from its registry. A pull of a name that already holds the same
+   * digest answers with that image; a different digest needs `replace`.
+   */
+  async pull(req: { reference: string; name?: string; auth?: RegistryCredentials; replace?: boolean }, progress: ProgressFn = () => undefined): Promise<Image> {
+    const ref = parseReference(req.reference);
+    const name = req.name ?? defaultLocalName(ref);
+    if (!IMAGE_NAME_PATTERN.test(name)) {
+      throw new NookError('INVALID_NAME', `the local name ${name} is not valid: ${IMAGE_NAME_RULE}`, { hint: 'give one with --name' });
+    }
+    const source = formatReference(ref);
+    const pulled = await pullBlobs(ref, req.auth, join(this.cacheDir, 'blobs', 'sha256'), progress);
+    const existing = this.row(name);
+    if (existing?.state === 'ready') {
+      if (parseConfig(existing.config_json).digest === pulled.digest) {
+        progress('done', 100, `${name} is up to date (${pulled.digest.slice(0, 19)})`);
+        return this.toImage(existing);
+      }
+      if (!req.replace) {
+        throw new NookError('NAME_TAKEN', `an image named ${name} already exists with other contents`, { hint: `pull with --replace, or choose another --name` });
+      }
+      await this.remove(name);
+    }
+    progress('unpack', 88, `unpacking ${pulled.layers.length} layer(s)`);
+    const image = await this.createUnpacked(name, async (staging) => {
+      await applyLayers(staging, pulled.layerFiles, (i) => progress('unpack', 88 + Math.floor((i / Math.max(1, pulled.layers.length)) * 10), `layer ${i + 1} of ${pulled.layers.length}`));
+      return configOf({ digest: pulled.digest, defaults: pulled.defaults, layers: pulled.layers }, source);
+    });
+    progress('done', 100, `${name} ${pulled.digest.slice(0, 19)}`);
+    return image;
+  }
+
+  /** A new image whose files `unpack` writes into a staging dir; it returns the config. */
+  private createUnpacked(name: string, unpack: (staging: string) => Promise<ImageConfig>): Promise<Image> {
+    return this.createFrom(name, { env: PRESET_ENV }, async (imageId) => {
+      const staging = await this.storage.createImageStaging(imageId);
+      const config = await unpack(staging);
+      this.audit?.note({ image: { id: imageId, name, source: config.source, digest: config.digest } });
+      await addInitMountPoint(staging);
+      if (config.cwd) {
+        // Like container builders, make the declared working directory if the layers lack it.
+        const found = await insideWithoutSymlinks(staging, config.cwd, 'working directory');
+        if (!found.exists) {
+          await fsp.mkdir(found.dir, { recursive: true, mode: 0o755 });
+          await fsp.chown(found.dir, ID_MAP.hostId, ID_MAP.hostId);
+        }
+      }
+      await this.storage.commitImage(imageId);
+      return config;
+    });
   }
 
   async remove(ref: string): Promise<Image> {
@@ -260,6 +329,26 @@ async function addInitMountPoint(root: string): Promise<void> {
   if (st && !st.isDirectory()) await fsp.rm(dir, { force: true });
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
   await fsp.chown(dir, ID_MAP.hostId, ID_MAP.hostId);
+}
+
+function parseConfig(json: string): ImageConfig {
+  const parsed = JSON.parse(json) as Partial<ImageConfig>;
+  return { ...parsed, env: parsed.env ?? {} };
+}
+
+/** The stored config for an unpacked image: its defaults on top of the presets' env. */
+function configOf(u: UnpackedImage, source: string): ImageConfig {
+  const d = u.defaults;
+  return {
+    env: { ...PRESET_ENV, ...d.env },
+    ...(d.cwd ? { cwd: d.cwd } : {}),
+    ...(d.user ? { user: d.user } : {}),
+    ...(d.entrypoint.length ? { entrypoint: d.entrypoint } : {}),
+    ...(d.cmd.length ? { cmd: d.cmd } : {}),
+    source,
+    digest: u.digest,
+    layers: u.layers,
+  };
 }
 
 function notFound(ref: string): NookError {

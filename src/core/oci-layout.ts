@@ -11,31 +11,18 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { createGunzip, createGzip } from 'node:zlib';
 import { NookError } from '../api/errors.js';
 import { ID_MAP } from '../runtime/oci-config.js';
-import { run } from '../util/proc.js';
-import { shiftOwnership } from './ownership.js';
-
-const MT = {
-  index: 'application/vnd.oci.image.index.v1+json',
-  manifest: 'application/vnd.oci.image.manifest.v1+json',
-  config: 'application/vnd.oci.image.config.v1+json',
-  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  layerTar: 'application/vnd.oci.image.layer.v1.tar',
-} as const;
+import { applyLayers, fileSha256, isGzip, imageDefaults, isIndex, MT, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults, type Manifest } from './image-unpack.js';
 
 export interface ImageMeta {
   name: string;
   env: Record<string, string>;
   cwd: string;
-}
-
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
+  user?: string | null;
+  entrypoint?: string[];
+  cmd?: string[];
 }
 
 async function writeBlob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
@@ -81,7 +68,13 @@ export async function buildLayout(rootfs: string, layout: string, meta: ImageMet
         created: new Date().toISOString(),
         architecture: 'amd64',
         os: 'linux',
-        config: { Env: Object.entries(meta.env).map(([k, v]) => `${k}=${v}`), WorkingDir: meta.cwd },
+        config: {
+          Env: Object.entries(meta.env).map(([k, v]) => `${k}=${v}`),
+          WorkingDir: meta.cwd,
+          ...(meta.user ? { User: meta.user } : {}),
+          ...(meta.entrypoint?.length ? { Entrypoint: meta.entrypoint } : {}),
+          ...(meta.cmd?.length ? { Cmd: meta.cmd } : {}),
+        },
         rootfs: { type: 'layers', diff_ids: [`sha256:${diffHash.digest('hex')}`] },
         history: [{ created: new Date().toISOString(), created_by: `nook image export ${meta.name}` }],
       }),
@@ -103,115 +96,108 @@ export async function buildLayout(rootfs: string, layout: string, meta: ImageMet
   await fsp.writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 }
 
-async function readJson<T>(path: string): Promise<T> {
+async function readJson<T>(path: string, what = 'OCI image layout'): Promise<T> {
   try {
     return JSON.parse(await fsp.readFile(path, 'utf8')) as T;
   } catch (e) {
-    throw new NookError('INVALID_ARGUMENT', `not an OCI image layout: cannot read ${path.split('/').slice(-2).join('/')}: ${(e as Error).message}`, {
-      hint: 'give a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/...), e.g. from nook image export',
+    throw new NookError('INVALID_ARGUMENT', `not a valid ${what}: cannot read ${path.split('/').slice(-2).join('/')}: ${(e as Error).message}`, {
+      hint: 'give an OCI image layout tar (oci-layout, index.json, blobs/sha256/...) or a docker save archive',
     });
   }
 }
 
 /** The path of a blob after checking its sha256 and size against its descriptor. */
 async function verifiedBlob(layout: string, d: Descriptor): Promise<string> {
-  const m = /^sha256:([a-f0-9]{64})$/.exec(d.digest ?? '');
-  if (!m?.[1]) throw new NookError('INVALID_ARGUMENT', `unsupported or malformed digest ${String(d.digest)}`);
-  const path = join(layout, 'blobs', 'sha256', m[1]);
-  const hash = createHash('sha256');
-  let size = 0;
-  try {
-    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      size += chunk.length;
-    }
-  } catch {
-    throw new NookError('INVALID_ARGUMENT', `the layout lacks blob ${d.digest}`);
-  }
-  if (hash.digest('hex') !== m[1] || (typeof d.size === 'number' && d.size !== size)) {
-    throw new NookError('INVALID_ARGUMENT', `blob ${d.digest} does not match its digest or size: the archive is corrupt or was tampered with`);
+  const hex = sha256Hex(d.digest ?? '');
+  const path = join(layout, 'blobs', 'sha256', hex);
+  const st = await fsp.lstat(path).catch(() => null);
+  if (st && !st.isFile()) throw new NookError('INVALID_ARGUMENT', `blob ${d.digest} is not a plain file in the layout`);
+  const found = await fileSha256(path).catch(() => null);
+  if (!found) throw new NookError('INVALID_ARGUMENT', `the layout lacks blob ${d.digest}`);
+  if (found.hex !== hex || (typeof d.size === 'number' && d.size !== found.size)) {
+    throw new NookError('DIGEST_MISMATCH', `blob ${d.digest} does not match its digest or size: the archive is corrupt or was tampered with`);
   }
   return path;
 }
 
-/** Tar members of a layer: type letter and path (without leading ./). */
-async function listLayer(blob: string, gzip: boolean): Promise<{ type: string; path: string }[]> {
-  const r = await run(['tar', gzip ? '-tvzf' : '-tvf', blob, '--numeric-owner', '--quoting-style=escape']);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      // "drwxr-xr-x 0/0 0 2026-01-01 00:00 ./path" (symlinks and hard links add " -> target" / " link to target")
-      const m = /^(\S)\S*\s+\S+\s+\S+\s+\S+\s+\S+\s+(.*?)(?: -> .*| link to .*)?$/.exec(line);
-      return { type: m?.[1] ?? '?', path: (m?.[2] ?? '').replace(/^\.\//, '').replace(/^\/+/, '') };
-    });
-}
-
-/** Removes `rel` inside `root` without following symlinks on the way (whiteouts). */
-async function removeInside(root: string, rel: string, contentsOnly = false): Promise<void> {
-  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new NookError('INVALID_ARGUMENT', `layer path ${rel} escapes the image`);
-  let cur = root;
-  for (const p of parts.slice(0, -1)) {
-    cur = join(cur, p);
-    const st = await fsp.lstat(cur).catch(() => null);
-    if (!st) return;
-    if (!st.isDirectory()) return; // a symlink or file on the way: nothing of ours to remove
-  }
-  const target = parts.length ? join(cur, parts[parts.length - 1] ?? '') : root;
-  if (!contentsOnly) {
-    await fsp.rm(target, { recursive: true, force: true });
-    return;
-  }
-  const st = await fsp.lstat(target).catch(() => null);
-  if (!st?.isDirectory()) return;
-  for (const e of await fsp.readdir(target)) await fsp.rm(join(target, e), { recursive: true, force: true });
+export interface UnpackedImage {
+  defaults: ImageDefaults;
+  /** Manifest digest (OCI layout) or config digest (docker archive): what identifies the image. */
+  digest: string;
+  layers: { digest: string; sizeBytes: number }[];
 }
 
 /**
- * Reads an OCI image layout directory into `target` (an empty staging dir). Returns the
- * image config (env, cwd) the layout declares.
+ * Reads an OCI image layout directory into `target` (an empty staging dir): the first
+ * image of index.json, or its linux/amd64 entry when that is a multi-platform index.
  */
-export async function applyLayout(layout: string, target: string): Promise<{ env: Record<string, string>; cwd: string | null; manifestDigest: string }> {
-  const index = await readJson<{ manifests?: Descriptor[] }>(join(layout, 'index.json'));
-  const desc = (index.manifests ?? []).find((m) => m.mediaType === MT.manifest || m.mediaType === undefined) ?? index.manifests?.[0];
-  if (!desc) throw new NookError('INVALID_ARGUMENT', 'the layout\'s index.json lists no image manifest');
-  if (desc.mediaType && desc.mediaType !== MT.manifest) {
-    throw new NookError('NOT_SUPPORTED', `manifest type ${desc.mediaType} is not supported yet`, { hint: 'export a single-platform OCI image' });
+export async function applyLayout(layout: string, target: string): Promise<UnpackedImage> {
+  const index = await readJson<Manifest>(join(layout, 'index.json'));
+  let desc = (index.manifests ?? []).find((m) => m.mediaType === MT.manifest || m.mediaType === MT.dockerManifest || m.mediaType === undefined) ?? index.manifests?.[0];
+  if (!desc) throw new NookError('INVALID_ARGUMENT', "the layout's index.json lists no image manifest");
+  let manifest = await readJson<Manifest>(await verifiedBlob(layout, desc));
+  if (isIndex(manifest, desc.mediaType)) {
+    desc = pickPlatform(manifest, 'the layout');
+    manifest = await readJson<Manifest>(await verifiedBlob(layout, desc));
   }
-  const manifest = await readJson<{ config?: Descriptor; layers?: Descriptor[] }>(await verifiedBlob(layout, desc));
   if (!manifest.config || !manifest.layers) throw new NookError('INVALID_ARGUMENT', 'the image manifest lacks its config or layers');
-  const config = await readJson<{ config?: { Env?: string[]; WorkingDir?: string } }>(await verifiedBlob(layout, manifest.config));
-
+  const config = await readJson<unknown>(await verifiedBlob(layout, manifest.config));
+  const files: string[] = [];
   for (const layer of manifest.layers) {
-    if (layer.mediaType !== MT.layerGzip && layer.mediaType !== MT.layerTar && !/docker\.image\.rootfs\.diff\.tar(\.gzip)?$/.test(layer.mediaType)) {
+    if (layer.mediaType && !/tar(\+gzip|\.gzip)?$/.test(layer.mediaType)) {
       throw new NookError('NOT_SUPPORTED', `layer type ${layer.mediaType} is not supported`, { hint: 'use gzip or plain tar layers' });
     }
-    const gzip = layer.mediaType.endsWith('gzip');
-    const blob = await verifiedBlob(layout, layer);
-    const members = await listLayer(blob, gzip);
-    const devices = members.filter((m) => m.type === 'c' || m.type === 'b');
-    if (devices.length > 0) {
-      throw new NookError('INVALID_ARGUMENT', `the image holds device nodes (${devices.slice(0, 3).map((d) => d.path).join(', ')}): refused`, {
-        hint: 'sandboxes get their devices from nook; remove device nodes from the image',
-      });
-    }
-    const escaping = members.find((m) => m.path.split('/').includes('..'));
-    if (escaping) throw new NookError('INVALID_ARGUMENT', `layer path ${escaping.path} escapes the image: refused`);
-    // Whiteouts delete what lower layers put there, before this layer's files land.
-    for (const m of members) {
-      const base = m.path.split('/').pop() ?? '';
-      const parent = m.path.split('/').slice(0, -1).join('/');
-      if (base === '.wh..wh..opq') await removeInside(target, parent, true);
-      else if (base.startsWith('.wh.')) await removeInside(target, parent ? `${parent}/${base.slice(4)}` : base.slice(4));
-    }
-    await run(['tar', gzip ? '-xzf' : '-xf', blob, '-C', target, '--numeric-owner', '--same-permissions', '--xattrs', '--exclude=.wh.*', '--exclude=*/.wh.*']);
+    files.push(await verifiedBlob(layout, layer));
   }
-  shiftOwnership(target, ID_MAP.hostId);
-  const env: Record<string, string> = {};
-  for (const kv of config.config?.Env ?? []) {
-    const i = kv.indexOf('=');
-    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  await applyLayers(target, files);
+  return { defaults: imageDefaults(config), digest: desc.digest, layers: manifest.layers.map((l) => ({ digest: l.digest, sizeBytes: l.size ?? 0 })) };
+}
+
+/**
+ * Reads a `docker save` archive directory (manifest.json naming a config and layer tars)
+ * into `target`. The config file's sha256 must match its name, and each layer's sha256
+ * must match the config's diff_ids, so nothing in the archive goes unverified.
+ */
+export async function applyDockerArchive(dir: string, target: string): Promise<UnpackedImage> {
+  const entries = await readJson<{ Config?: string; Layers?: string[]; RepoTags?: string[] }[]>(join(dir, 'manifest.json'), 'docker archive');
+  const entry = entries[0];
+  if (!entry?.Config || !Array.isArray(entry.Layers)) throw new NookError('INVALID_ARGUMENT', 'the docker archive\'s manifest.json names no config or layers');
+  const root = await fsp.realpath(dir);
+  const inside = async (rel: string): Promise<string> => {
+    const real = await fsp.realpath(join(root, rel)).catch(() => null);
+    if (!real) throw new NookError('INVALID_ARGUMENT', `the docker archive lacks ${rel}`);
+    if (!real.startsWith(`${root}/`)) throw new NookError('INVALID_ARGUMENT', `the docker archive names a path outside itself: ${rel}`);
+    return real;
+  };
+  const configPath = await inside(entry.Config);
+  const configSum = await fileSha256(configPath).catch(() => null);
+  if (!configSum) throw new NookError('INVALID_ARGUMENT', `the docker archive lacks its config ${entry.Config}`);
+  const named = /([a-f0-9]{64})(\.json)?$/.exec(entry.Config)?.[1];
+  if (named && named !== configSum.hex) throw new NookError('DIGEST_MISMATCH', `the docker archive's config does not match its digest ${named}`);
+  const config = await readJson<{ rootfs?: { diff_ids?: string[] } }>(configPath, 'docker archive');
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== entry.Layers.length) throw new NookError('INVALID_ARGUMENT', `the docker archive lists ${entry.Layers.length} layers but its config ${diffIds.length}`);
+  const layers: { digest: string; sizeBytes: number }[] = [];
+  const files: string[] = [];
+  for (const [i, rel] of entry.Layers.entries()) {
+    const path = await inside(rel);
+    const sum = await fileSha256(path).catch(() => null);
+    if (!sum) throw new NookError('INVALID_ARGUMENT', `the docker archive lacks layer ${rel}`);
+    // diff_ids digest the uncompressed tar; archives normally hold layers uncompressed.
+    const want = sha256Hex(diffIds[i] ?? '');
+    const have = (await isGzip(path)) ? await gunzipSha256(path) : sum.hex;
+    if (have !== want) throw new NookError('DIGEST_MISMATCH', `layer ${rel} does not match its diff_id sha256:${want}: the archive is corrupt or was tampered with`);
+    files.push(path);
+    layers.push({ digest: `sha256:${sum.hex}`, sizeBytes: sum.size });
   }
-  return { env, cwd: config.config?.WorkingDir || null, manifestDigest: desc.digest };
+  await applyLayers(target, files);
+  return { defaults: imageDefaults(config), digest: `sha256:${configSum.hex}`, layers };
+}
+
+async function gunzipSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), createGunzip(), async function* (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) hash.update(chunk);
+  });
+  return hash.digest('hex');
 }

@@ -103,7 +103,7 @@ export class ProcessManager {
         argv: JSON.parse(row.argv_json) as string[],
         env: this.sandboxes.commandEnv(sb, spec.env),
         cwd: spec.cwd ?? sb.spec.cwd ?? DEFAULTS.cwd,
-        ...(spec.user ? { user: spec.user } : {}),
+        ...this.sandboxes.commandUser(sb, spec.user),
       },
       { onStdout: (b) => this.logs.append(sandboxId, processId, 'o', b), onStderr: (b) => this.logs.append(sandboxId, processId, 'e', b) },
     );

@@ -486,6 +486,12 @@ export class SandboxManager {
     return { ...this.images.config(sb.imageId).env, ...proxyEnv(sb.spec.network), ...sb.spec.env, ...own };
   }
 
+  /** Who a command runs as: the one asked for, else the image config's User, else root. */
+  commandUser(sb: SandboxRecord, asked: string | undefined): { user?: string } {
+    const user = asked ?? this.images.config(sb.imageId).user;
+    return user ? { user } : {};
+  }
+
   async exec(ref: string, req: ExecRequest, sink: ExecSink = {}, signal?: AbortSignal): Promise<ExecResult> {
     const sb = await this.ensureRunning(ref);
     const row = { id: sb.id, name: sb.name };
@@ -506,7 +512,7 @@ export class SandboxManager {
       argv: req.argv,
       env: this.commandEnv(sb, req.env),
       cwd: req.cwd ?? spec.cwd,
-      ...(req.user ? { user: req.user } : {}),
+      ...this.commandUser(sb, req.user),
       ...(stdin ? { stdin } : {}),
       timeoutMs: req.timeoutMs ?? DEFAULTS.execTimeoutMs,
       ...(signal ? { signal } : {}),

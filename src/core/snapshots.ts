@@ -255,8 +255,10 @@ export class SnapshotManager {
   /** A new image from a sandbox's files, persisted paths included, with its environment. */
   async commit(ref: string, req: CommitRequest): Promise<Image> {
     const sandbox = this.sandboxes.record(ref);
-    const env = { ...this.images.config(sandbox.imageId).env, ...sandbox.spec.env };
-    return this.images.createFrom(req.image, { env }, (imageId) =>
+    const base = this.images.config(sandbox.imageId);
+    const { digest: _digest, layers: _layers, specDigest: _spec, ...inherited } = base;
+    const config = { ...inherited, env: { ...base.env, ...sandbox.spec.env }, source: `commit:${sandbox.name}` };
+    return this.images.createFrom(req.image, config, (imageId) =>
       this.sandboxes.withQuiesced(sandbox.id, (s) => this.storage.commitSandbox(s.id, imageId, s.spec.persist)),
     );
   }

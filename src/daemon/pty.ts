@@ -70,7 +70,7 @@ function serve(nook: Nook, ws: WebSocket, sandboxId: string): void {
           const env = { TERM: 'xterm-256color', ...nook.sandboxes.commandEnv(sb, msg.env) };
           const s = nook.runtime.openSession(
             sandboxId,
-            { argv: msg.argv ?? DEFAULT_SHELL, env, cwd: msg.cwd ?? sb.spec.cwd, ...(msg.user ? { user: msg.user } : {}), tty: { cols: msg.cols, rows: msg.rows } },
+            { argv: msg.argv ?? DEFAULT_SHELL, env, cwd: msg.cwd ?? sb.spec.cwd, ...nook.sandboxes.commandUser(sb, msg.user), tty: { cols: msg.cols, rows: msg.rows } },
             { onStdout: (b) => ws.readyState === ws.OPEN && ws.send(b), onStderr: (b) => ws.readyState === ws.OPEN && ws.send(b) },
           );
           session = s;

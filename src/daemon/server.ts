@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes, type RouteDef } from '../api/routes.js';
-import { NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
+import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { AuditLog, digestInputs } from '../core/audit.js';
 import type { Nook } from '../core/nook.js';
@@ -417,7 +417,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   });
   app.post(routes.importImage.path, async (c) => {
     const name = c.req.query('name') ?? '';
-    if (!NAME_PATTERN.test(name)) throw new NookError('INVALID_NAME', `give the new image a valid name (?name=): ${NAME_RULE}`);
+    if (!IMAGE_NAME_PATTERN.test(name)) throw new NookError('INVALID_NAME', `give the new image a valid name (?name=): ${IMAGE_NAME_RULE}`);
     await fsp.mkdir(nook.paths.tmpDir, { recursive: true, mode: 0o700 });
     const file = join(nook.paths.tmpDir, `upload-${newId('u')}.tar`);
     try {
@@ -428,6 +428,20 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     }
   });
   app.delete(honoPath(routes.removeImage.path), async (c) => c.json(await nook.images.remove(c.req.param('name') ?? '')));
+  app.post(routes.pullImage.path, async (c) => {
+    const req = await parseBody(c, routes.pullImage.body);
+    const pull = { reference: req.reference, ...(req.name ? { name: req.name } : {}), ...(req.auth ? { auth: req.auth } : {}), ...(req.replace ? { replace: true } : {}) };
+    if (!req.stream) return c.json(await nook.images.pull(pull));
+    return ndjson<ProgressEvent>(
+      c,
+      async (emit) => {
+        const image = await nook.images.pull(pull, (phase, percent, message) => emit({ type: 'progress', phase, percent, message }));
+        emit({ type: 'done', image });
+      },
+      (error) => ({ type: 'error', error: error.toJSON() }),
+      nook.audit,
+    );
+  });
   app.post(routes.buildImage.path, async (c) => {
     const req = await parseBody(c, routes.buildImage.body);
     const build = { preset: req.preset, ...(req.name ? { name: req.name } : {}), ...(req.rebuild ? { rebuild: true } : {}) };

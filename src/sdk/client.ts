@@ -482,14 +482,30 @@ class Images {
   }
 
   /** Builds an image from a preset, reporting progress as it goes. */
-  async build(options: { preset: Preset; name?: string; rebuild?: boolean; onProgress?: (e: ProgressEvent) => void }): Promise<Image> {
+  build(options: { preset: Preset; name?: string; rebuild?: boolean; onProgress?: (e: ProgressEvent) => void }): Promise<Image> {
     const { onProgress, ...body } = options;
-    for await (const event of this.transport.stream<ProgressEvent>('POST', '/v1/images', { body: { ...body, stream: true } })) {
+    return this.progressStream('/v1/images', body, onProgress);
+  }
+
+  /**
+   * Pulls an image from an OCI registry: `client.images.pull('127.0.0.1:5000/library/python:3.12')`.
+   * The local name defaults to the repository's last part and tag (`python:3.12`).
+   */
+  pull(
+    reference: string,
+    options: { name?: string; auth?: { username: string; password: string }; replace?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
+  ): Promise<Image> {
+    const { onProgress, ...rest } = options;
+    return this.progressStream('/v1/images/pull', { reference, ...rest }, onProgress);
+  }
+
+  private async progressStream(path: string, body: object, onProgress: ((e: ProgressEvent) => void) | undefined): Promise<Image> {
+    for await (const event of this.transport.stream<ProgressEvent>('POST', path, { body: { ...body, stream: true } })) {
       if (event.type === 'done') return event.image;
       if (event.type === 'error') throw toError(event.error, 500);
       onProgress?.(event);
     }
-    throw new NookError('INTERNAL', 'the build stream ended without a result');
+    throw new NookError('INTERNAL', 'the image stream ended without a result');
   }
 
   /** The image, built first when it is a preset that was never built. */
@@ -508,7 +524,7 @@ class Images {
     return { file, sizeBytes };
   }
 
-  /** A new image from an OCI image layout tar. */
+  /** A new image from an OCI image layout tar or a `docker save` archive. */
   import(file: string, options: { name: string }): Promise<Image> {
     return this.transport.json<Image>('POST', '/v1/images/import', { bodyFile: file, query: { name: options.name } });
   }

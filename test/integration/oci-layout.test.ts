@@ -1,45 +1,19 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import { NookError } from '../../src/api/errors.js';
 import { run } from '../../src/util/proc.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { sha, tarOf, writeLayout } from '../helpers/oci.js';
 
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-/** Writes an OCI layout tar with the given layers (each a directory tree tarred as is). */
+/** Writes an OCI layout tar with the given layers and a config naming FROM_IMAGE=1 and /srv. */
 async function handMadeLayout(work: string, layers: Buffer[], name: string): Promise<string> {
   const layout = join(work, `layout-${name}`);
-  mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
-  const put = (b: Buffer): { digest: string; size: number } => {
-    writeFileSync(join(layout, 'blobs', 'sha256', sha(b)), b);
-    return { digest: `sha256:${sha(b)}`, size: b.length };
-  };
-  const gz = layers.map((l) => gzipSync(l));
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['FROM_IMAGE=1'], WorkingDir: '/srv' }, rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) } })));
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: gz.map((g) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(g) })),
-      }),
-    ),
-  );
-  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }] }));
-  writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeLayout(layout, [{ layers, config: { Env: ['FROM_IMAGE=1'], WorkingDir: '/srv' } }], name);
   const out = join(work, `${name}.tar`);
   await run(['tar', '-C', layout, '-cf', out, '.']);
   return out;
-}
-
-async function tarOf(dir: string, ...members: string[]): Promise<Buffer> {
-  const r = await run(['sh', '-c', 'dir=$1; shift; tar --numeric-owner --owner=0 --group=0 -C "$dir" -cf - "$@" | base64 -w0', 'sh', dir, ...members]);
-  return Buffer.from(r.stdout, 'base64');
 }
 
 describe('OCI image layout export and import', () => {
@@ -149,7 +123,7 @@ describe('OCI image layout export and import', () => {
     writeFileSync(join(work, 'not-a-tar'), 'hello');
 
     const cases: [string, string, string][] = [
-      [join(work, 'tampered.tar'), 'INVALID_ARGUMENT', 'does not match its digest'],
+      [join(work, 'tampered.tar'), 'DIGEST_MISMATCH', 'does not match its digest'],
       [withDevice, 'INVALID_ARGUMENT', 'device nodes'],
       [join(work, 'not-a-tar'), 'INVALID_ARGUMENT', 'not a tar'],
     ];

@@ -1,10 +1,16 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { NookError } from '../../api/errors.js';
 import { Preset } from '../../api/schemas.js';
 import { connect } from '../connect.js';
 import { progressBar } from '../progress.js';
 import { age, mib, printJson, table } from '../render.js';
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('manage images');
@@ -24,6 +30,62 @@ export function registerImageCommands(program: Command): void {
       bar.done();
       if (flags.json) printJson(img);
       else process.stdout.write(`${img.name} ${img.id} ${mib(img.sizeBytes)}\n`);
+    });
+
+  image
+    .command('pull <reference>')
+    .description('pull an image from an OCI registry (HOST[:PORT]/REPO[:TAG|@sha256:...])')
+    .option('--name <name>', 'local name (default: the last part of the repository and the tag, e.g. python:3.12)')
+    .option('--username <user>', 'registry user name (the password comes from --password-stdin)')
+    .option('--password-stdin', 'read the registry password from standard input')
+    .option('--replace', 'replace a local image of that name whose contents differ')
+    .option('--json', 'print the image as JSON')
+    .action(async (reference: string, flags: { name?: string; username?: string; passwordStdin?: boolean; replace?: boolean; json?: boolean }) => {
+      let auth: { username: string; password: string } | undefined;
+      if (flags.username) {
+        const password = flags.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : '';
+        auth = { username: flags.username, password };
+      } else if (flags.passwordStdin) {
+        throw new NookError('INVALID_ARGUMENT', '--password-stdin needs --username');
+      }
+      const client = await connect();
+      const bar = progressBar(`pulling ${reference}`, !flags.json);
+      const img = await client.images.pull(reference, { ...(flags.name ? { name: flags.name } : {}), ...(auth ? { auth } : {}), ...(flags.replace ? { replace: true } : {}), onProgress: bar.onProgress });
+      bar.done();
+      if (flags.json) printJson(img);
+      else process.stdout.write(`${img.name} ${img.digest ?? img.id} ${mib(img.sizeBytes)}\n`);
+    });
+
+  image
+    .command('inspect <image>')
+    .description('one image: digest, size, layers, config, and which sandboxes use it')
+    .option('--json', 'print JSON')
+    .action(async (name: string, flags: { json?: boolean }) => {
+      const client = await connect();
+      const img = await client.images.get(name);
+      if (flags.json) {
+        printJson(img);
+        return;
+      }
+      const c = img.config;
+      const lines = [
+        `name:       ${img.name}`,
+        `id:         ${img.id}`,
+        `source:     ${img.source}`,
+        `digest:     ${img.digest ?? '-'}`,
+        `size:       ${mib(img.sizeBytes)}`,
+        `created:    ${img.createdAt}`,
+        `layers:     ${img.layers.length}`,
+        ...img.layers.map((l) => `  ${l.digest} ${mib(l.sizeBytes)}`),
+        `workdir:    ${c.cwd ?? '-'}`,
+        `user:       ${c.user ?? '-'}`,
+        `entrypoint: ${c.entrypoint.length ? JSON.stringify(c.entrypoint) : '-'}`,
+        `cmd:        ${c.cmd.length ? JSON.stringify(c.cmd) : '-'}`,
+        'env:',
+        ...Object.entries(c.env).map(([k, v]) => `  ${k}=${v}`),
+        `used by:    ${img.usedBy.join(', ') || '-'}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
     });
 
   image
@@ -57,7 +119,7 @@ export function registerImageCommands(program: Command): void {
 
   image
     .command('import <file>')
-    .description('a new image from an OCI image layout tar')
+    .description('a new image from an OCI image layout tar or a docker save archive')
     .requiredOption('--name <name>', 'name of the new image')
     .option('--json', 'print JSON')
     .action(async (file: string, flags: { name: string; json?: boolean }) => {

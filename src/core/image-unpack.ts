@@ -1,0 +1,173 @@
+/**
+ * What every image source (OCI layout, docker archive, registry) shares once its blobs are
+ * on disk and verified: media types, platform choice, the image config's defaults, and
+ * applying layers in order (whiteouts and opaque directories honoured, device nodes and
+ * escaping paths refused, ownership shifted into the sandbox range).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { NookError } from '../api/errors.js';
+import { ID_MAP } from '../runtime/oci-config.js';
+import { run } from '../util/proc.js';
+import { shiftOwnership } from './ownership.js';
+
+export const MT = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerTar: 'application/vnd.oci.image.layer.v1.tar',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+} as const;
+
+/** Media types a manifest request accepts, in order of preference. */
+export const MANIFEST_ACCEPT = [MT.index, MT.dockerList, MT.manifest, MT.dockerManifest].join(', ');
+
+export interface Descriptor {
+  mediaType?: string;
+  digest: string;
+  size?: number;
+  platform?: { os?: string; architecture?: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+export interface Manifest {
+  mediaType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+}
+
+/** The defaults an image's config gives its sandboxes. */
+export interface ImageDefaults {
+  env: Record<string, string>;
+  cwd: string | null;
+  user: string | null;
+  entrypoint: string[];
+  cmd: string[];
+}
+
+export function isIndex(m: Manifest, mediaType?: string): boolean {
+  const t = mediaType ?? m.mediaType;
+  return t === MT.index || t === MT.dockerList || (t === undefined && Array.isArray(m.manifests) && !m.layers);
+}
+
+/** The linux/amd64 entry of a multi-platform index. */
+export function pickPlatform(index: Manifest, what: string): Descriptor {
+  const all = index.manifests ?? [];
+  const pick = all.find((d) => d.platform?.os === 'linux' && d.platform.architecture === 'amd64') ?? (all.length === 1 && !all[0]?.platform ? all[0] : undefined);
+  if (!pick) {
+    const have = all.map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}`).join(', ') || 'none';
+    throw new NookError('NOT_SUPPORTED', `${what} has no linux/amd64 image (it has: ${have})`, { hint: 'sandboxes here run linux/amd64 images' });
+  }
+  return pick;
+}
+
+export function sha256Hex(digest: string): string {
+  const m = /^sha256:([a-f0-9]{64})$/.exec(digest);
+  if (!m?.[1]) throw new NookError('INVALID_ARGUMENT', `unsupported or malformed digest ${digest}`, { hint: 'only sha256 digests are supported' });
+  return m[1];
+}
+
+export async function fileSha256(path: string): Promise<{ hex: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { hex: hash.digest('hex'), size };
+}
+
+/** Reads the defaults out of an image config (OCI and Docker configs share this shape). */
+export function imageDefaults(config: unknown): ImageDefaults {
+  const c = (config as { config?: { Env?: unknown; WorkingDir?: unknown; User?: unknown; Entrypoint?: unknown; Cmd?: unknown } } | null)?.config ?? {};
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  const env: Record<string, string> = {};
+  for (const kv of strings(c.Env)) {
+    const i = kv.indexOf('=');
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+  return { env, cwd: str(c.WorkingDir), user: str(c.User), entrypoint: strings(c.Entrypoint), cmd: strings(c.Cmd) };
+}
+
+export async function isGzip(path: string): Promise<boolean> {
+  const fh = await fsp.open(path, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    await fh.read(head, 0, 2, 0);
+    return head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Tar members of a layer: type letter and path (without leading ./). */
+async function listLayer(blob: string, gzip: boolean): Promise<{ type: string; path: string }[]> {
+  const r = await run(['tar', gzip ? '-tvzf' : '-tvf', blob, '--numeric-owner', '--quoting-style=escape'], { allowFail: true });
+  if (r.code !== 0) throw new NookError('INVALID_ARGUMENT', `a layer is not a readable tar archive: ${r.stderr.trim().split('\n')[0] ?? ''}`);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      // "drwxr-xr-x 0/0 0 2026-01-01 00:00 ./path" (symlinks and hard links add " -> target" / " link to target")
+      const m = /^(\S)\S*\s+\S+\s+\S+\s+\S+\s+\S+\s+(.*?)(?: -> .*| link to .*)?$/.exec(line);
+      return { type: m?.[1] ?? '?', path: (m?.[2] ?? '').replace(/^\.\//, '').replace(/^\/+/, '') };
+    });
+}
+
+/** Removes `rel` inside `root` without following symlinks on the way (whiteouts). */
+async function removeInside(root: string, rel: string, contentsOnly = false): Promise<void> {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new NookError('INVALID_ARGUMENT', `layer path ${rel} escapes the image`);
+  let cur = root;
+  for (const p of parts.slice(0, -1)) {
+    cur = join(cur, p);
+    const st = await fsp.lstat(cur).catch(() => null);
+    if (!st) return;
+    if (!st.isDirectory()) return; // a symlink or file on the way: nothing of ours to remove
+  }
+  const target = parts.length ? join(cur, parts[parts.length - 1] ?? '') : root;
+  if (!contentsOnly) {
+    await fsp.rm(target, { recursive: true, force: true });
+    return;
+  }
+  const st = await fsp.lstat(target).catch(() => null);
+  if (!st?.isDirectory()) return;
+  for (const e of await fsp.readdir(target)) await fsp.rm(join(target, e), { recursive: true, force: true });
+}
+
+/**
+ * Applies verified layer files, lowest first, onto `target` (an empty staging dir), then
+ * shifts ownership into the sandbox range. Compression is sniffed, not trusted from the
+ * media type (docker archives do not say).
+ */
+export async function applyLayers(target: string, layerFiles: string[], onLayer: (index: number) => void = () => undefined): Promise<void> {
+  for (const [i, blob] of layerFiles.entries()) {
+    onLayer(i);
+    const gzip = await isGzip(blob);
+    const members = await listLayer(blob, gzip);
+    const devices = members.filter((m) => m.type === 'c' || m.type === 'b');
+    if (devices.length > 0) {
+      throw new NookError('INVALID_ARGUMENT', `the image holds device nodes (${devices.slice(0, 3).map((d) => d.path).join(', ')}): refused`, {
+        hint: 'sandboxes get their devices from nook; remove device nodes from the image',
+      });
+    }
+    const escaping = members.find((m) => m.path.split('/').includes('..'));
+    if (escaping) throw new NookError('INVALID_ARGUMENT', `layer path ${escaping.path} escapes the image: refused`);
+    // Whiteouts delete what lower layers put there, before this layer's files land.
+    for (const m of members) {
+      const base = m.path.split('/').pop() ?? '';
+      const parent = m.path.split('/').slice(0, -1).join('/');
+      if (base === '.wh..wh..opq') await removeInside(target, parent, true);
+      else if (base.startsWith('.wh.')) await removeInside(target, parent ? `${parent}/${base.slice(4)}` : base.slice(4));
+    }
+    await run(['tar', gzip ? '-xzf' : '-xf', blob, '-C', target, '--numeric-owner', '--same-permissions', '--xattrs', '--exclude=.wh.*', '--exclude=*/.wh.*']);
+  }
+  shiftOwnership(target, ID_MAP.hostId);
+}
