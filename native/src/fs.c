@@ -4,7 +4,7 @@
  * never lead to a host file. Output is JSON (stat, ls) or raw bytes (cat).
  *
  *   fs stat PATH            fs ls PATH             fs cat PATH MAXBYTES
- *   fs write PATH MODE      fs mkdir PATH          fs rm PATH [-r]
+ *   fs write PATH MODE      fs mkdir PATH [-p]         fs rm PATH [-r]
  *
  * Exit codes: 0 ok, 2 not found, 3 too large, 4 wrong type, 1 other (message on stderr).
  */
@@ -156,6 +156,25 @@ static int do_rm(const char *path, int recursive) {
   return unlink(path) == 0 ? 0 : fail("rm", path);
 }
 
+/* mkdir -p: every missing parent too (paths resolve in the sandbox's own root). */
+static int do_mkdir(const char *path, int parents) {
+  if (!parents) return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : fail("mkdir", path);
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof buf) {
+    fprintf(stderr, "path too long\n");
+    return 4;
+  }
+  memcpy(buf, path, n + 1);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return fail("mkdir", buf);
+    *p = '/';
+  }
+  return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : fail("mkdir", buf);
+}
+
 int run_fs(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: nook-init fs stat|ls|cat|write|mkdir|rm PATH ...\n");
@@ -166,7 +185,7 @@ int run_fs(int argc, char **argv) {
   if (strcmp(verb, "ls") == 0) return do_ls(path);
   if (strcmp(verb, "cat") == 0) return do_cat(path, argc > 4 ? atoll(argv[4]) : (16LL << 20));
   if (strcmp(verb, "write") == 0) return do_write(path, argc > 4 ? (mode_t)strtoul(argv[4], NULL, 8) : 0644);
-  if (strcmp(verb, "mkdir") == 0) return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : fail("mkdir", path);
+  if (strcmp(verb, "mkdir") == 0) return do_mkdir(path, argc > 4 && strcmp(argv[4], "-p") == 0);
   if (strcmp(verb, "rm") == 0) return do_rm(path, argc > 4 && strcmp(argv[4], "-r") == 0);
   fprintf(stderr, "nook-init fs: unknown verb %s\n", verb);
   return 1;

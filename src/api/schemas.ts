@@ -539,7 +539,14 @@ export const FileInfo = z.object({
 });
 export type FileInfo = z.infer<typeof FileInfo>;
 export const FileList = z.object({ files: z.array(FileInfo) });
-export const PathRequest = z.strictObject({ path: z.string().min(1).max(4096) });
+export const PathRequest = z.strictObject({ path: z.string().min(1).max(4096), parents: z.boolean().optional() });
+export const TarResult = z.object({
+  receipt: z.string().optional(),
+  path: z.string(),
+  bytes: z.number().int(),
+  sha256: z.string(),
+});
+export type TarResult = z.infer<typeof TarResult>;
 
 export const Volume = z.object({
   receipt: z.string().optional(),

@@ -93,9 +93,9 @@ export class FileManager {
     return this.stat(ref, path);
   }
 
-  async mkdir(ref: string, path: string): Promise<FileInfo> {
+  async mkdir(ref: string, path: string, parents = false): Promise<FileInfo> {
     checkPath(path);
-    await this.run(ref, ['mkdir', path]);
+    await this.run(ref, ['mkdir', path, ...(parents ? ['-p'] : [])]);
     return this.stat(ref, path);
   }
 

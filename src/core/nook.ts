@@ -18,6 +18,7 @@ import { AuditLog } from './audit.js';
 import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
 import { FileManager } from './files.js';
+import { TarTransfer } from './tar-transfer.js';
 import { VolumeManager } from './volumes.js';
 import { AttachmentManager } from './attachments.js';
 import { TtlScheduler } from './ttl.js';
@@ -75,6 +76,7 @@ export class Nook {
     readonly retention: RetentionManager,
     readonly files: FileManager,
     readonly volumes: VolumeManager,
+    readonly tar: TarTransfer,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -107,10 +109,11 @@ export class Nook {
     network.policy = policy;
     const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'));
     const files = new FileManager(sandboxes, runtime, audit);
+    const tar = new TarTransfer(sandboxes, runtime, files, audit);
     const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
     retention.volumes = volumes;
     new AttachmentManager(runtime, sandboxes, policy, init);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes);
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes, tar);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();

@@ -24,6 +24,9 @@ const NDJSON = 'application/x-ndjson';
 /** Copy-out default and copy-in bound for single files (copy-in is buffered in memory). */
 const DEFAULT_COPY_OUT_BYTES = 16 * 1024 * 1024;
 const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 256 * 1024 * 1024);
+/** Directory copies stream through, so their bounds can be large. */
+const MAX_TAR_IN_BYTES = Number(process.env.NOOK_MAX_TAR_IN_BYTES ?? 16 * 1024 ** 3);
+const DEFAULT_TAR_OUT_BYTES = 1024 ** 3;
 /** Upper bound of an uploaded image archive. */
 const MAX_IMPORT_BYTES = Number(process.env.NOOK_MAX_IMPORT_BYTES ?? 16 * 1024 ** 3);
 
@@ -40,6 +43,21 @@ async function receiveBounded(body: ReadableStream<Uint8Array> | null, file: str
     }
   } finally {
     await out.close();
+  }
+}
+
+/** How much of a refused upload the daemon reads and drops so the client sees the answer. */
+const DRAIN_LIMIT_BYTES = 256 * 1024 * 1024;
+
+async function drainBody(body: ReadableStream<Uint8Array>, limitBytes: number): Promise<void> {
+  let seen = 0;
+  try {
+    for await (const chunk of body.values({ preventCancel: true })) {
+      seen += chunk.length;
+      if (seen > limitBytes) break;
+    }
+  } catch {
+    // the client went away: nothing to answer
   }
 }
 
@@ -382,7 +400,27 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     if (body.length > MAX_COPY_IN_BYTES) throw new NookError('PAYLOAD_TOO_LARGE', `${body.length} bytes is more than ${MAX_COPY_IN_BYTES} per file`);
     return c.json(await files.write(ref(c), pathQuery(c), body, mode));
   });
-  app.post(honoPath(routes.makeDir.path), async (c) => c.json(await files.mkdir(ref(c), (await parseBody(c, routes.makeDir.body)).path)));
+  app.post(honoPath(routes.makeDir.path), async (c) => {
+    const req = await parseBody(c, routes.makeDir.body);
+    return c.json(await files.mkdir(ref(c), req.path, req.parents ?? false));
+  });
+  app.post(honoPath(routes.putTar.path), async (c) => {
+    const body = c.req.raw.body;
+    if (!body) throw new NookError('INVALID_ARGUMENT', 'send the tar archive as the request body');
+    try {
+      return c.json(await nook.tar.extractInto(ref(c), pathQuery(c), body.values({ preventCancel: true }), MAX_TAR_IN_BYTES));
+    } catch (e) {
+      // Read (and drop) what the client is still sending, so it gets this answer rather than a broken pipe.
+      await drainBody(body, DRAIN_LIMIT_BYTES);
+      throw e;
+    }
+  });
+  app.get(honoPath(routes.getTar.path), async (c) => {
+    const maxBytes = Number(c.req.query('maxBytes') ?? DEFAULT_TAR_OUT_BYTES);
+    if (!Number.isInteger(maxBytes) || maxBytes < 0) throw new NookError('INVALID_ARGUMENT', `maxBytes=${c.req.query('maxBytes')} is not a byte count`);
+    const stream = await nook.tar.archive(ref(c), pathQuery(c), maxBytes);
+    return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, { headers: { 'content-type': 'application/x-tar' } });
+  });
   app.delete(honoPath(routes.removeFile.path), async (c) => {
     await files.remove(ref(c), pathQuery(c), c.req.query('recursive') === 'true');
     return c.json({ path: pathQuery(c) });

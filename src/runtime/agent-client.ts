@@ -95,6 +95,29 @@ export class AgentSession implements SessionHandle {
     for (let off = 0; off < data.length; off += STDIN_CHUNK) this.sock.write(frame(F.stdin, data.subarray(off, off + STDIN_CHUNK)));
   }
 
+  async writeAsync(data: Buffer): Promise<void> {
+    let ok = true;
+    for (let off = 0; off < data.length; off += STDIN_CHUNK) ok = this.sock.write(frame(F.stdin, data.subarray(off, off + STDIN_CHUNK)));
+    if (ok || this.sock.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.sock.off('drain', done);
+        this.sock.off('close', done);
+        resolve();
+      };
+      this.sock.on('drain', done);
+      this.sock.on('close', done);
+    });
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    this.sock.resume();
+  }
+
   endStdin(): void {
     this.sock.write(frame(F.stdinEof));
   }

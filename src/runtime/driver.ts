@@ -34,6 +34,11 @@ export interface SessionSpec {
 export interface SessionHandle {
   readonly exited: Promise<{ exitCode: number; signal: string | null }>;
   write(data: Buffer): void;
+  /** Writes stdin and waits until the socket takes more (back-pressure for large streams). */
+  writeAsync(data: Buffer): Promise<void>;
+  /** Stops reading output until resume(): the agent then stops reading the command's. */
+  pause(): void;
+  resume(): void;
   endStdin(): void;
   resize(cols: number, rows: number): void;
   signal(signum: number): void;

@@ -2,6 +2,7 @@ import { NookError } from '../api/errors.js';
 import type {
   Volume,
   FileInfo,
+  TarResult,
   DoneReport,
   HostConfig,
   Profile,
@@ -33,7 +34,9 @@ import type {
   Sandbox as SandboxInfo,
   SandboxState,
 } from '../api/schemas.js';
+import type { Readable } from 'node:stream';
 import WebSocket from 'ws';
+import { packDir, unpackTo, type Unpacked } from './dir-transfer.js';
 import { toError, Transport, type TransportOptions } from './transport.js';
 
 export interface ExecOptions extends Omit<ExecRequest, 'argv' | 'stdin' | 'stream'> {
@@ -166,8 +169,16 @@ export class Sandbox {
     write: (path: string, data: string | Buffer, options?: { mode?: number }) => Promise<FileInfo>;
     stat: (path: string) => Promise<FileInfo>;
     list: (path: string) => Promise<FileInfo[]>;
-    mkdir: (path: string) => Promise<FileInfo>;
+    mkdir: (path: string, options?: { parents?: boolean }) => Promise<FileInfo>;
     remove: (path: string, options?: { recursive?: boolean }) => Promise<void>;
+    /** Unpacks a tar stream into `dir` (made with its parents); tar runs inside the sandbox. */
+    writeTar: (dir: string, archive: NodeJS.ReadableStream) => Promise<TarResult>;
+    /** `path` as a tar stream (one top entry); the stream breaks off past maxBytes (default 1 GiB). */
+    readTar: (path: string, options?: { maxBytes?: number }) => Promise<Readable>;
+    /** Copies a host directory's contents into `dir` in the sandbox. */
+    uploadDir: (hostDir: string, dir: string) => Promise<TarResult>;
+    /** Copies a file or directory out to the host (into `hostDest` when that is a directory). */
+    download: (path: string, hostDest: string, options?: { maxBytes?: number }) => Promise<Unpacked>;
   } {
     const q = (path: string, extra: Record<string, string | undefined> = {}) => ({ query: { path, ...extra } });
     return {
@@ -176,8 +187,16 @@ export class Sandbox {
         this.transport.json<FileInfo>('POST', this.path('/files/content'), { ...q(path, { mode: options.mode === undefined ? undefined : options.mode.toString(8) }), bodyBytes: Buffer.from(data) }),
       stat: (path) => this.transport.json<FileInfo>('GET', this.path('/files/stat'), q(path)),
       list: async (path) => (await this.transport.json<{ files: FileInfo[] }>('GET', this.path('/files/list'), q(path))).files,
-      mkdir: (path) => this.transport.json<FileInfo>('POST', this.path('/files/mkdir'), { body: { path } }),
+      mkdir: (path, options = {}) => this.transport.json<FileInfo>('POST', this.path('/files/mkdir'), { body: { path, ...(options.parents ? { parents: true } : {}) } }),
       remove: async (path, options = {}) => void (await this.transport.json('DELETE', this.path('/files'), q(path, { recursive: options.recursive ? 'true' : undefined }))),
+      writeTar: (dir, archive) => this.transport.json<TarResult>('POST', this.path('/files/tar'), { ...q(dir), bodyStream: archive }),
+      readTar: (path, options = {}) => this.transport.rawStream(this.path('/files/tar'), q(path, { maxBytes: options.maxBytes === undefined ? undefined : String(options.maxBytes) })),
+      uploadDir: (hostDir, dir) => this.transport.json<TarResult>('POST', this.path('/files/tar'), { ...q(dir), bodyStream: packDir(hostDir) }),
+      download: async (path, hostDest, options = {}) => {
+        const maxBytes = options.maxBytes ?? 1024 ** 3;
+        const top = path.replace(/\/+$/, '').split('/').pop() || 'root';
+        return unpackTo(await this.transport.rawStream(this.path('/files/tar'), q(path, { maxBytes: String(maxBytes) })), top, hostDest, maxBytes);
+      },
     };
   }
 

@@ -22,6 +22,8 @@ export interface CallOptions {
   bodyFile?: string;
   /** Raw bytes as the request body (application/octet-stream). */
   bodyBytes?: Buffer;
+  /** A stream sent chunked as the raw request body (application/x-tar). */
+  bodyStream?: NodeJS.ReadableStream;
   query?: Record<string, string | string[] | undefined>;
   signal?: AbortSignal;
 }
@@ -61,6 +63,7 @@ export class Transport {
       headers['content-type'] = 'application/x-tar';
       headers['content-length'] = String(statSync(options.bodyFile).size);
     }
+    if (options.bodyStream) headers['content-type'] = 'application/x-tar';
     if (options.bodyBytes) {
       headers['content-type'] = 'application/octet-stream';
       headers['content-length'] = String(options.bodyBytes.length);
@@ -87,6 +90,7 @@ export class Transport {
       req.on('error', onError);
       req.on('response', resolve);
       if (options.bodyFile) createReadStream(options.bodyFile).on('error', (e) => req.destroy(e)).pipe(req);
+      else if (options.bodyStream) options.bodyStream.on('error', (e: Error) => req.destroy(e)).pipe(req);
       else req.end(options.bodyBytes ?? payload);
     });
   }
@@ -118,6 +122,13 @@ export class Transport {
     await pipeline(res, createWriteStream(tmp, { mode: 0o644 }));
     renameSync(tmp, dest);
     return statSync(dest).size;
+  }
+
+  /** A request answered with a raw stream (a tar archive), after the status was checked. */
+  async rawStream(path: string, options: CallOptions = {}): Promise<IncomingMessage> {
+    const res = await this.open('GET', path, options);
+    if ((res.statusCode ?? 500) >= 400) throw toError(parseJson(await readAll(res)), res.statusCode ?? 500);
+    return res;
   }
 
   /** A request answered with NDJSON: yields each event as it arrives. */

@@ -8,6 +8,7 @@ import { writeHostFile } from '../host-files.js';
 import { printJson, table } from '../render.js';
 
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_DIR_BYTES = 1024 ** 3;
 
 /** `sandbox:/path` -> [sandbox, /path]; a host path -> null. */
 function sandboxSide(spec: string): [string, string] | null {
@@ -25,8 +26,10 @@ function fileRows(list: FileInfo[]): string {
 export function registerFileCommands(program: Command): void {
   program
     .command('cp <src> <dst>')
-    .description('copy a file into (host -> SANDBOX:/path) or out of (SANDBOX:/path -> host) a sandbox; output is bounded and untrusted')
-    .option('--max-bytes <n>', `refuse a file out larger than this (default ${DEFAULT_MAX_BYTES})`, positiveInt)
+    .description(
+      'copy a file or directory into (host -> SANDBOX:/path) or out of (SANDBOX:/path -> host) a sandbox; a directory copies its contents; what comes out is bounded and untrusted',
+    )
+    .option('--max-bytes <n>', `refuse more than this out (default ${DEFAULT_MAX_BYTES} for a file, ${DEFAULT_MAX_DIR_BYTES} for a directory)`, positiveInt)
     .option('--json', 'print JSON')
     .action(async (src: string, dst: string, flags: { maxBytes?: number; json?: boolean }) => {
       const from = sandboxSide(src);
@@ -35,13 +38,25 @@ export function registerFileCommands(program: Command): void {
       const client = await connect();
       if (to) {
         const st = await fsp.stat(src);
-        if (!st.isFile()) throw new NookError('INVALID_ARGUMENT', `${src} is not a regular file`, { hint: 'copy files one at a time' });
+        if (st.isDirectory()) {
+          const r = await (await client.sandboxes.get(to[0])).files.uploadDir(src, to[1]);
+          if (flags.json) printJson(r);
+          else process.stdout.write(`${src}/ -> ${dst} (${r.bytes} bytes as tar)\n`);
+          return;
+        }
+        if (!st.isFile()) throw new NookError('INVALID_ARGUMENT', `${src} is neither a regular file nor a directory`);
         const info = await (await client.sandboxes.get(to[0])).files.write(to[1], await fsp.readFile(src), { mode: st.mode & 0o777 });
         if (flags.json) printJson(info);
         else process.stdout.write(`${src} -> ${dst} (${info.size} bytes)\n`);
       } else if (from) {
         const sb = await client.sandboxes.get(from[0]);
         const info = await sb.files.stat(from[1]);
+        if (info.type === 'dir') {
+          const r = await sb.files.download(from[1], dst, { maxBytes: flags.maxBytes ?? DEFAULT_MAX_DIR_BYTES });
+          if (flags.json) printJson(r);
+          else process.stdout.write(`${src} -> ${r.path} (${r.entries} entries, ${r.bytes} bytes${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join(', ')}` : ''})\n`);
+          return;
+        }
         if (info.type !== 'file') throw new NookError('INVALID_ARGUMENT', `${src} is a ${info.type}, not a regular file`);
         const data = await sb.files.read(from[1], { maxBytes: flags.maxBytes ?? DEFAULT_MAX_BYTES });
         const written = await writeHostFile(dst, data, info.mode & 0o777);

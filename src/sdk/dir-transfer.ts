@@ -1,0 +1,85 @@
+/**
+ * The host side of directory copies: packing a host directory as a tar stream, and
+ * unpacking a sandbox's archive on the host. What comes out of a sandbox is untrusted, so
+ * unpacking keeps only files, directories, symlinks and in-tree hard links, never follows a
+ * link out of the destination, drops setuid/setgid bits and ownership, stops at a byte
+ * bound, and works in a scratch directory that becomes the destination only when whole.
+ */
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { create, extract, type ReadEntry } from 'tar';
+import { NookError } from '../api/errors.js';
+
+const KEPT_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+
+/** A tar stream of the contents of `hostDir` (entries relative to it, ids written as 0). */
+export function packDir(hostDir: string): Readable {
+  return create({ cwd: hostDir, portable: true, noDirRecurse: false }, ['.']) as unknown as Readable;
+}
+
+export interface Unpacked {
+  path: string;
+  bytes: number;
+  entries: number;
+  skipped: string[];
+}
+
+/**
+ * Unpacks `archive` (one top entry named `topName`) to `dest`: `dest` itself when it does
+ * not exist, `dest/topName` when it is a directory. Refuses to replace an existing path.
+ */
+export async function unpackTo(archive: Readable, topName: string, dest: string, maxBytes: number): Promise<Unpacked> {
+  const st = await fsp.stat(dest).catch(() => null);
+  const target = st?.isDirectory() ? join(dest, topName) : dest;
+  if (await fsp.lstat(target).catch(() => null)) {
+    throw new NookError('NAME_TAKEN', `${target} already exists on the host`, { hint: 'remove it first, or copy to another path' });
+  }
+  const scratch = await fsp.mkdtemp(join(dirname(target), `.${basename(target)}.nook-`));
+  let bytes = 0;
+  let entries = 0;
+  const skipped: string[] = [];
+  // A Transform, not an async generator: node-tar's Minipass writer stalls behind the latter.
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) done(new NookError('PAYLOAD_TOO_LARGE', `the copy is more than ${maxBytes} bytes: stopped, nothing written`, { hint: 'raise --max-bytes, or copy less' }));
+      else done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(
+      archive,
+      counter,
+      extract({
+        cwd: scratch,
+        strict: true,
+        preserveOwner: false,
+        filter: (path: string, entry: ReadEntry | import('node:fs').Stats) => {
+          const e = entry as ReadEntry;
+          const escapes = (p: string): boolean => p.startsWith('/') || p.split('/').includes('..');
+          if (!KEPT_TYPES.has(e.type) || escapes(path) || (e.type === 'Link' && escapes(e.linkpath ?? ''))) {
+            skipped.push(`${path} (${e.type})`);
+            return false;
+          }
+          // Untrusted files never become setuid or setgid programs on the host.
+          if (typeof e.mode === 'number') e.mode &= 0o1777;
+          entries++;
+          return true;
+        },
+      }),
+    );
+    const top = join(scratch, topName);
+    if (!(await fsp.lstat(top).catch(() => null))) throw new NookError('INVALID_ARGUMENT', `the archive did not hold ${topName}`);
+    await fsp.rename(top, target);
+    return { path: target, bytes, entries, skipped };
+  } catch (e) {
+    if (e instanceof NookError) throw e;
+    throw new NookError('RUNTIME_ERROR', `the archive broke off after ${bytes} bytes (${(e as Error).message}); nothing was written`, {
+      hint: 'the sandbox stopped, its tar failed, or the copy passed the limit: see nook logs, or raise --max-bytes',
+    });
+  } finally {
+    await fsp.rm(scratch, { recursive: true, force: true });
+  }
+}
