@@ -149,6 +149,7 @@ export const routes = {
   mountVolume: { method: 'post', path: '/v1/sandboxes/{ref}/volumes', summary: 'Mount an unlocked volume into a running sandbox (single-attach)', body: s.MountVolumeRequest, response: s.Volume },
   sandboxVolumes: { method: 'get', path: '/v1/sandboxes/{ref}/volumes', summary: "A sandbox's mounted volumes", response: s.VolumeList },
   unmountVolume: { method: 'delete', path: '/v1/sandboxes/{ref}/volumes', summary: 'Unmount the volume at a guest path', response: s.Volume, query: { guest: 'the guest path' } },
+  listTemplates: { method: 'get', path: '/v1/templates', summary: 'Named templates: an image preset plus create defaults', response: s.TemplateList },
   listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList },
   buildImage: {
     method: 'post',

@@ -86,9 +86,23 @@ export const Sandbox = z.object({
 });
 export type Sandbox = z.infer<typeof Sandbox>;
 
+export const TemplateName = z.enum(['minimal', 'python', 'node', 'browser']);
+export const Template = z.object({
+  name: TemplateName,
+  image: z.string(),
+  description: z.string(),
+  memoryMiB: z.number().int(),
+  pids: z.number().int(),
+  env: z.record(z.string(), z.string()),
+});
+export type Template = z.infer<typeof Template>;
+export const TemplateList = z.object({ templates: z.array(Template) });
+
 export const CreateSandboxRequest = z.strictObject({
   name: Name.optional(),
   image: ImageName.optional(),
+  /** A named template (minimal, python, node, browser): its image and defaults, under this request's own values. */
+  template: TemplateName.optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
   persistent: z.boolean().optional(),
   memoryMiB: Limits.shape.memoryMiB.optional(),
@@ -191,7 +205,7 @@ export const RunRequest = z.strictObject({
 });
 export type RunRequest = z.infer<typeof RunRequest>;
 
-export const Preset = z.enum(['minimal', 'python']);
+export const Preset = z.enum(['minimal', 'python', 'node', 'browser']);
 export type Preset = z.infer<typeof Preset>;
 
 export const Image = z.object({

@@ -3,7 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../api/version.js';
 import { registerDaemonCommands } from './commands/daemon.js';
 import { registerExecCommands } from './commands/exec.js';
-import { registerImageCommands } from './commands/image.js';
+import { registerImageCommands, registerTemplateCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerNetworkCommands } from './commands/network.js';
@@ -31,6 +31,7 @@ registerRetentionCommands(program);
 registerFileCommands(program);
 registerVolumeCommands(program);
 registerImageCommands(program);
+registerTemplateCommands(program);
 registerDaemonCommands(program);
 
 const wantsJson = process.argv.slice(2, process.argv.includes('--') ? process.argv.indexOf('--') : undefined).includes('--json');

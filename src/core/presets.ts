@@ -67,7 +67,6 @@ async function buildMinimal(ctx: PresetContext): Promise<void> {
   shiftOwnership(t, ID_MAP.hostId);
 }
 
-const PYTHON_CACHE_VERSION = 'python-bookworm-1';
 const DEBOOTSTRAP_STAGES: [RegExp, number, string][] = [
   [/^I: Retrieving/, 10, 'download'],
   [/^I: Validating/, 25, 'validate'],
@@ -93,27 +92,38 @@ function debianMirror(): string {
   return 'http://deb.debian.org/debian';
 }
 
+interface DebianPreset {
+  /** Bumped when the package set or the files added change, so caches are rebuilt. */
+  cacheVersion: string;
+  packages: string[];
+  /** A file whose presence says the cached rootfs is complete. */
+  marker: string;
+  /** Extra files (path -> [mode, text]) written into the rootfs. */
+  files?: Record<string, [number, string]>;
+}
+
 /**
- * python: Debian minbase + python3 through debootstrap (about 30 s on first use). The
- * result, already shifted into the sandbox uid range, is cached under the cache dir and
- * copied on later builds, so a new state dir builds it in seconds.
+ * A Debian bookworm minbase rootfs plus packages, through debootstrap (tens of seconds to a
+ * few minutes on first use). The result, already shifted into the sandbox uid range, is
+ * cached under the cache dir and copied on later builds, so a new state dir builds it in
+ * seconds.
  */
-async function buildPython(ctx: PresetContext): Promise<void> {
-  const cached = join(ctx.cacheDir, 'presets', PYTHON_CACHE_VERSION);
-  if (!(await exists(join(cached, 'usr/bin/python3')))) {
+async function buildDebian(ctx: PresetContext, preset: DebianPreset): Promise<void> {
+  const cached = join(ctx.cacheDir, 'presets', preset.cacheVersion);
+  if (!(await exists(join(cached, preset.marker)))) {
     if (!(await which('debootstrap'))) {
-      throw new NookError('NOT_SUPPORTED', 'the python preset needs debootstrap on the host', { hint: 'apt-get install debootstrap' });
+      throw new NookError('NOT_SUPPORTED', 'this preset needs debootstrap on the host', { hint: 'apt-get install debootstrap' });
     }
     const tmp = `${cached}.tmp-${process.pid}`;
     await fsp.rm(tmp, { recursive: true, force: true });
     await fsp.mkdir(dirname(tmp), { recursive: true, mode: 0o700 });
-    ctx.progress('download', 2, 'debootstrap: Debian bookworm minbase + python3');
+    ctx.progress('download', 2, `debootstrap: Debian bookworm minbase + ${preset.packages.join(', ')}`);
     try {
-      await run(['debootstrap', '--variant=minbase', '--include=python3', 'bookworm', tmp, debianMirror()], {
+      await run(['debootstrap', '--variant=minbase', `--include=${preset.packages.join(',')}`, 'bookworm', tmp, debianMirror()], {
         onStdoutLine: (line) => {
           for (const [re, percent, phase] of DEBOOTSTRAP_STAGES) if (re.test(line)) ctx.progress(phase, percent, line.slice(3).trim());
         },
-        timeoutMs: 20 * 60_000,
+        timeoutMs: 30 * 60_000,
       });
     } catch (e) {
       await fsp.rm(tmp, { recursive: true, force: true });
@@ -126,6 +136,11 @@ async function buildPython(ctx: PresetContext): Promise<void> {
     await fsp.rm(join(tmp, 'var/lib/apt/lists'), { recursive: true, force: true });
     await fsp.mkdir(join(tmp, 'var/lib/apt/lists/partial'), { recursive: true });
     await writeBaseFiles(tmp);
+    for (const [rel, [mode, text]] of Object.entries(preset.files ?? {})) {
+      await fsp.mkdir(dirname(join(tmp, rel)), { recursive: true });
+      await fsp.writeFile(join(tmp, rel), text, { mode });
+      await fsp.chmod(join(tmp, rel), mode);
+    }
     ctx.progress('ownership', 88, 'mapping ownership into the sandbox user range');
     shiftOwnership(tmp, ID_MAP.hostId);
     await fsp.rm(cached, { recursive: true, force: true });
@@ -135,7 +150,35 @@ async function buildPython(ctx: PresetContext): Promise<void> {
   await run(['cp', '-a', '--reflink=auto', `${cached}/.`, ctx.target]);
 }
 
+/**
+ * Chromium refuses to run as root with its own sandbox, and its sandbox needs user
+ * namespaces the seccomp profile denies; the nook sandbox is the boundary, so the launcher
+ * turns Chromium's off, runs headless, and sends page loads through nook's egress proxy
+ * (the network allow-list) when one is set.
+ */
+const CHROMIUM_HEADLESS = `#!/bin/sh
+# nook: headless Chromium inside a sandbox. Pages are reached only through the allow-list proxy.
+proxy=""
+if [ -n "$HTTPS_PROXY" ]; then proxy="--proxy-server=$HTTPS_PROXY"; elif [ -n "$HTTP_PROXY" ]; then proxy="--proxy-server=$HTTP_PROXY"; fi
+exec /usr/bin/chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+  --no-default-browser-check --disable-background-networking --disable-component-update \
+  --user-data-dir="\${NOOK_BROWSER_PROFILE:-/tmp/chromium-profile}" $proxy "$@"
+`;
+
+const DEBIAN_PRESETS: Record<Exclude<Preset, 'minimal'>, DebianPreset> = {
+  python: { cacheVersion: 'python-bookworm-1', packages: ['python3'], marker: 'usr/bin/python3' },
+  node: { cacheVersion: 'node-bookworm-1', packages: ['nodejs', 'ca-certificates'], marker: 'usr/bin/node' },
+  browser: {
+    cacheVersion: 'browser-bookworm-1',
+    packages: ['chromium', 'fonts-dejavu-core', 'python3'],
+    marker: 'usr/local/bin/chromium-headless',
+    files: { 'usr/local/bin/chromium-headless': [0o755, CHROMIUM_HEADLESS] },
+  },
+};
+
 export const PRESETS: Record<Preset, (ctx: PresetContext) => Promise<void>> = {
   minimal: buildMinimal,
-  python: buildPython,
+  python: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.python),
+  node: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.node),
+  browser: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.browser),
 };

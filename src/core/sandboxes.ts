@@ -27,6 +27,7 @@ import { EventBus } from './events.js';
 import type { PolicyManager } from './policy.js';
 import { redact } from './redact.js';
 import { normaliseAllow, proxyEnv } from './network.js';
+import { applyTemplate } from './templates.js';
 import type { ProgressFn } from './presets.js';
 
 export interface SandboxSpec {
@@ -251,7 +252,8 @@ export class SandboxManager {
 
   // ---- lifecycle -----------------------------------------------------------------
 
-  async create(requested: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
+  async create(asked: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
+    const requested = applyTemplate(asked);
     const admission = this.policy?.admit(requested) ?? { request: requested, profile: null, adjusted: [], allowRwDirs: false };
     const req = admission.request;
     this.checkAttach?.(req.attach ?? [], admission.allowRwDirs);

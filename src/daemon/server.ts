@@ -1,3 +1,4 @@
+import { listTemplates } from '../core/templates.js';
 import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -408,7 +409,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     const body = c.req.raw.body;
     if (!body) throw new NookError('INVALID_ARGUMENT', 'send the tar archive as the request body');
     try {
-      return c.json(await nook.tar.extractInto(ref(c), pathQuery(c), body.values({ preventCancel: true }), MAX_TAR_IN_BYTES));
+      return c.json(await nook.tar.extractInto(ref(c), pathQuery(c), body, MAX_TAR_IN_BYTES));
     } catch (e) {
       // Read (and drop) what the client is still sending, so it gets this answer rather than a broken pipe.
       await drainBody(body, DRAIN_LIMIT_BYTES);
@@ -445,6 +446,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.get(honoPath(routes.sandboxVolumes.path), (c) => c.json({ volumes: vols.list(ref(c)) }));
   app.delete(honoPath(routes.unmountVolume.path), async (c) => c.json(await vols.unmount(ref(c), c.req.query('guest') ?? '')));
 
+  app.get(routes.listTemplates.path, (c) => c.json({ templates: listTemplates() }));
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));
   app.get(honoPath(routes.exportImage.path), async (c) => {

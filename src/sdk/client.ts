@@ -1,8 +1,10 @@
 import { NookError } from '../api/errors.js';
+import { Preset } from '../api/schemas.js';
 import type {
   Volume,
   FileInfo,
   TarResult,
+  Template,
   DoneReport,
   HostConfig,
   Profile,
@@ -28,7 +30,6 @@ import type {
   ExecResult,
   Health,
   Image,
-  Preset,
   ProgressEvent,
   RunRequest,
   Sandbox as SandboxInfo,
@@ -385,7 +386,7 @@ class Sandboxes {
 
   async create(options: CreateOptions = {}): Promise<Sandbox> {
     const { onProgress, ...body } = options;
-    if (onProgress && !body.snapshot) await this.images.ensure(body.image ?? 'python', onProgress);
+    if (onProgress && !body.snapshot) await this.images.ensure(body.image ?? body.template ?? 'python', onProgress);
     return new Sandbox(this.transport, await this.transport.json<SandboxInfo>('POST', '/v1/sandboxes', { body }));
   }
 
@@ -489,6 +490,15 @@ class Snapshots {
   }
 }
 
+class Templates {
+  constructor(private readonly transport: Transport) {}
+
+  /** Named templates: `client.sandboxes.create({ template: 'node' })`. */
+  async list(): Promise<Template[]> {
+    return (await this.transport.json<{ templates: Template[] }>('GET', '/v1/templates')).templates;
+  }
+}
+
 class Images {
   constructor(private readonly transport: Transport) {}
 
@@ -532,8 +542,9 @@ class Images {
     try {
       return await this.get(name);
     } catch (e) {
-      if (!(e instanceof NookError) || e.code !== 'IMAGE_NOT_FOUND' || (name !== 'minimal' && name !== 'python')) throw e;
-      return this.build({ preset: name, ...(onProgress ? { onProgress } : {}) });
+      const preset = Preset.safeParse(name);
+      if (!(e instanceof NookError) || e.code !== 'IMAGE_NOT_FOUND' || !preset.success) throw e;
+      return this.build({ preset: preset.data, ...(onProgress ? { onProgress } : {}) });
     }
   }
 
@@ -569,6 +580,7 @@ export interface RunOptions extends ExecOptions, Omit<RunRequest, 'argv' | 'stdi
 export class NookClient {
   readonly transport: Transport;
   readonly images: Images;
+  readonly templates: Templates;
   readonly sandboxes: Sandboxes;
   readonly snapshots: Snapshots;
   readonly audit: Audit;
@@ -578,6 +590,7 @@ export class NookClient {
   constructor(options: TransportOptions = {}) {
     this.transport = new Transport(options);
     this.images = new Images(this.transport);
+    this.templates = new Templates(this.transport);
     this.sandboxes = new Sandboxes(this.transport, this.images);
     this.snapshots = new Snapshots(this.transport);
     this.audit = new Audit(this.transport);

@@ -12,6 +12,21 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+export function registerTemplateCommands(program: Command): void {
+  program
+    .command('template')
+    .description('named templates (nook create --template NAME)')
+    .command('ls')
+    .description('list templates')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const client = await connect();
+      const templates = await client.templates.list();
+      if (flags.json) printJson({ templates });
+      else process.stdout.write(table(['NAME', 'IMAGE', 'MEMORY', 'PIDS', 'DESCRIPTION'], templates.map((t) => [t.name, t.image, `${t.memoryMiB} MiB`, String(t.pids), t.description])));
+    });
+}
+
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('manage images');
 

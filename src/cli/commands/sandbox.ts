@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import type { CreateSandboxRequest } from '../../api/schemas.js';
+import { TemplateName, type CreateSandboxRequest } from '../../api/schemas.js';
 import type { Sandbox } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { durationMs, keyValue, positiveInt, positiveNumber } from '../parse.js';
@@ -11,6 +11,7 @@ import { printJson, sandboxRows } from '../render.js';
 interface CreateFlags {
   name?: string;
   image?: string;
+  template?: string;
   ttl?: number;
   memoryMib?: number;
   cpus?: number;
@@ -67,6 +68,7 @@ export function registerSandboxCommands(program: Command): void {
     .description('create a sandbox and start it (persistent unless --non-persistent)')
     .option('--name <name>', 'unique name (default: generated)')
     .option('--image <image>', 'image to start from (default: python)')
+    .option('--template <name>', `a named template: ${TemplateName.options.join(', ')} (image and defaults; see nook template ls)`)
     .option('--ttl <duration>', 'stop (persistent) or destroy (non-persistent) after this long, e.g. 1h', durationMs)
     .option('--memory-mib <MiB>', 'memory limit', positiveInt)
     .option('--cpus <n>', 'CPU limit, e.g. 0.5', positiveNumber)
@@ -86,13 +88,15 @@ export function registerSandboxCommands(program: Command): void {
     .action(async (flags: CreateFlags & { nonPersistent?: boolean }) => {
       const client = await connect();
       if (!flags.snapshot && !flags.profile) {
-        const bar = progressBar(`building image ${flags.image ?? 'python'}`, !flags.json);
-        await client.images.ensure(flags.image ?? 'python', bar.onProgress);
+        const image = flags.image ?? flags.template ?? 'python';
+        const bar = progressBar(`building image ${image}`, !flags.json);
+        await client.images.ensure(image, bar.onProgress);
         bar.done();
       }
       const req: CreateSandboxRequest = {
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.image && !flags.snapshot ? { image: flags.image } : {}),
+        ...(flags.template ? { template: TemplateName.parse(flags.template) } : {}),
         ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
         ...(flags.persist ? { persist: flags.persist } : {}),
         ...(flags.allowHost ? { allowHosts: flags.allowHost } : {}),
