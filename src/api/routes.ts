@@ -150,7 +150,16 @@ export const routes = {
   sandboxVolumes: { method: 'get', path: '/v1/sandboxes/{ref}/volumes', summary: "A sandbox's mounted volumes", response: s.VolumeList },
   unmountVolume: { method: 'delete', path: '/v1/sandboxes/{ref}/volumes', summary: 'Unmount the volume at a guest path', response: s.Volume, query: { guest: 'the guest path' } },
   listTemplates: { method: 'get', path: '/v1/templates', summary: 'Named templates: an image preset plus create defaults', response: s.TemplateList },
-  listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList },
+  listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList, query: { all: 'true to include the build step cache' } },
+  buildSpec: {
+    method: 'post',
+    path: '/v1/builds',
+    summary: 'Build an image from a build context (tar body holding nook.json): steps run in an isolated builder sandbox, cached by content',
+    response: s.BuildResult,
+    tar: 'body',
+    streamEvent: s.BuildEvent,
+    query: { spec: 'the spec file in the context (default nook.json)', stream: 'true for application/x-ndjson BuildEvents' },
+  },
   buildImage: {
     method: 'post',
     path: '/v1/images',

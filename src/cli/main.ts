@@ -4,6 +4,7 @@ import { VERSION } from '../api/version.js';
 import { registerDaemonCommands } from './commands/daemon.js';
 import { registerExecCommands } from './commands/exec.js';
 import { registerImageCommands, registerTemplateCommands } from './commands/image.js';
+import { registerBuildCommands } from './commands/build.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerNetworkCommands } from './commands/network.js';
@@ -32,6 +33,7 @@ registerFileCommands(program);
 registerVolumeCommands(program);
 registerImageCommands(program);
 registerTemplateCommands(program);
+registerBuildCommands(program);
 registerDaemonCommands(program);
 
 const wantsJson = process.argv.slice(2, process.argv.includes('--') ? process.argv.indexOf('--') : undefined).includes('--json');

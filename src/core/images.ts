@@ -80,8 +80,24 @@ export class ImageManager {
     return this.db.prepare('SELECT * FROM images WHERE name = ? OR id = ?').get(ref, ref) as ImageRow | undefined;
   }
 
-  list(): Image[] {
-    return (this.db.prepare("SELECT * FROM images WHERE state = 'ready' ORDER BY name").all() as ImageRow[]).map((r) => this.toImage(r));
+  /** Ready images; the build step cache's only with `all`. */
+  list(all = false): Image[] {
+    const images = (this.db.prepare("SELECT * FROM images WHERE state = 'ready' ORDER BY name").all() as ImageRow[]).map((r) => this.toImage(r));
+    return all ? images : images.filter((i) => !i.source.startsWith('build-step:'));
+  }
+
+  /** Gives an image another name (a rebuild keeps the old one under a new name while in use). */
+  rename(ref: string, name: string): Image {
+    const row = this.row(ref);
+    if (!row || row.state !== 'ready') throw notFound(ref);
+    if (this.row(name)) throw new NookError('NAME_TAKEN', `an image named ${name} already exists`);
+    this.db.prepare('UPDATE images SET name = ? WHERE id = ?').run(name, row.id);
+    return this.get(row.id);
+  }
+
+  find(ref: string): Image | undefined {
+    const row = this.row(ref);
+    return row?.state === 'ready' ? this.toImage(row) : undefined;
   }
 
   get(ref: string): Image {

@@ -19,6 +19,7 @@ import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
 import { FileManager } from './files.js';
 import { TarTransfer } from './tar-transfer.js';
+import { BuildManager } from './builds.js';
 import { VolumeManager } from './volumes.js';
 import { AttachmentManager } from './attachments.js';
 import { TtlScheduler } from './ttl.js';
@@ -77,6 +78,7 @@ export class Nook {
     readonly files: FileManager,
     readonly volumes: VolumeManager,
     readonly tar: TarTransfer,
+    readonly builds: BuildManager,
   ) {}
 
   static async open(paths: Paths): Promise<Nook> {
@@ -113,7 +115,8 @@ export class Nook {
     const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
     retention.volumes = volumes;
     new AttachmentManager(runtime, sandboxes, policy, init);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes, tar);
+    const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit);
+    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes, tar, builds);
     const started = Date.now();
     await network.stopStrayBridges(paths.bundlesDir);
     await images.reconcile();
@@ -122,6 +125,7 @@ export class Nook {
     processes.reconcile();
     await volumes.reconcile();
     await network.attachRunning();
+    await builds.reconcile();
     log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
     nook.ttl = new TtlScheduler(sandboxes);
     nook.ttl.start();

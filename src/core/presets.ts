@@ -126,8 +126,13 @@ async function buildDebian(ctx: PresetContext, preset: DebianPreset): Promise<vo
         timeoutMs: 30 * 60_000,
       });
     } catch (e) {
+      // debootstrap's own log says what failed; its stdout only says how far it got.
+      const detail = await fsp.readFile(join(tmp, 'debootstrap', 'debootstrap.log'), 'utf8').then(
+        (t) => t.trim().split('\n').slice(-12).join('\n'),
+        () => (e as Error).message.slice(-1500),
+      );
       await fsp.rm(tmp, { recursive: true, force: true });
-      throw new NookError('IMAGE_BUILD_FAILED', `debootstrap failed: ${(e as Error).message}`, {
+      throw new NookError('IMAGE_BUILD_FAILED', `debootstrap failed: ${detail}`, {
         hint: 'check that the Debian mirror is reachable (NOOK_DEBIAN_MIRROR overrides it)',
       });
     }

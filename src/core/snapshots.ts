@@ -15,7 +15,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
-import type { ImageManager } from './images.js';
+import type { ImageConfig, ImageManager } from './images.js';
 import type { SandboxManager, SandboxSpec } from './sandboxes.js';
 
 interface SnapshotRow {
@@ -258,7 +258,13 @@ export class SnapshotManager {
     const base = this.images.config(sandbox.imageId);
     const { digest: _digest, layers: _layers, specDigest: _spec, ...inherited } = base;
     const config = { ...inherited, env: { ...base.env, ...sandbox.spec.env }, source: `commit:${sandbox.name}` };
-    return this.images.createFrom(req.image, config, (imageId) =>
+    return this.commitAs(ref, req.image, config);
+  }
+
+  /** A new image named `name` from a sandbox's files, with the given config (builds). */
+  commitAs(ref: string, name: string, config: ImageConfig): Promise<Image> {
+    const sandbox = this.sandboxes.record(ref);
+    return this.images.createFrom(name, config, (imageId) =>
       this.sandboxes.withQuiesced(sandbox.id, (s) => this.storage.commitSandbox(s.id, imageId, s.spec.persist)),
     );
   }

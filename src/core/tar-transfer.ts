@@ -45,7 +45,7 @@ export class TarTransfer {
   ) {}
 
   /** Unpacks a tar stream into `dir` inside the sandbox (made first, with its parents). */
-  async extractInto(ref: string, dir: string, body: ReadableStream<Uint8Array>, maxBytes: number): Promise<TarResult> {
+  async extractInto(ref: string, dir: string, body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, maxBytes: number): Promise<TarResult> {
     checkPath(dir);
     const sb = await this.sandboxes.ensureRunning(ref);
     await this.files.mkdir(sb.id, dir, true);
@@ -56,7 +56,7 @@ export class TarTransfer {
     const idle = new IdleTimer(() => session.kill());
     try {
       // preventCancel: on a refusal the daemon still reads the rest, so the client sees the answer.
-      for await (const chunk of body.values({ preventCancel: true })) {
+      for await (const chunk of body instanceof ReadableStream ? body.values({ preventCancel: true }) : body) {
         idle.touch();
         bytes += chunk.length;
         if (bytes > maxBytes) {

@@ -1,4 +1,6 @@
 import { listTemplates } from '../core/templates.js';
+import { SPEC_FILE } from '../core/builds.js';
+import { safeUntar } from '../util/safe-untar.js';
 import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +10,7 @@ import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes, type RouteDef } from '../api/routes.js';
-import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
+import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type BuildEvent, type BuildResult, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { AuditLog, digestInputs } from '../core/audit.js';
 import type { Nook } from '../core/nook.js';
@@ -28,6 +30,8 @@ const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 256 * 102
 /** Directory copies stream through, so their bounds can be large. */
 const MAX_TAR_IN_BYTES = Number(process.env.NOOK_MAX_TAR_IN_BYTES ?? 16 * 1024 ** 3);
 const DEFAULT_TAR_OUT_BYTES = 1024 ** 3;
+/** Upper bound of an uploaded build context. */
+const MAX_CONTEXT_BYTES = Number(process.env.NOOK_MAX_CONTEXT_BYTES ?? 1024 ** 3);
 /** Upper bound of an uploaded image archive. */
 const MAX_IMPORT_BYTES = Number(process.env.NOOK_MAX_IMPORT_BYTES ?? 16 * 1024 ** 3);
 
@@ -447,7 +451,40 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.delete(honoPath(routes.unmountVolume.path), async (c) => c.json(await vols.unmount(ref(c), c.req.query('guest') ?? '')));
 
   app.get(routes.listTemplates.path, (c) => c.json({ templates: listTemplates() }));
-  app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list() }));
+  app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list(c.req.query('all') === 'true') }));
+  app.post(routes.buildSpec.path, async (c) => {
+    await fsp.mkdir(nook.paths.tmpDir, { recursive: true, mode: 0o700 });
+    const dir = await fsp.mkdtemp(join(nook.paths.tmpDir, 'build-'));
+    const specFile = c.req.query('spec') ?? SPEC_FILE;
+    const build = async (emit: (e: BuildEvent) => void): Promise<BuildResult> => {
+      const upload = join(dir, 'context.tar');
+      const context = join(dir, 'context');
+      await fsp.mkdir(context);
+      await receiveBounded(c.req.raw.body, upload, MAX_CONTEXT_BYTES);
+      await safeUntar(createReadStream(upload), context, MAX_CONTEXT_BYTES * 2);
+      return nook.builds.build(context, specFile, emit);
+    };
+    const cleanup = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true });
+    if (c.req.query('stream') !== 'true') {
+      try {
+        return c.json(await build(() => undefined));
+      } finally {
+        await cleanup();
+      }
+    }
+    return ndjson<BuildEvent>(
+      c,
+      async (emit) => {
+        try {
+          emit({ type: 'done', result: await build(emit) });
+        } finally {
+          await cleanup();
+        }
+      },
+      (error) => ({ type: 'error', error: error.toJSON() }),
+      nook.audit,
+    );
+  });
   app.get(honoPath(routes.getImage.path), (c) => c.json(nook.images.get(c.req.param('name') ?? '')));
   app.get(honoPath(routes.exportImage.path), async (c) => {
     const { file, cleanup } = await nook.images.exportLayout(c.req.param('name') ?? '', nook.paths.tmpDir);

@@ -4,6 +4,8 @@ import type {
   Volume,
   FileInfo,
   TarResult,
+  BuildEvent,
+  BuildResult,
   Template,
   DoneReport,
   HostConfig,
@@ -36,6 +38,7 @@ import type {
   SandboxState,
 } from '../api/schemas.js';
 import type { Readable } from 'node:stream';
+import { create } from 'tar';
 import WebSocket from 'ws';
 import { packDir, unpackTo, type Unpacked } from './dir-transfer.js';
 import { toError, Transport, type TransportOptions } from './transport.js';
@@ -490,6 +493,27 @@ class Snapshots {
   }
 }
 
+class Builds {
+  constructor(private readonly transport: Transport) {}
+
+  /**
+   * Builds the image a build context describes (a directory holding `nook.json`):
+   * `await client.builds.run('./worker', { onLog: (e) => process.stdout.write(e.text) })`.
+   * The directory is sent as a tar (without .git); steps run in an isolated builder sandbox.
+   */
+  async run(dir: string, options: { spec?: string; onProgress?: (e: BuildEvent & { type: 'progress' }) => void; onLog?: (e: BuildEvent & { type: 'log' }) => void } = {}): Promise<BuildResult> {
+    const context = create({ cwd: dir, portable: true, filter: (path: string) => !/(^|\/)\.git(\/|$)/.test(path) }, ['.']) as unknown as NodeJS.ReadableStream;
+    const query = { stream: 'true', ...(options.spec ? { spec: options.spec } : {}) };
+    for await (const event of this.transport.stream<BuildEvent>('POST', '/v1/builds', { query, bodyStream: context })) {
+      if (event.type === 'done') return event.result;
+      if (event.type === 'error') throw toError(event.error, 500);
+      if (event.type === 'progress') options.onProgress?.(event);
+      else options.onLog?.(event);
+    }
+    throw new NookError('INTERNAL', 'the build stream ended without a result');
+  }
+}
+
 class Templates {
   constructor(private readonly transport: Transport) {}
 
@@ -502,8 +526,9 @@ class Templates {
 class Images {
   constructor(private readonly transport: Transport) {}
 
-  async list(): Promise<Image[]> {
-    return (await this.transport.json<{ images: Image[] }>('GET', '/v1/images')).images;
+  /** Images; `all` includes the build step cache. */
+  async list(options: { all?: boolean } = {}): Promise<Image[]> {
+    return (await this.transport.json<{ images: Image[] }>('GET', '/v1/images', options.all ? { query: { all: 'true' } } : {})).images;
   }
 
   get(name: string): Promise<Image> {
@@ -581,6 +606,7 @@ export class NookClient {
   readonly transport: Transport;
   readonly images: Images;
   readonly templates: Templates;
+  readonly builds: Builds;
   readonly sandboxes: Sandboxes;
   readonly snapshots: Snapshots;
   readonly audit: Audit;
@@ -591,6 +617,7 @@ export class NookClient {
     this.transport = new Transport(options);
     this.images = new Images(this.transport);
     this.templates = new Templates(this.transport);
+    this.builds = new Builds(this.transport);
     this.sandboxes = new Sandboxes(this.transport, this.images);
     this.snapshots = new Snapshots(this.transport);
     this.audit = new Audit(this.transport);

@@ -7,12 +7,10 @@
  */
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { create, extract, type ReadEntry } from 'tar';
+import type { Readable } from 'node:stream';
+import { create } from 'tar';
 import { NookError } from '../api/errors.js';
-
-const KEPT_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+import { safeUntar } from '../util/safe-untar.js';
 
 /** A tar stream of the contents of `hostDir` (entries relative to it, ids written as 0). */
 export function packDir(hostDir: string): Readable {
@@ -37,46 +35,20 @@ export async function unpackTo(archive: Readable, topName: string, dest: string,
     throw new NookError('NAME_TAKEN', `${target} already exists on the host`, { hint: 'remove it first, or copy to another path' });
   }
   const scratch = await fsp.mkdtemp(join(dirname(target), `.${basename(target)}.nook-`));
-  let bytes = 0;
-  let entries = 0;
-  const skipped: string[] = [];
-  // A Transform, not an async generator: node-tar's Minipass writer stalls behind the latter.
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) done(new NookError('PAYLOAD_TOO_LARGE', `the copy is more than ${maxBytes} bytes: stopped, nothing written`, { hint: 'raise --max-bytes, or copy less' }));
-      else done(null, chunk);
-    },
-  });
   try {
-    await pipeline(
-      archive,
-      counter,
-      extract({
-        cwd: scratch,
-        strict: true,
-        preserveOwner: false,
-        filter: (path: string, entry: ReadEntry | import('node:fs').Stats) => {
-          const e = entry as ReadEntry;
-          const escapes = (p: string): boolean => p.startsWith('/') || p.split('/').includes('..');
-          if (!KEPT_TYPES.has(e.type) || escapes(path) || (e.type === 'Link' && escapes(e.linkpath ?? ''))) {
-            skipped.push(`${path} (${e.type})`);
-            return false;
-          }
-          // Untrusted files never become setuid or setgid programs on the host.
-          if (typeof e.mode === 'number') e.mode &= 0o1777;
-          entries++;
-          return true;
-        },
-      }),
-    );
+    const r = await safeUntar(archive, scratch, maxBytes).catch((e: unknown) => {
+      if (e instanceof NookError && e.code === 'PAYLOAD_TOO_LARGE') {
+        throw new NookError('PAYLOAD_TOO_LARGE', `the copy is more than ${maxBytes} bytes: stopped, nothing written`, { hint: 'raise --max-bytes, or copy less' });
+      }
+      throw e;
+    });
     const top = join(scratch, topName);
     if (!(await fsp.lstat(top).catch(() => null))) throw new NookError('INVALID_ARGUMENT', `the archive did not hold ${topName}`);
     await fsp.rename(top, target);
-    return { path: target, bytes, entries, skipped };
+    return { path: target, ...r };
   } catch (e) {
     if (e instanceof NookError) throw e;
-    throw new NookError('RUNTIME_ERROR', `the archive broke off after ${bytes} bytes (${(e as Error).message}); nothing was written`, {
+    throw new NookError('RUNTIME_ERROR', `the archive broke off (${(e as Error).message}); nothing was written`, {
       hint: 'the sandbox stopped, its tar failed, or the copy passed the limit: see nook logs, or raise --max-bytes',
     });
   } finally {
