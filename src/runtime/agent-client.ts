@@ -23,18 +23,36 @@ function requestPayload(spec: SessionSpec): Buffer {
   return Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
 }
 
-/** Splits a byte stream into frames. */
-class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+/**
+ * Splits a byte stream into frames. Chunks are kept as they come and joined once a whole
+ * frame is there, so a large frame arriving in many pieces is copied once, not once a piece.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
 
   push(chunk: Buffer, onFrame: (type: string, payload: Buffer) => void): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (this.buf.length < 5 + len) return;
-      const type = String.fromCharCode(this.buf[0] ?? 0);
-      const payload = this.buf.subarray(5, 5 + len);
-      this.buf = this.buf.subarray(5 + len);
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    for (;;) {
+      if (this.bytes < 5) return;
+      let head = this.chunks[0] ?? Buffer.alloc(0);
+      if (head.length < 5) {
+        head = Buffer.concat(this.chunks);
+        this.chunks = [head];
+      }
+      const len = head.readUInt32BE(1);
+      if (this.bytes < 5 + len) return;
+      if (head.length < 5 + len) {
+        head = Buffer.concat(this.chunks);
+        this.chunks = [head];
+      }
+      const type = String.fromCharCode(head[0] ?? 0);
+      const payload = head.subarray(5, 5 + len);
+      const rest = head.subarray(5 + len);
+      this.chunks[0] = rest;
+      if (rest.length === 0) this.chunks.shift();
+      this.bytes -= 5 + len;
       onFrame(type, payload);
     }
   }
