@@ -164,8 +164,10 @@ async function buildDebian(ctx: PresetContext, preset: DebianPreset): Promise<vo
 const CHROMIUM_HEADLESS = `#!/bin/sh
 # nook: headless Chromium inside a sandbox. Pages are reached only through the allow-list proxy.
 proxy=""
-if [ -n "$HTTPS_PROXY" ]; then proxy="--proxy-server=$HTTPS_PROXY"; elif [ -n "$HTTP_PROXY" ]; then proxy="--proxy-server=$HTTP_PROXY"; fi
-exec /usr/bin/chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+# <-loopback> drops Chromium's implicit direct route to loopback: every page goes via the proxy.
+if [ -n "$HTTPS_PROXY" ]; then proxy="--proxy-server=$HTTPS_PROXY --proxy-bypass-list=<-loopback>"
+elif [ -n "$HTTP_PROXY" ]; then proxy="--proxy-server=$HTTP_PROXY --proxy-bypass-list=<-loopback>"; fi
+exec /usr/bin/chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --log-level=3 \
   --no-default-browser-check --disable-background-networking --disable-component-update \
   --user-data-dir="\${NOOK_BROWSER_PROFILE:-/tmp/chromium-profile}" $proxy "$@"
 `;
@@ -174,8 +176,9 @@ const DEBIAN_PRESETS: Record<Exclude<Preset, 'minimal'>, DebianPreset> = {
   python: { cacheVersion: 'python-bookworm-1', packages: ['python3'], marker: 'usr/bin/python3' },
   node: { cacheVersion: 'node-bookworm-1', packages: ['nodejs', 'ca-certificates'], marker: 'usr/bin/node' },
   browser: {
-    cacheVersion: 'browser-bookworm-1',
-    packages: ['chromium', 'fonts-dejavu-core', 'python3'],
+    cacheVersion: 'browser-bookworm-3',
+    // dbus-x11 provides the session bus dconf-service needs; debootstrap does not pick alternatives.
+    packages: ['chromium', 'fonts-dejavu-core', 'python3', 'dbus-x11'],
     marker: 'usr/local/bin/chromium-headless',
     files: { 'usr/local/bin/chromium-headless': [0o755, CHROMIUM_HEADLESS] },
   },
