@@ -16,39 +16,13 @@ import { buildOciSpec } from '../src/runtime/oci-config.js';
 import { resolvePaths } from '../src/core/paths.js';
 import { run, which } from '../src/util/proc.js';
 import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
+import { benchImages } from './images.js';
+import { round, stat, timeIt, type Stat } from './stats.js';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const IDLE_SANDBOXES = Number(process.env.BENCH_IDLE ?? 50);
 /** crun needs this on hybrid cgroup hosts; raw crun gets the same (cheapest) workaround nook uses. */
 const HIDE_UNIFIED = [join(import.meta.dirname, '..', '..', 'native', 'build', 'nook-init'), 'hide-cgroup2', '--'];
-
-interface Stat {
-  name: string;
-  medianMs: number;
-  p90Ms: number;
-  n: number;
-}
-
-function stat(name: string, samples: number[]): Stat {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-  return { name, medianMs: round(at(0.5)), p90Ms: round(at(0.9)), n: s.length };
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
-}
-
-async function timeIt(n: number, fn: (i: number) => Promise<void>, untimed?: (i: number) => Promise<void>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    out.push(performance.now() - t0);
-    if (untimed) await untimed(i);
-  }
-  return out;
-}
 
 function spawnQuiet(argv: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -330,6 +304,14 @@ async function main(): Promise<void> {
         results.push(stat('copy 256 MiB into a sandbox (nook files.write)', await timeIt(3, async () => void (await sb.files.write('/work/big', data)))));
         results.push(stat('copy 256 MiB out of a sandbox (nook files.read)', await timeIt(3, async () => void (await sb.files.read('/work/big', { maxBytes: size })))));
         results.push(stat('plain cp of 256 MiB on the host', await timeIt(3, async () => void (await run(['cp', join(tmp, 'src'), join(tmp, 'dst')])))));
+        // Directory copies stream as tar: 1 GiB in 4 files, in and out, against cp -a on the host.
+        mkdirSync(join(tmp, 'tree'));
+        for (let i = 0; i < 4; i++) await run(['sh', '-c', `head -c 268435456 /dev/urandom > ${join(tmp, 'tree', `part${i}`)}`]);
+        results.push(stat('copy a 1 GiB directory into a sandbox (tar stream)', await timeIt(3, async () => void (await sb.files.uploadDir(join(tmp, 'tree'), '/work/tree')), async () => void (await sb.exec(['rm', '-rf', '/work/tree'])))));
+        await sb.files.uploadDir(join(tmp, 'tree'), '/work/tree');
+        results.push(stat('copy a 1 GiB directory out of a sandbox (tar stream)', await timeIt(3, async () => void (await sb.files.download('/work/tree', join(tmp, 'out'), { maxBytes: 2 * 1024 ** 3 })), async () => rmSync(join(tmp, 'out'), { recursive: true, force: true }))));
+        results.push(stat('cp -a of the 1 GiB directory on the host', await timeIt(3, async () => void (await run(['cp', '-a', join(tmp, 'tree'), join(tmp, 'cpa')])), async () => rmSync(join(tmp, 'cpa'), { recursive: true, force: true }))));
+        await sb.exec(['rm', '-rf', '/work/tree']);
         await d.client.volumes.create('bench', { sizeMiB: 2048 });
         await d.client.volumes.unlock('bench');
         await sb.volumes.mount('bench', '/vol', { rw: true });
@@ -359,6 +341,9 @@ async function main(): Promise<void> {
         rmSync(tmp, { recursive: true, force: true });
       }
     }
+
+    // --- images: pull, unpack, warm rebuild ---------------------------------------------------
+    if (process.env.BENCH_IMAGES !== '0') results.push(...(await benchImages(d, Math.max(3, Math.min(N, 5)), extra)));
 
     // --- state: snapshot, fork, restore across data sizes ----------------------------------
     if (process.env.BENCH_STATE !== '0') {
@@ -448,6 +433,7 @@ async function main(): Promise<void> {
   if (extra.auditVerifyMillionMs !== undefined) {
     process.stdout.write(`\naudit: ${extra.auditOverheadPctOfExec}% of an exec round trip per call; verify of ${extra.auditVerifyRecords} records in ${extra.auditVerifyMillionMs} ms\n`);
   }
+  if (extra.unpackMiBs !== undefined) process.stdout.write(`\nimages: pull ${extra.pullVsSkopeo}x the time of skopeo copy (which does not unpack); unpack ${extra.unpackMiBs} MiB/s\n`);
   if (extra.ptyMiBs !== undefined) process.stdout.write(`\nbulk output: PTY ${extra.ptyMiBs} MiB/s, logs -f ${extra.logsMiBs} MiB/s\n`);
   if (extra.proxyThroughputMiBs !== undefined) {
     process.stdout.write(`\negress proxy throughput\n  via proxy ${extra.proxyThroughputMiBs} MiB/s, direct ${extra.directThroughputMiBs} MiB/s: ${round((extra.proxyThroughputMiBs ?? 0) / (extra.directThroughputMiBs ?? 1))}x\n`);

@@ -13,10 +13,16 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # crun: the OCI runtime (runc: its fallback, tested too); btrfs-progs: the storage pool; busybox-static and debootstrap: the
 # minimal and python presets; build-essential: nook-init (static C) and better-sqlite3;
-# bubblewrap: only for the benchmark's comparison column.
+# bubblewrap: only for the benchmark's comparison column; skopeo, docker-registry and
+# openssl: only for the tests and benchmarks of image pulls (a registry on loopback).
 apt-get install -y -q --no-install-recommends \
   crun runc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat \
-  build-essential python3 ca-certificates bubblewrap
+  build-essential python3 ca-certificates bubblewrap skopeo docker-registry openssl
+# The package's own service would listen on :5000 on every interface; the tests start
+# their own on loopback, so the system one stays off.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   apt-get install -y -q --no-install-recommends nodejs npm

@@ -148,10 +148,21 @@ async function removeInside(root: string, rel: string, contentsOnly = false): Pr
  * media type (docker archives do not say).
  */
 export async function applyLayers(target: string, layerFiles: string[], onLayer: (index: number) => void = () => undefined): Promise<void> {
+  // Listing a layer (a full decompression) overlaps with extracting the one before it.
+  const list = async (blob: string): Promise<{ gzip: boolean; members: { type: string; path: string }[] }> => {
+    const gzip = await isGzip(blob);
+    return { gzip, members: await listLayer(blob, gzip) };
+  };
+  let next = layerFiles[0] ? list(layerFiles[0]) : null;
   for (const [i, blob] of layerFiles.entries()) {
     onLayer(i);
-    const gzip = await isGzip(blob);
-    const members = await listLayer(blob, gzip);
+    const listed = next;
+    const following = layerFiles[i + 1];
+    next = following ? list(following) : null;
+    // A failure in the prefetched listing is reported when its turn comes.
+    next?.catch(() => undefined);
+    if (!listed) break;
+    const { gzip, members } = await listed;
     const devices = members.filter((m) => m.type === 'c' || m.type === 'b');
     if (devices.length > 0) {
       throw new NookError('INVALID_ARGUMENT', `the image holds device nodes (${devices.slice(0, 3).map((d) => d.path).join(', ')}): refused`, {

@@ -66,6 +66,27 @@ async function drainBody(body: ReadableStream<Uint8Array>, limitBytes: number): 
   }
 }
 
+/** Calls that free space (or take none) stay allowed when the state dir is nearly full. */
+const SPACE_FREEING = new Set(['destroySandbox', 'deleteSnapshot', 'removeImage', 'removeVolume', 'lockVolume', 'unmountVolume', 'stopSandbox', 'killProcess', 'removeFile', 'gc', 'done', 'unexpose', 'shutdown']);
+/** Below this much free space where the state dir lives, other mutating calls are refused. */
+const MIN_FREE_BYTES = Number(process.env.NOOK_MIN_FREE_MIB ?? 64) * 1024 * 1024;
+
+/**
+ * Refuses work before it starts when the state dir's file system is nearly full: the pool
+ * is a loop file there too, and a btrfs whose backing file cannot grow goes read-only.
+ */
+async function ensureStateSpace(stateDir: string): Promise<void> {
+  if (MIN_FREE_BYTES <= 0) return;
+  const st = await fsp.statfs(stateDir);
+  const free = st.bavail * st.bsize;
+  if (free < MIN_FREE_BYTES) {
+    throw new NookError('NO_SPACE', `only ${Math.floor(free / 1048576)} MiB are free where the state dir lives (${stateDir}); nothing was done`, {
+      hint: 'free space there (nook gc, nook destroy, nook image rm), then retry; reads and clean-ups still work',
+      context: { freeBytes: free, minFreeBytes: MIN_FREE_BYTES },
+    });
+  }
+}
+
 /** Hono path syntax from the route table's OpenAPI syntax: /v1/sandboxes/{ref} -> /:ref. */
 function honoPath(path: string): string {
   return path.replace(/\{(\w+)\}/g, ':$1');
@@ -96,6 +117,14 @@ async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.
 
 function errorBody(e: unknown): NookError {
   if (e instanceof NookError) return e;
+  const code = (e as { code?: unknown }).code;
+  // The state dir (SQLite, logs, scratch) filled up: the operation failed before it counted.
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    log('state dir full', { error: (e as Error).message });
+    return new NookError('NO_SPACE', `the daemon's state dir is full (${(e as Error).message}); the operation was not done`, {
+      hint: 'free space on the file system that holds NOOK_STATE_DIR, then retry',
+    });
+  }
   log('internal error', { error: (e as Error).stack ?? String(e) });
   return new NookError('INTERNAL', (e as Error).message || 'internal error', { hint: 'see the daemon log' });
 }
@@ -199,6 +228,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
         body = { unparsable: true };
       }
     }
+    if (!SPACE_FREEING.has(route.action)) await ensureStateSpace(nook.paths.stateDir);
     const ref = params.ref ? decodeURIComponent(params.ref) : undefined;
     const known = ref ? sb.find(ref) : undefined;
     const ctx = {

@@ -106,16 +106,17 @@ export function registerImageCommands(program: Command): void {
   image
     .command('ls')
     .description('list images')
+    .option('--all', 'include the build step cache')
     .option('--json', 'print JSON')
-    .action(async (flags: { json?: boolean }) => {
+    .action(async (flags: { all?: boolean; json?: boolean }) => {
       const client = await connect();
-      const images = await client.images.list();
+      const images = await client.images.list({ all: flags.all ?? false });
       if (flags.json) printJson({ images });
       else
         process.stdout.write(
           table(
-            ['NAME', 'ID', 'PRESET', 'SIZE', 'CREATED', 'USED BY'],
-            images.map((i) => [i.name, i.id, i.preset ?? '-', mib(i.sizeBytes), `${age(i.createdAt)} ago`, i.usedBy.join(',') || '-']),
+            ['NAME', 'ID', 'SOURCE', 'SIZE', 'CREATED', 'USED BY'],
+            images.map((i) => [i.name, i.id, i.source, mib(i.sizeBytes), `${age(i.createdAt)} ago`, i.usedBy.join(',') || '-']),
           ),
         );
     });
