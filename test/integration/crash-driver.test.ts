@@ -18,7 +18,7 @@ import { run } from '../../src/util/proc.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 
 const SEED = Number(process.env.NOOK_CRASH_SEED ?? 20261123);
-const OPS = Number(process.env.NOOK_CRASH_OPS ?? 240);
+const OPS = Number(process.env.NOOK_CRASH_OPS ?? 300);
 
 /** mulberry32: small, seeded, good enough to pick operations reproducibly. */
 function rng(seed: number): () => number {
@@ -44,6 +44,7 @@ interface Model {
 describe(`crash consistency: ${OPS} random operations with SIGKILLs (seed ${SEED})`, () => {
   let d: TestDaemon;
   let keyDir: string;
+  const kinds = new Map<string, number>();
   const stats = { ops: 0, acknowledged: 0, failed: 0, crashes: 0, interrupted: 0, checks: 0, violations: [] as string[] };
 
   before(async () => {
@@ -54,7 +55,7 @@ describe(`crash consistency: ${OPS} random operations with SIGKILLs (seed ${SEED
     await d.teardown();
     rmSync(keyDir, { recursive: true, force: true });
     // Recorded for docs/reliability.md.
-    console.log(`# crash driver: seed ${SEED}, ${stats.ops} operations (${stats.acknowledged} acknowledged, ${stats.failed} refused, ${stats.interrupted} cut by a crash), ${stats.crashes} SIGKILLs, ${stats.checks} invariant checks, ${stats.violations.length} violations`);
+    console.log(`# crash driver: seed ${SEED}, ${stats.ops} operations (${stats.acknowledged} acknowledged, ${stats.failed} refused, ${stats.interrupted} cut by a crash), ${stats.crashes} SIGKILLs, ${stats.checks} invariant checks, ${stats.violations.length} violations; ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   });
 
   it('keeps every invariant after every crash', { timeout: 15 * 60_000 }, async () => {
@@ -174,7 +175,8 @@ describe(`crash consistency: ${OPS} random operations with SIGKILLs (seed ${SEED
       for (const s of m.snapshots) if (!snaps.has(s)) violation(`acknowledged snapshot ${s} is missing`);
       for (const s of snaps) m.snapshots.add(s);
       // Nothing runs that the database does not know, and everything it says runs, does.
-      const running = new Set(listed.filter((s) => s.state === 'running').map((s) => s.id));
+      // (The reads above resumed paused sandboxes: list again.)
+      const running = new Set((await d.client.sandboxes.list()).filter((s) => s.state === 'running').map((s) => s.id));
       const containers = existsSync(paths.runtimeStateDir) ? readdirSync(paths.runtimeStateDir) : [];
       for (const c of containers) if (!running.has(c)) violation(`container ${c} runs but is not a running sandbox`);
       for (const id of running) if (!containers.includes(id)) violation(`running sandbox ${id} has no container`);
@@ -204,13 +206,15 @@ describe(`crash consistency: ${OPS} random operations with SIGKILLs (seed ${SEED
     for (let i = 0; i < OPS; i++) {
       const op = operation();
       stats.ops++;
+      const kind = op.name.split(' ').slice(0, op.name.startsWith('volume') ? 2 : 1).join(' ');
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
       if (i === nextCrash) {
         // Kill the daemon while this operation is in flight, after a random delay.
         const pending = op.run().then(
           () => 'done',
           () => 'failed',
         );
-        await new Promise((r) => setTimeout(r, Math.floor(random() * 40)));
+        await new Promise((r) => setTimeout(r, Math.floor(random() * 15)));
         await d.restart();
         stats.crashes++;
         const outcome = await pending;
