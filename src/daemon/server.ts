@@ -87,6 +87,15 @@ async function ensureStateSpace(stateDir: string): Promise<void> {
   }
 }
 
+/** The raw body of a route that takes a tar archive (a JSON body was already read for the audit). */
+function tarBody(c: Context): ReadableStream<Uint8Array> {
+  const type = c.req.header('content-type') ?? '';
+  if (type.includes('json') || !c.req.raw.body || c.req.raw.bodyUsed) {
+    throw new NookError('INVALID_ARGUMENT', 'send a tar archive as the request body (content-type: application/x-tar)', { hint: 'the SDK and CLI do this for you' });
+  }
+  return c.req.raw.body;
+}
+
 /** Hono path syntax from the route table's OpenAPI syntax: /v1/sandboxes/{ref} -> /:ref. */
 function honoPath(path: string): string {
   return path.replace(/\{(\w+)\}/g, ':$1');
@@ -440,8 +449,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     return c.json(await files.mkdir(ref(c), req.path, req.parents ?? false));
   });
   app.post(honoPath(routes.putTar.path), async (c) => {
-    const body = c.req.raw.body;
-    if (!body) throw new NookError('INVALID_ARGUMENT', 'send the tar archive as the request body');
+    const body = tarBody(c);
     try {
       return c.json(await nook.tar.extractInto(ref(c), pathQuery(c), body, MAX_TAR_IN_BYTES));
     } catch (e) {
@@ -490,7 +498,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
       const upload = join(dir, 'context.tar');
       const context = join(dir, 'context');
       await fsp.mkdir(context);
-      await receiveBounded(c.req.raw.body, upload, MAX_CONTEXT_BYTES);
+      await receiveBounded(tarBody(c), upload, MAX_CONTEXT_BYTES);
       await safeUntar(createReadStream(upload), context, MAX_CONTEXT_BYTES * 2);
       return nook.builds.build(context, specFile, emit);
     };
@@ -528,7 +536,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     await fsp.mkdir(nook.paths.tmpDir, { recursive: true, mode: 0o700 });
     const file = join(nook.paths.tmpDir, `upload-${newId('u')}.tar`);
     try {
-      await receiveBounded(c.req.raw.body, file, MAX_IMPORT_BYTES);
+      await receiveBounded(tarBody(c), file, MAX_IMPORT_BYTES);
       return c.json(await nook.images.importLayout(name, file, nook.paths.tmpDir));
     } finally {
       await fsp.rm(file, { force: true });

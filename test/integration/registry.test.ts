@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -143,6 +145,18 @@ describe('images from registries and archives', () => {
     await rejectsWith(d.client.images.pull(`${reg.host}/library/tools:9.9`, { auth }), 'IMAGE_NOT_FOUND');
     await rejectsWith(d.client.images.pull('127.0.0.1:1/library/tools:1.0'), 'REGISTRY_ERROR');
     await rejectsWith(d.client.images.pull('Not A Reference'), 'INVALID_ARGUMENT');
+    // A registry that fails: its status, not a 500 of ours.
+    const broken = createServer((_req, res) => res.writeHead(500).end('{"errors":[{"code":"UNKNOWN"}]}'));
+    await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
+    try {
+      await rejectsWith(d.client.images.pull(`127.0.0.1:${(broken.address() as AddressInfo).port}/library/tools:1.0`), 'REGISTRY_ERROR', /500/);
+    } finally {
+      broken.close();
+    }
+    // Only an arm64 image under that tag: no linux/amd64 to run here.
+    writeLayout(join(work, 'arm-only'), [{ layers: [layers[0] ?? Buffer.alloc(0)], config: { Env: ['PATH=/bin'] }, architecture: 'arm64' }, { layers: [layers[0] ?? Buffer.alloc(0)], config: { Env: ['PATH=/bin'] }, architecture: 'ppc64le' }], 'arm');
+    await reg.push(`oci:${join(work, 'arm-only')}:arm`, 'library/tools:arm', true);
+    await rejectsWith(d.client.images.pull(`${reg.host}/library/tools:arm`, { auth }), 'NOT_SUPPORTED', /linux\/arm64/);
     const audit = await d.client.audit.list({ action: 'pullImage' });
     assert.ok(audit.length > 0);
     assert.ok(!JSON.stringify(audit).includes(REGISTRY_PASSWORD), 'the password is never in the audit log');
