@@ -111,21 +111,40 @@ static int do_cat(const char *path, long long max) {
 
 static int do_write(const char *path, mode_t mode) {
   /* Written beside the target and renamed over it: a symlink at the path is replaced,
-   * never followed, and a reader never sees half a file. */
-  char tmp[8192];
+   * never followed, and a reader never sees half a file. The data goes first into an
+   * unnamed O_TMPFILE, so a write killed part-way (a client that went away) leaves nothing;
+   * it gets a name only once every byte is in. */
+  char tmp[8192], dir[8192];
   const char *slash = strrchr(path, '/');
+  snprintf(dir, sizeof dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1, slash ? path : ".");
   snprintf(tmp, sizeof tmp, "%.*s/.nook-write-%d", slash ? (int)(slash - path) : 1, slash ? path : ".", getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
+  int unnamed = 1;
+  int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 0777);
+  if (fd < 0) {
+    unnamed = 0;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
+  }
   if (fd < 0) return fail("write", path);
-  char buf[65536];
+  char buf[262144];
   ssize_t n;
   while ((n = read(0, buf, sizeof buf)) > 0) {
     if (write(fd, buf, (size_t)n) != n) {
-      unlink(tmp);
-      return fail("write", path);
+      int r = fail("write", path);
+      if (!unnamed) unlink(tmp);
+      close(fd);
+      return r;
     }
   }
   fchmod(fd, mode & 0777);
+  if (unnamed) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0) {
+      int r = fail("write", path);
+      close(fd);
+      return r;
+    }
+  }
   close(fd);
   if (rename(tmp, path) != 0) {
     int r = fail("write", path);

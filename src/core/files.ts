@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
 import { NookError } from '../api/errors.js';
 import type { FileInfo } from '../api/schemas.js';
 import { INIT_PATH_IN_SANDBOX } from '../runtime/oci-config.js';
@@ -7,6 +9,16 @@ import type { SandboxManager } from './sandboxes.js';
 
 const FS_TIMEOUT_MS = 120_000;
 const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+/** nook-init fs's exit codes as errors. */
+function failed(code: number, stderr: string, sandbox: string): void {
+  if (code === 0) return;
+  const message = stderr.trim() || `exit ${code}`;
+  if (code === 2) throw new NookError('NOT_FOUND', message, { hint: `look with: nook fs ls ${sandbox} /` });
+  if (code === 3) throw new NookError('PAYLOAD_TOO_LARGE', message, { hint: 'raise --max-bytes, or copy a smaller file' });
+  if (code === 4) throw new NookError('INVALID_ARGUMENT', message);
+  throw new NookError('RUNTIME_ERROR', message);
+}
 
 function checkPath(path: string): void {
   if (!path.startsWith('/') || path.includes('\0') || path.length > 4096) {
@@ -46,14 +58,92 @@ export class FileManager {
       },
       onStderr: (b) => (err += b.toString()),
     });
-    const message = err.trim() || `exit ${r.exitCode}`;
     if (r.timedOut) throw new NookError('RUNTIME_ERROR', `the file operation timed out after ${FS_TIMEOUT_MS} ms`);
-    if (r.exitCode === 2) throw new NookError('NOT_FOUND', message, { hint: `look with: nook fs ls ${sb.name} /` });
-    if (r.exitCode === 3) throw new NookError('PAYLOAD_TOO_LARGE', message, { hint: 'raise --max-bytes, or copy a smaller file' });
-    if (r.exitCode === 4) throw new NookError('INVALID_ARGUMENT', message);
-    if (r.exitCode !== 0) throw new NookError('RUNTIME_ERROR', message);
+    failed(r.exitCode, err, sb.name);
     this.audit.note({}, { id: sb.id, name: sb.name });
     return Buffer.concat(out);
+  }
+
+  /**
+   * Writes a file from a stream, bounded by maxBytes, without holding it in memory. nook-init
+   * writes into an unnamed temp file, so a stream cut short leaves the old file as it was.
+   */
+  async writeStream(ref: string, path: string, body: AsyncIterable<Uint8Array>, mode: number, maxBytes: number): Promise<FileInfo> {
+    checkPath(path);
+    const sb = await this.sandboxes.ensureRunning(ref);
+    let err = '';
+    const session = this.runtime.openSession(
+      sb.id,
+      { argv: [INIT_PATH_IN_SANDBOX, 'fs', 'write', path, (mode & 0o777).toString(8)], env: ENV, cwd: '/' },
+      { onStdout: () => undefined, onStderr: (b) => (err += b.toString()) },
+    );
+    const hash = createHash('sha256');
+    let bytes = 0;
+    try {
+      for await (const chunk of body) {
+        bytes += chunk.length;
+        if (bytes > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, the file is unchanged`, { hint: 'copy a smaller file, or raise NOOK_MAX_COPY_IN_BYTES on the daemon' });
+        hash.update(chunk);
+        await session.writeAsync(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      }
+    } catch (e) {
+      // Killed, not ended: an ended stdin would rename a cut file into place.
+      session.kill();
+      await session.exited.catch(() => undefined);
+      throw e;
+    }
+    session.endStdin();
+    const exit = await session.exited;
+    failed(exit.exitCode, err, sb.name);
+    this.audit.note({ file: { path, bytes, sha256: hash.digest('hex'), direction: 'in' } }, { id: sb.id, name: sb.name });
+    return this.stat(sb.id, path);
+  }
+
+  /** A regular file as a stream; refused before anything is sent when it is larger than maxBytes. */
+  async readStream(ref: string, path: string, maxBytes: number): Promise<{ info: FileInfo; stream: Readable }> {
+    checkPath(path);
+    const sb = await this.sandboxes.ensureRunning(ref);
+    const info = await this.stat(sb.id, path);
+    if (info.type !== 'file') throw new NookError('INVALID_ARGUMENT', `${path} is a ${info.type}, not a regular file`, { hint: 'copy directories with nook cp (a tar stream)' });
+    if (info.size > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `${path} is ${info.size} bytes, more than the limit of ${maxBytes}`, { hint: 'raise --max-bytes, or copy a smaller file' });
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let err = '';
+    const session = this.runtime.openSession(
+      sb.id,
+      { argv: [INIT_PATH_IN_SANDBOX, 'fs', 'cat', path, String(maxBytes)], env: ENV, cwd: '/' },
+      {
+        onStdout: (b) => {
+          bytes += b.length;
+          hash.update(b);
+          if (!out.write(b)) {
+            session.pause();
+            out.once('drain', () => session.resume());
+          }
+        },
+        onStderr: (b) => (err += b.toString()),
+      },
+    );
+    session.endStdin();
+    out.on('close', () => {
+      if (!out.writableFinished) session.kill();
+    });
+    session.exited.then(
+      (exit) => {
+        if (out.destroyed) return;
+        try {
+          failed(exit.exitCode, err, sb.name);
+        } catch (e) {
+          out.destroy(e as Error);
+          return;
+        }
+        this.audit.note({ file: { path, bytes, sha256: hash.digest('hex'), direction: 'out' } }, { id: sb.id, name: sb.name });
+        out.end();
+      },
+      (e: unknown) => out.destroy(e as Error),
+    );
+    return { info, stream: out };
   }
 
   private parse(text: Buffer): FileInfo[] {

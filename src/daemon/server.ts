@@ -24,9 +24,9 @@ export interface AppOptions {
 }
 
 const NDJSON = 'application/x-ndjson';
-/** Copy-out default and copy-in bound for single files (copy-in is buffered in memory). */
+/** Copy-out default and copy-in bound for single files (both stream). */
 const DEFAULT_COPY_OUT_BYTES = 16 * 1024 * 1024;
-const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 256 * 1024 * 1024);
+const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 16 * 1024 ** 3);
 /** Directory copies stream through, so their bounds can be large. */
 const MAX_TAR_IN_BYTES = Number(process.env.NOOK_MAX_TAR_IN_BYTES ?? 16 * 1024 ** 3);
 const DEFAULT_TAR_OUT_BYTES = 1024 ** 3;
@@ -434,15 +434,21 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.get(honoPath(routes.readFile.path), async (c) => {
     const maxBytes = Number(c.req.query('maxBytes') ?? DEFAULT_COPY_OUT_BYTES);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw new NookError('INVALID_ARGUMENT', `maxBytes=${c.req.query('maxBytes')} is not a byte count`);
-    const data = await files.read(ref(c), pathQuery(c), maxBytes);
-    return new Response(new Uint8Array(data), { headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) } });
+    const { info, stream } = await files.readStream(ref(c), pathQuery(c), maxBytes);
+    return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(info.size) } });
   });
   app.post(honoPath(routes.writeFile.path), async (c) => {
     const mode = Number.parseInt(c.req.query('mode') ?? '644', 8);
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw new NookError('INVALID_ARGUMENT', `mode=${c.req.query('mode')} is not octal permission bits`, { hint: 'e.g. 644 or 755' });
-    const body = Buffer.from(await c.req.arrayBuffer());
-    if (body.length > MAX_COPY_IN_BYTES) throw new NookError('PAYLOAD_TOO_LARGE', `${body.length} bytes is more than ${MAX_COPY_IN_BYTES} per file`);
-    return c.json(await files.write(ref(c), pathQuery(c), body, mode));
+    const body = c.req.raw.body;
+    // A JSON-typed body was already read for the audit record: write what was read.
+    if (!body || c.req.raw.bodyUsed) return c.json(await files.write(ref(c), pathQuery(c), Buffer.from(await c.req.arrayBuffer()), mode));
+    try {
+      return c.json(await files.writeStream(ref(c), pathQuery(c), body.values({ preventCancel: true }), mode, MAX_COPY_IN_BYTES));
+    } catch (e) {
+      await drainBody(body, DRAIN_LIMIT_BYTES);
+      throw e;
+    }
   });
   app.post(honoPath(routes.makeDir.path), async (c) => {
     const req = await parseBody(c, routes.makeDir.body);

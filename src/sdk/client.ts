@@ -40,7 +40,7 @@ import type {
 import type { Readable } from 'node:stream';
 import { create } from 'tar';
 import WebSocket from 'ws';
-import { packDir, unpackTo, type Unpacked } from './dir-transfer.js';
+import { packDir, saveFile, unpackTo, type Unpacked } from './dir-transfer.js';
 import { toError, Transport, type TransportOptions } from './transport.js';
 
 export interface ExecOptions extends Omit<ExecRequest, 'argv' | 'stdin' | 'stream'> {
@@ -179,6 +179,10 @@ export class Sandbox {
     writeTar: (dir: string, archive: NodeJS.ReadableStream) => Promise<TarResult>;
     /** `path` as a tar stream (one top entry); the stream breaks off past maxBytes (default 1 GiB). */
     readTar: (path: string, options?: { maxBytes?: number }) => Promise<Readable>;
+    /** Streams a host file into the sandbox (no size held in memory; bounded by the daemon). */
+    uploadFile: (hostFile: string, path: string, options?: { mode?: number }) => Promise<FileInfo>;
+    /** Streams a regular file out to a host path (replaced atomically; refused past maxBytes, default 16 MiB). */
+    downloadFile: (path: string, hostDest: string, options?: { maxBytes?: number }) => Promise<{ path: string; bytes: number }>;
     /** Copies a host directory's contents into `dir` in the sandbox. */
     uploadDir: (hostDir: string, dir: string) => Promise<TarResult>;
     /** Copies a file or directory out to the host (into `hostDest` when that is a directory). */
@@ -195,6 +199,17 @@ export class Sandbox {
       remove: async (path, options = {}) => void (await this.transport.json('DELETE', this.path('/files'), q(path, { recursive: options.recursive ? 'true' : undefined }))),
       writeTar: (dir, archive) => this.transport.json<TarResult>('POST', this.path('/files/tar'), { ...q(dir), bodyStream: archive }),
       readTar: (path, options = {}) => this.transport.rawStream(this.path('/files/tar'), q(path, { maxBytes: options.maxBytes === undefined ? undefined : String(options.maxBytes) })),
+      uploadFile: (hostFile, path, options = {}) =>
+        this.transport.json<FileInfo>('POST', this.path('/files/content'), {
+          ...q(path, { mode: options.mode === undefined ? undefined : options.mode.toString(8) }),
+          bodyFile: hostFile,
+          contentType: 'application/octet-stream',
+        }),
+      downloadFile: async (path, hostDest, options = {}) => {
+        const maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
+        const info = await this.transport.json<FileInfo>('GET', this.path('/files/stat'), q(path));
+        return saveFile(await this.transport.rawStream(this.path('/files/content'), q(path, { maxBytes: String(maxBytes) })), hostDest, info.mode, maxBytes);
+      },
       uploadDir: (hostDir, dir) => this.transport.json<TarResult>('POST', this.path('/files/tar'), { ...q(dir), bodyStream: packDir(hostDir) }),
       download: async (path, hostDest, options = {}) => {
         const maxBytes = options.maxBytes ?? 1024 ** 3;

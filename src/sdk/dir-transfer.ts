@@ -5,9 +5,10 @@
  * link out of the destination, drops setuid/setgid bits and ownership, stops at a byte
  * bound, and works in a scratch directory that becomes the destination only when whole.
  */
-import { promises as fsp } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { createWriteStream, promises as fsp } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { create } from 'tar';
 import { NookError } from '../api/errors.js';
 import { safeUntar } from '../util/safe-untar.js';
@@ -15,6 +16,36 @@ import { safeUntar } from '../util/safe-untar.js';
 /** A tar stream of the contents of `hostDir` (entries relative to it, ids written as 0). */
 export function packDir(hostDir: string): Readable {
   return create({ cwd: hostDir, portable: true, noDirRecurse: false }, ['.']) as unknown as Readable;
+}
+
+/**
+ * Streams untrusted bytes to a host file: into a new temp file beside the target (created
+ * exclusively, so nothing there is followed), then renamed over it, so a symlink at the
+ * destination is replaced rather than followed. Permission bits only, never setuid/setgid.
+ */
+export async function saveFile(data: Readable, dest: string, mode: number, maxBytes: number): Promise<{ path: string; bytes: number }> {
+  const target = resolve(dest);
+  const st = await fsp.lstat(target).catch(() => null);
+  if (st?.isDirectory()) throw new NookError('INVALID_ARGUMENT', `${dest} is a directory`, { hint: 'name the file to write, e.g. ./out/result.json' });
+  const tmp = join(dirname(target), `.${basename(target)}.nook-${process.pid}-${Date.now()}`);
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) done(new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, nothing written`, { hint: 'raise --max-bytes' }));
+      else done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(data, counter, createWriteStream(tmp, { flags: 'wx', mode: mode & 0o777 }));
+    await fsp.chmod(tmp, mode & 0o777);
+    await fsp.rename(tmp, target);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    if (e instanceof NookError) throw e;
+    throw new NookError('RUNTIME_ERROR', `the file broke off (${(e as Error).message}); nothing was written`, { hint: 'the sandbox may have stopped; retry' });
+  }
+  return { path: target, bytes };
 }
 
 export interface Unpacked {

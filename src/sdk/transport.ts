@@ -24,6 +24,8 @@ export interface CallOptions {
   bodyBytes?: Buffer;
   /** A stream sent chunked as the raw request body (application/x-tar). */
   bodyStream?: NodeJS.ReadableStream;
+  /** Overrides the content type of a bodyFile or bodyStream. */
+  contentType?: string;
   query?: Record<string, string | string[] | undefined>;
   signal?: AbortSignal;
 }
@@ -64,6 +66,7 @@ export class Transport {
       headers['content-length'] = String(statSync(options.bodyFile).size);
     }
     if (options.bodyStream) headers['content-type'] = 'application/x-tar';
+    if (options.contentType && (options.bodyFile || options.bodyStream)) headers['content-type'] = options.contentType;
     if (options.bodyBytes) {
       headers['content-type'] = 'application/octet-stream';
       headers['content-length'] = String(options.bodyBytes.length);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Sandbox } from '../../src/sdk/client.js';
@@ -120,6 +121,37 @@ t.close()
     await rejectsWith(sb.files.uploadDir(join(work, 'src'), 'work/rel'), 'INVALID_ARGUMENT');
     await sb.exec(['sh', '-c', 'rm /bin/tar']);
     await rejectsWith(sb.files.uploadDir(join(work, 'src'), '/work/notar'), 'NOT_SUPPORTED');
+  });
+
+  it('streams a 1 GiB file in and out without holding it in memory', { timeout: 180_000 }, async () => {
+    const sb3 = await d.client.sandboxes.create({ name: 'gib', image: 'minimal' });
+    const src = join(work, 'gib.bin');
+    await run(['sh', '-c', `head -c 1073741824 /dev/urandom > ${src}`]);
+    const sum = async (f: string): Promise<string> => (await run(['sha256sum', f])).stdout.split(' ')[0] ?? '';
+    const want = await sum(src);
+    const info = await sb3.files.uploadFile(src, '/work/gib.bin');
+    assert.equal(info.size, 1024 ** 3);
+    assert.equal((await sb3.exec(['sh', '-c', 'sha256sum /work/gib.bin | cut -d" " -f1'], { timeoutMs: 120_000 })).stdout, `${want}\n`);
+    rmSync(src);
+    const out = await sb3.files.downloadFile('/work/gib.bin', join(work, 'gib.out'), { maxBytes: 2 * 1024 ** 3 });
+    assert.equal(out.bytes, 1024 ** 3);
+    assert.equal(await sum(join(work, 'gib.out')), want);
+    rmSync(join(work, 'gib.out'));
+    await sb3.destroy();
+  });
+
+  it('an upload cut off part-way leaves the old file as it was, and no temp file', async () => {
+    await sb.files.write('/work/keep.txt', 'old contents\n');
+    // A raw request that promises 10 MiB, sends 1 MiB and hangs up.
+    await new Promise<void>((resolve) => {
+      const req = httpRequest({ socketPath: d.socket, method: 'POST', path: `/v1/sandboxes/copies/files/content?path=${encodeURIComponent('/work/keep.txt')}`, headers: { 'content-type': 'application/octet-stream', 'content-length': String(10 * 1024 * 1024) } });
+      req.on('error', () => resolve());
+      req.write(Buffer.alloc(1024 * 1024, 120), () => setTimeout(() => req.destroy(), 200));
+      req.on('close', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await sb.files.read('/work/keep.txt')).toString(), 'old contents\n');
+    assert.deepEqual((await sb.files.list('/work')).filter((f) => f.name.startsWith('.nook-write')), []);
   });
 
   it('nook cp copies directories both ways', async () => {

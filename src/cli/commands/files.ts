@@ -4,7 +4,6 @@ import { NookError } from '../../api/errors.js';
 import type { FileInfo } from '../../api/schemas.js';
 import { connect } from '../connect.js';
 import { positiveInt } from '../parse.js';
-import { writeHostFile } from '../host-files.js';
 import { printJson, table } from '../render.js';
 
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
@@ -45,7 +44,7 @@ export function registerFileCommands(program: Command): void {
           return;
         }
         if (!st.isFile()) throw new NookError('INVALID_ARGUMENT', `${src} is neither a regular file nor a directory`);
-        const info = await (await client.sandboxes.get(to[0])).files.write(to[1], await fsp.readFile(src), { mode: st.mode & 0o777 });
+        const info = await (await client.sandboxes.get(to[0])).files.uploadFile(src, to[1], { mode: st.mode & 0o777 });
         if (flags.json) printJson(info);
         else process.stdout.write(`${src} -> ${dst} (${info.size} bytes)\n`);
       } else if (from) {
@@ -58,10 +57,9 @@ export function registerFileCommands(program: Command): void {
           return;
         }
         if (info.type !== 'file') throw new NookError('INVALID_ARGUMENT', `${src} is a ${info.type}, not a regular file`);
-        const data = await sb.files.read(from[1], { maxBytes: flags.maxBytes ?? DEFAULT_MAX_BYTES });
-        const written = await writeHostFile(dst, data, info.mode & 0o777);
-        if (flags.json) printJson({ path: written, bytes: data.length });
-        else process.stdout.write(`${src} -> ${written} (${data.length} bytes)\n`);
+        const saved = await sb.files.downloadFile(from[1], dst, { maxBytes: flags.maxBytes ?? DEFAULT_MAX_BYTES });
+        if (flags.json) printJson(saved);
+        else process.stdout.write(`${src} -> ${saved.path} (${saved.bytes} bytes)\n`);
       }
     });
 
