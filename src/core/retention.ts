@@ -54,8 +54,10 @@ export class RetentionManager {
       items.push({ kind: 'snapshot', name: `${snap.sandbox}@${snap.name}`, id: snap.id, sizeBytes: snap.sizeBytes, ageSeconds: this.age(Date.parse(snap.createdAt)), detail: snap.sandboxExists ? 'sandbox exists' : 'its sandbox was destroyed' });
     }
     if (!sandbox) {
-      for (const img of this.images.list()) {
-        items.push({ kind: 'image', name: img.name, id: img.id, sizeBytes: img.sizeBytes, ageSeconds: this.age(Date.parse(img.createdAt)), detail: img.usedBy.length ? `used by ${img.usedBy.join(', ')}` : 'unused' });
+      // The build step cache too: it is state, and gc may drop it (a build then reruns steps).
+      for (const img of this.images.list(true)) {
+        const cache = img.source.startsWith('build-step:') ? ' (build step cache)' : '';
+        items.push({ kind: 'image', name: img.name, id: img.id, sizeBytes: img.sizeBytes, ageSeconds: this.age(Date.parse(img.createdAt)), detail: img.usedBy.length ? `used by ${img.usedBy.join(', ')}${cache}` : `unused${cache}` });
       }
     }
     return items;

@@ -1,5 +1,6 @@
 import { listTemplates } from '../core/templates.js';
 import { SPEC_FILE } from '../core/builds.js';
+import type { ProgressFn } from '../core/presets.js';
 import { safeUntar } from '../util/safe-untar.js';
 import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
@@ -10,7 +11,7 @@ import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes, type RouteDef } from '../api/routes.js';
-import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type BuildEvent, type BuildResult, type ExecEvent, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
+import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type BuildEvent, type BuildResult, type ExecEvent, type Image, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { AuditLog, digestInputs } from '../core/audit.js';
 import type { Nook } from '../core/nook.js';
@@ -549,33 +550,25 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     }
   });
   app.delete(honoPath(routes.removeImage.path), async (c) => c.json(await nook.images.remove(c.req.param('name') ?? '')));
-  app.post(routes.pullImage.path, async (c) => {
-    const req = await parseBody(c, routes.pullImage.body);
-    const pull = { reference: req.reference, ...(req.name ? { name: req.name } : {}), ...(req.auth ? { auth: req.auth } : {}), ...(req.replace ? { replace: true } : {}) };
-    if (!req.stream) return c.json(await nook.images.pull(pull));
+  /** An image job answered as JSON, or (stream: true) as NDJSON progress events ending in the image. */
+  const imageJob = async (c: Context, stream: boolean | undefined, job: (progress: ProgressFn) => Promise<Image>): Promise<Response> => {
+    if (!stream) return c.json(await job(() => undefined));
     return ndjson<ProgressEvent>(
       c,
-      async (emit) => {
-        const image = await nook.images.pull(pull, (phase, percent, message) => emit({ type: 'progress', phase, percent, message }));
-        emit({ type: 'done', image });
-      },
+      async (emit) => emit({ type: 'done', image: await job((phase, percent, message) => emit({ type: 'progress', phase, percent, message })) }),
       (error) => ({ type: 'error', error: error.toJSON() }),
       nook.audit,
     );
+  };
+  app.post(routes.pullImage.path, async (c) => {
+    const req = await parseBody(c, routes.pullImage.body);
+    const pull = { reference: req.reference, ...(req.name ? { name: req.name } : {}), ...(req.auth ? { auth: req.auth } : {}), ...(req.replace ? { replace: true } : {}) };
+    return imageJob(c, req.stream, (progress) => nook.images.pull(pull, progress));
   });
   app.post(routes.buildImage.path, async (c) => {
     const req = await parseBody(c, routes.buildImage.body);
     const build = { preset: req.preset, ...(req.name ? { name: req.name } : {}), ...(req.rebuild ? { rebuild: true } : {}) };
-    if (!req.stream) return c.json(await nook.images.build(build));
-    return ndjson<ProgressEvent>(
-      c,
-      async (emit) => {
-        const image = await nook.images.build(build, (phase, percent, message) => emit({ type: 'progress', phase, percent, message }));
-        emit({ type: 'done', image });
-      },
-      (error) => ({ type: 'error', error: error.toJSON() }),
-      nook.audit,
-    );
+    return imageJob(c, req.stream, (progress) => nook.images.build(build, progress));
   });
 
   app.post(routes.shutdown.path, async (c) => {
