@@ -100,72 +100,70 @@ export class BuildManager {
     });
   }
 
-  private steps(spec: BuildSpec, contextDir: string, specFile: string, baseKey: string, emit: Emit): Promise<Step[]> {
-    return (async () => {
-      const steps: Step[] = [];
-      let key = baseKey;
-      const env = spec.env ?? {};
-      const cwd = spec.workdir ?? '/';
-      const timeoutMs = spec.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
-      const shell = (script: string) => async (builderId: string, index: number): Promise<void> => {
-        if (spec.workdir) await this.files.mkdir(builderId, spec.workdir, true);
-        let tail = '';
-        const keep = (b: Buffer, stream: 'stdout' | 'stderr'): void => {
-          const text = b.toString('utf8');
-          tail = (tail + text).slice(-2000);
-          emit({ type: 'log', step: index, stream, text });
-        };
-        const r = await this.sandboxes.exec(builderId, { argv: ['/bin/sh', '-c', script], env, cwd, user: '0', timeoutMs }, { onStdout: (b) => keep(b, 'stdout'), onStderr: (b) => keep(b, 'stderr') });
-        if (r.exitCode !== 0 || r.timedOut) {
-          const why = r.timedOut ? `timed out after ${timeoutMs} ms` : r.exitCode === 127 && /not found/.test(tail) ? 'exited 127 (command not found)' : `exited ${r.exitCode}`;
-          throw new NookError('IMAGE_BUILD_FAILED', `step ${index + 1} (${script.slice(0, 80)}) ${why}: ${tail.trim().split('\n').slice(-8).join('\n')}`, {
-            hint: r.timedOut ? 'raise stepTimeoutMs in the spec' : 'fix the step; steps before it are cached, so the next build starts here',
-          });
-        }
+  private async steps(spec: BuildSpec, contextDir: string, specFile: string, baseKey: string, emit: Emit): Promise<Step[]> {
+    const steps: Step[] = [];
+    let key = baseKey;
+    const env = spec.env ?? {};
+    const cwd = spec.workdir ?? '/';
+    const timeoutMs = spec.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+    const shell = (script: string) => async (builderId: string, index: number): Promise<void> => {
+      if (spec.workdir) await this.files.mkdir(builderId, spec.workdir, true);
+      let tail = '';
+      const keep = (b: Buffer, stream: 'stdout' | 'stderr'): void => {
+        const text = b.toString('utf8');
+        tail = (tail + text).slice(-2000);
+        emit({ type: 'log', step: index, stream, text });
       };
-      if (spec.packages?.length) {
-        const list = spec.packages.join(' ');
-        key = sha(key, 'packages', spec.packages);
-        steps.push({
-          kind: 'packages',
-          description: `apt-get install ${list}`,
-          key,
-          apply: shell(`command -v apt-get >/dev/null || { echo 'packages need a Debian-based base image (no apt-get)' >&2; exit 127; }
+      const r = await this.sandboxes.exec(builderId, { argv: ['/bin/sh', '-c', script], env, cwd, user: '0', timeoutMs }, { onStdout: (b) => keep(b, 'stdout'), onStderr: (b) => keep(b, 'stderr') });
+      if (r.exitCode !== 0 || r.timedOut) {
+        const why = r.timedOut ? `timed out after ${timeoutMs} ms` : r.exitCode === 127 && /not found/.test(tail) ? 'exited 127 (command not found)' : `exited ${r.exitCode}`;
+        throw new NookError('IMAGE_BUILD_FAILED', `step ${index + 1} (${script.slice(0, 80)}) ${why}: ${tail.trim().split('\n').slice(-8).join('\n')}`, {
+          hint: r.timedOut ? 'raise stepTimeoutMs in the spec' : 'fix the step; steps before it are cached, so the next build starts here',
+        });
+      }
+    };
+    if (spec.packages?.length) {
+      const list = spec.packages.join(' ');
+      key = sha(key, 'packages', spec.packages);
+      steps.push({
+        kind: 'packages',
+        description: `apt-get install ${list}`,
+        key,
+        apply: shell(`command -v apt-get >/dev/null || { echo 'packages need a Debian-based base image (no apt-get)' >&2; exit 127; }
 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${list} && rm -rf /var/lib/apt/lists/*`),
-        });
-      }
-      const root = await fsp.realpath(contextDir);
-      // The spec is not part of what it builds: editing it must not invalidate copies.
-      const specPath = join(root, specFile);
-      for (const c of spec.copy ?? []) {
-        const src = await fsp.realpath(resolve(root, c.from)).catch(() => null);
-        if (!src) throw new NookError('INVALID_ARGUMENT', `copy: ${c.from} is not in the build context`, { hint: 'copy paths are relative to the directory holding nook.json' });
-        if (src !== root && !src.startsWith(`${root}/`)) throw new NookError('INVALID_ARGUMENT', `copy: ${c.from} leads outside the build context`);
-        emit({ type: 'progress', phase: 'hash', percent: 10, message: `hashing ${c.from}` });
-        const st = await fsp.stat(src);
-        key = sha(key, 'copy', c, await treeDigest(src, specPath));
-        steps.push({
-          kind: 'copy',
-          description: `copy ${c.from} -> ${c.to}`,
-          key,
-          apply: async (builderId) => {
-            if (st.isDirectory()) {
-              const pack = createTar({ cwd: src, portable: true, filter: (p: string) => resolve(src, p) !== specPath }, ['.']) as unknown as AsyncIterable<Uint8Array>;
-              await this.tar.extractInto(builderId, c.to, pack, MAX_COPY_BYTES);
-            } else {
-              const parent = c.to.split('/').slice(0, -1).join('/') || '/';
-              await this.files.mkdir(builderId, parent, true);
-              await this.files.write(builderId, c.to, await fsp.readFile(src), st.mode & 0o777);
-            }
-          },
-        });
-      }
-      for (const script of spec.run ?? []) {
-        key = sha(key, 'run', script, env, cwd);
-        steps.push({ kind: 'run', description: script.length > 60 ? `${script.slice(0, 57)}...` : script, key, apply: shell(script) });
-      }
-      return steps;
-    })();
+      });
+    }
+    const root = await fsp.realpath(contextDir);
+    // The spec is not part of what it builds: editing it must not invalidate copies.
+    const specPath = join(root, specFile);
+    for (const c of spec.copy ?? []) {
+      const src = await fsp.realpath(resolve(root, c.from)).catch(() => null);
+      if (!src) throw new NookError('INVALID_ARGUMENT', `copy: ${c.from} is not in the build context`, { hint: 'copy paths are relative to the directory holding nook.json' });
+      if (src !== root && !src.startsWith(`${root}/`)) throw new NookError('INVALID_ARGUMENT', `copy: ${c.from} leads outside the build context`);
+      emit({ type: 'progress', phase: 'hash', percent: 10, message: `hashing ${c.from}` });
+      const st = await fsp.stat(src);
+      key = sha(key, 'copy', c, await treeDigest(src, specPath));
+      steps.push({
+        kind: 'copy',
+        description: `copy ${c.from} -> ${c.to}`,
+        key,
+        apply: async (builderId) => {
+          if (st.isDirectory()) {
+            const pack = createTar({ cwd: src, portable: true, filter: (p: string) => resolve(src, p) !== specPath }, ['.']) as unknown as AsyncIterable<Uint8Array>;
+            await this.tar.extractInto(builderId, c.to, pack, MAX_COPY_BYTES);
+          } else {
+            const parent = c.to.split('/').slice(0, -1).join('/') || '/';
+            await this.files.mkdir(builderId, parent, true);
+            await this.files.write(builderId, c.to, await fsp.readFile(src), st.mode & 0o777);
+          }
+        },
+      });
+    }
+    for (const script of spec.run ?? []) {
+      key = sha(key, 'run', script, env, cwd);
+      steps.push({ kind: 'run', description: script.length > 60 ? `${script.slice(0, 57)}...` : script, key, apply: shell(script) });
+    }
+    return steps;
   }
 
   async build(contextDir: string, specFile: string, emit: Emit): Promise<BuildResult> {
