@@ -4,7 +4,7 @@
  * rebuilding an unchanged build spec.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolvePaths } from '../src/core/paths.js';
 import { run } from '../src/util/proc.js';
@@ -19,6 +19,8 @@ const LAYER_MIB = 24;
 export async function benchImages(d: TestDaemon, n: number, extra: Record<string, number>): Promise<Stat[]> {
   const results: Stat[] = [];
   const work = mkdtempSync('/tmp/nook-image-bench-');
+  const blobDir = join(resolvePaths(process.env).cacheDir, 'blobs', 'sha256');
+  const cachedBefore = new Set(existsSync(blobDir) ? readdirSync(blobDir) : []);
   const reg = await startRegistry();
   try {
     // Incompressible layers, so gzip does not flatter either side.
@@ -33,7 +35,6 @@ export async function benchImages(d: TestDaemon, n: number, extra: Record<string
     await reg.push(`oci:${join(work, 'layout')}:v1`, 'bench/big:v1');
     const ref = `${reg.host}/bench/big:v1`;
     const auth = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
-    const blobDir = join(resolvePaths(process.env).cacheDir, 'blobs', 'sha256');
     const image = await d.client.images.pull(ref, { auth, name: 'bench-big' });
     const dropBlobs = (): void => {
       for (const l of image.layers) rmSync(join(blobDir, l.digest.slice(7)), { force: true });
@@ -69,12 +70,10 @@ export async function benchImages(d: TestDaemon, n: number, extra: Record<string
     await d.client.images.remove('bench-built');
     for (const img of await d.client.images.list({ all: true })) if (img.name.startsWith('build-cache-')) await d.client.images.remove(img.name);
   } finally {
-    dropAll(work);
+    rmSync(work, { recursive: true, force: true });
     await reg.stop();
+    // The blobs this run added to the shared cache go too.
+    for (const f of existsSync(blobDir) ? readdirSync(blobDir) : []) if (!cachedBefore.has(f)) rmSync(join(blobDir, f), { force: true });
   }
   return results;
-}
-
-function dropAll(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -47,7 +47,11 @@ describe('images from registries and archives', () => {
   let amd64ManifestDigest: string;
   let layers: Buffer[];
 
+  /** Blobs already cached before this test: the ones it adds are removed after it. */
+  let cachedBefore: Set<string>;
+
   before(async () => {
+    cachedBefore = new Set(existsSync(blobDir) ? readdirSync(blobDir) : []);
     work = mkdtempSync('/tmp/nook-registry-test-');
     [d, reg] = await Promise.all([startDaemon(), startRegistry()]);
     layers = await buildLayers(work);
@@ -68,6 +72,7 @@ describe('images from registries and archives', () => {
     await d?.teardown();
     await reg?.stop();
     rmSync(work, { recursive: true, force: true });
+    for (const f of existsSync(blobDir) ? readdirSync(blobDir) : []) if (!cachedBefore.has(f)) rmSync(join(blobDir, f), { force: true });
   });
 
   it('pulls through token auth: linux/amd64 from an index, layers in order, config as defaults', async () => {
