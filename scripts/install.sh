@@ -11,12 +11,13 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-# crun: the OCI runtime (runc: its fallback, tested too); btrfs-progs: the storage pool; busybox-static and debootstrap: the
+# crun: the OCI runtime (runc: its fallback, tested too); btrfs-progs: the storage pool; libarchive-tools:
+# bsdtar, which unpacks image layers chrooted into the image; busybox-static and debootstrap: the
 # minimal and python presets; build-essential: nook-init (static C) and better-sqlite3;
 # bubblewrap: only for the benchmark's comparison column; skopeo, docker-registry and
 # openssl: only for the tests and benchmarks of image pulls (a registry on loopback).
 apt-get install -y -q --no-install-recommends \
-  crun runc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat \
+  crun runc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat libarchive-tools \
   build-essential python3 ca-certificates bubblewrap skopeo docker-registry openssl
 # The package's own service would listen on :5000 on every interface; the tests start
 # their own on loopback, so the system one stays off.

@@ -4,6 +4,7 @@
  * applying layers in order (whiteouts and opaque directories honoured, device nodes and
  * escaping paths refused, ownership shifted into the sandbox range).
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -143,6 +144,31 @@ async function removeInside(root: string, rel: string, contentsOnly = false): Pr
 }
 
 /**
+ * Extracts one layer with the image's root as the root directory: bsdtar chroots into
+ * `target` before it writes anything, so a symlink an earlier layer left (`etc -> /`,
+ * `x -> ../../..`) resolves inside the image, never on the host. GNU tar would follow it
+ * out: a two-layer image could otherwise write any host file as root. The archive is
+ * opened here and handed over as stdin, since the chroot has no way back to it.
+ */
+async function extractConfined(blob: string, target: string): Promise<void> {
+  const fh = await fsp.open(blob, 'r');
+  try {
+    const child = spawn('bsdtar', ['-x', '-P', '--chroot', '-C', target, '--numeric-owner', '-p', '--exclude', '.wh.*', '--exclude', '*/.wh.*', '-f', '-'], { stdio: [fh.fd, 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number>((resolve, reject) => {
+      child.on('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'ENOENT' ? new NookError('NOT_SUPPORTED', 'unpacking images needs bsdtar on the host', { hint: 'apt-get install libarchive-tools' }) : e),
+      );
+      child.on('close', (c) => resolve(c ?? 1));
+    });
+    if (code !== 0) throw new NookError('INVALID_ARGUMENT', `a layer could not be unpacked inside the image: ${stderr.trim().split('\n').slice(-3).join('; ')}`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
  * Applies verified layer files, lowest first, onto `target` (an empty staging dir), then
  * shifts ownership into the sandbox range. Compression is sniffed, not trusted from the
  * media type (docker archives do not say).
@@ -162,7 +188,7 @@ export async function applyLayers(target: string, layerFiles: string[], onLayer:
     // A failure in the prefetched listing is reported when its turn comes.
     next?.catch(() => undefined);
     if (!listed) break;
-    const { gzip, members } = await listed;
+    const { members } = await listed;
     const devices = members.filter((m) => m.type === 'c' || m.type === 'b');
     if (devices.length > 0) {
       throw new NookError('INVALID_ARGUMENT', `the image holds device nodes (${devices.slice(0, 3).map((d) => d.path).join(', ')}): refused`, {
@@ -178,7 +204,7 @@ export async function applyLayers(target: string, layerFiles: string[], onLayer:
       if (base === '.wh..wh..opq') await removeInside(target, parent, true);
       else if (base.startsWith('.wh.')) await removeInside(target, parent ? `${parent}/${base.slice(4)}` : base.slice(4));
     }
-    await run(['tar', gzip ? '-xzf' : '-xf', blob, '-C', target, '--numeric-owner', '--same-permissions', '--xattrs', '--exclude=.wh.*', '--exclude=*/.wh.*']);
+    await extractConfined(blob, target);
   }
   shiftOwnership(target, ID_MAP.hostId);
 }

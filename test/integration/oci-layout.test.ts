@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NookError } from '../../src/api/errors.js';
@@ -101,6 +101,58 @@ describe('OCI image layout export and import', () => {
     assert.equal((await sb.exec(['sh', '-c', 'cd / && ls a b && pwd && echo $FROM_IMAGE'])).stdout, 'a:\ny\n\nb:\nnew\n/\n1\n');
     assert.equal((await sb.exec(['pwd'])).stdout, '/srv\n', 'the image config\'s WorkingDir is the default cwd');
     await sb.destroy();
+  });
+
+  it('a layer cannot write through a symlink an earlier layer planted: it lands inside the image, never on the host', async () => {
+    const victim = mkdtempSync('/tmp/nook-victim-');
+    try {
+      // Layer 1: busybox plus links out (absolute and ../); layer 2: files "inside" them.
+      const py = `
+import tarfile, io, sys
+def layer(path, entries):
+    t = tarfile.open(path, 'w')
+    for name, kind, data in entries:
+        i = tarfile.TarInfo(name)
+        if kind == 'sym':
+            i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
+        elif kind == 'file':
+            b = data.encode(); i.size = len(b); i.mode = 0o755; t.addfile(i, io.BytesIO(b))
+        else:
+            i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+    t.close()
+bb = open('/bin/busybox', 'rb').read()
+t = tarfile.open(sys.argv[1], 'w')
+i = tarfile.TarInfo('bin'); i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+i = tarfile.TarInfo('bin/busybox'); i.size = len(bb); i.mode = 0o755; t.addfile(i, io.BytesIO(bb))
+for a in ['sh', 'ls', 'cat', 'find']:
+    i = tarfile.TarInfo('bin/' + a); i.type = tarfile.SYMTYPE; i.linkname = 'busybox'; t.addfile(i)
+i = tarfile.TarInfo('abs'); i.type = tarfile.SYMTYPE; i.linkname = sys.argv[3]; t.addfile(i)
+i = tarfile.TarInfo('rel'); i.type = tarfile.SYMTYPE; i.linkname = '../../../../../../..' + sys.argv[3]; t.addfile(i)
+t.close()
+layer(sys.argv[2], [('abs/pwned-abs', 'file', 'x'), ('rel/pwned-rel', 'file', 'y')])
+`;
+      const l1 = join(work, 'planted-1.tar');
+      const l2 = join(work, 'planted-2.tar');
+      await run(['python3', '-c', py, l1, l2, victim]);
+      const file = await handMadeLayout(work, [readFileSync(l1), readFileSync(l2)], 'planted');
+      const outcome = await d.client.images.import(file, { name: 'planted' }).then(
+        () => 'imported',
+        (e: unknown) => (e instanceof NookError ? e.code : String(e)),
+      );
+      assert.deepEqual(readdirSync(victim), [], 'nothing written on the host through the planted links');
+      if (outcome === 'imported') {
+        // The links resolve inside the image, as they would at run time.
+        const sb = await d.client.sandboxes.create({ name: 'planted', image: 'planted' });
+        assert.deepEqual(readdirSync(victim), []);
+        await sb.destroy();
+        await d.client.images.remove('planted');
+      } else {
+        assert.equal(outcome, 'INVALID_ARGUMENT');
+        await assert.rejects(d.client.images.get('planted'));
+      }
+    } finally {
+      rmSync(victim, { recursive: true, force: true });
+    }
   });
 
   it('refuses tampered, malformed and dangerous archives, leaving no image behind', async () => {
