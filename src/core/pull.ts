@@ -13,6 +13,7 @@ import { imageDefaults, isIndex, pickPlatform, sha256Hex, type Descriptor, type 
 import type { ProgressFn } from './presets.js';
 
 const LAYER_CONCURRENCY = 3;
+const MAX_BLOB_BYTES = 64 * 1024 ** 3;
 
 export interface PulledImage {
   digest: string;
@@ -36,6 +37,12 @@ export async function resolveManifest(client: RegistryClient): Promise<{ digest:
     throw new NookError('NOT_SUPPORTED', `${formatReference(client.ref)} has a manifest of type ${m.mediaType ?? 'unknown'} without config and layers`, {
       hint: 'nook pulls OCI and Docker schema-2 images',
     });
+  }
+  for (const d of [m.manifest.config, ...m.manifest.layers]) {
+    // Every download is bounded by its declared size: a descriptor without one is refused.
+    if (typeof d.size !== 'number' || !Number.isInteger(d.size) || d.size < 0 || d.size > MAX_BLOB_BYTES) {
+      throw new NookError('REGISTRY_ERROR', `${formatReference(client.ref)}: blob ${d.digest} declares no usable size (${String(d.size)})`);
+    }
   }
   for (const l of m.manifest.layers) {
     if (l.mediaType && !/tar(\+gzip|\.gzip)?$/.test(l.mediaType)) {

@@ -151,10 +151,21 @@ describe('images from registries and archives', () => {
     await rejectsWith(d.client.images.pull('127.0.0.1:1/library/tools:1.0'), 'REGISTRY_ERROR');
     await rejectsWith(d.client.images.pull('Not A Reference'), 'INVALID_ARGUMENT');
     // A registry that fails: its status, not a 500 of ours.
-    const broken = createServer((_req, res) => res.writeHead(500).end('{"errors":[{"code":"UNKNOWN"}]}'));
+    const sizeless = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'a'.repeat(64)}` },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'b'.repeat(64)}` }],
+    });
+    // A registry that fails outright, and one whose manifest leaves a download unbounded.
+    const broken = createServer((req, res) => {
+      if (req.url?.includes('/nosize/manifests/')) res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(sizeless);
+      else res.writeHead(500).end('{"errors":[{"code":"UNKNOWN"}]}');
+    });
     await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
     try {
       await rejectsWith(d.client.images.pull(`127.0.0.1:${(broken.address() as AddressInfo).port}/library/tools:1.0`), 'REGISTRY_ERROR', /500/);
+      await rejectsWith(d.client.images.pull(`127.0.0.1:${(broken.address() as AddressInfo).port}/library/nosize:1`), 'REGISTRY_ERROR', /declares no usable size/);
     } finally {
       broken.close();
     }
