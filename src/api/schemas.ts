@@ -528,8 +528,10 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
+/** Kinds of retained state; `blobs` is the registry blob cache (it only speeds up later pulls). */
+export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs']);
 export const RetainedItem = z.object({
-  kind: z.enum(['sandbox', 'snapshot', 'image', 'logs']),
+  kind: RetainedKind,
   name: z.string(),
   id: z.string(),
   sizeBytes: z.number().int().nullable(),
@@ -541,7 +543,7 @@ export const RetainedList = z.object({ items: z.array(RetainedItem) });
 
 export const GcRequest = z.strictObject({
   olderThanMs: z.number().int().min(0),
-  kinds: z.array(z.enum(['sandbox', 'snapshot', 'image', 'logs'])).min(1).optional(),
+  kinds: z.array(RetainedKind).min(1).optional(),
   dryRun: z.boolean().optional(),
 });
 export const GcResult = z.object({ receipt: z.string().optional(), dryRun: z.boolean(), deleted: z.array(RetainedItem) });

@@ -55,6 +55,11 @@ export class ImageManager {
     private readonly cacheDir: string,
   ) {}
 
+  /** The shared registry blob cache. */
+  get blobDir(): string {
+    return join(this.cacheDir, 'blobs', 'sha256');
+  }
+
   private usedBy(imageId: string): string[] {
     return (this.db.prepare('SELECT name FROM sandboxes WHERE image_id = ? ORDER BY name').all(imageId) as { name: string }[]).map((r) => r.name);
   }
@@ -250,7 +255,7 @@ export class ImageManager {
       throw new NookError('INVALID_NAME', `the local name ${name} is not valid: ${IMAGE_NAME_RULE}`, { hint: 'give one with --name' });
     }
     const source = formatReference(ref);
-    const pulled = await pullBlobs(ref, req.auth, join(this.cacheDir, 'blobs', 'sha256'), progress);
+    const pulled = await pullBlobs(ref, req.auth, this.blobDir, progress);
     const existing = this.row(name);
     if (existing?.state === 'ready') {
       if (parseConfig(existing.config_json).digest === pulled.digest) {

@@ -26,6 +26,22 @@ export interface PulledImage {
 /** One download per blob at a time, across concurrent pulls in this daemon. */
 const inFlight = new Map<string, Promise<void>>();
 
+/** Blob cache files (finished and partial), for retention reports and gc. */
+export async function blobCacheFiles(blobDir: string): Promise<{ path: string; hex: string; bytes: number; mtimeMs: number }[]> {
+  const names = await fsp.readdir(blobDir).catch(() => [] as string[]);
+  const out: { path: string; hex: string; bytes: number; mtimeMs: number }[] = [];
+  for (const name of names) {
+    const st = await fsp.stat(join(blobDir, name)).catch(() => null);
+    if (st?.isFile()) out.push({ path: join(blobDir, name), hex: name.replace(/\.partial$/, ''), bytes: st.size, mtimeMs: st.mtimeMs });
+  }
+  return out;
+}
+
+/** Is a download of this blob running in this daemon now (gc leaves it alone)? */
+export function blobInFlight(hex: string): boolean {
+  return inFlight.has(`sha256:${hex}`);
+}
+
 export async function resolveManifest(client: RegistryClient): Promise<{ digest: string; config: Descriptor; layers: Descriptor[] }> {
   const want = client.ref.digest ?? client.ref.tag ?? 'latest';
   let m = await client.manifest(want);

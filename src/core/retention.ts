@@ -1,3 +1,4 @@
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { DoneReport, RetainedItem, Usage } from '../api/schemas.js';
 import { duBytes } from '../storage/common.js';
@@ -5,6 +6,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from './audit.js';
 import type { ImageManager } from './images.js';
+import { blobCacheFiles, blobInFlight } from './pull.js';
 import type { NetworkManager } from './network.js';
 import type { SandboxManager } from './sandboxes.js';
 import type { SnapshotManager } from './snapshots.js';
@@ -59,14 +61,30 @@ export class RetentionManager {
         const cache = img.source.startsWith('build-step:') ? ' (build step cache)' : '';
         items.push({ kind: 'image', name: img.name, id: img.id, sizeBytes: img.sizeBytes, ageSeconds: this.age(Date.parse(img.createdAt)), detail: img.usedBy.length ? `used by ${img.usedBy.join(', ')}${cache}` : `unused${cache}` });
       }
+      const blobs = await blobCacheFiles(this.images.blobDir);
+      if (blobs.length > 0) {
+        const oldest = Math.min(...blobs.map((b) => b.mtimeMs));
+        const bytes = blobs.reduce((n, b) => n + b.bytes, 0);
+        items.push({ kind: 'blobs', name: 'registry blob cache', id: this.images.blobDir, sizeBytes: bytes, ageSeconds: this.age(oldest), detail: `${blobs.length} blob(s); only speeds up later pulls (shared by every state dir on this host)` });
+      }
     }
     return items;
   }
 
   /** Deletes state older than `olderThanMs` of the given kinds (running sandboxes and images in use are kept). */
   async gc(olderThanMs: number, kinds: Kind[], dryRun: boolean): Promise<RetainedItem[]> {
-    const old = (await this.retained()).filter((i) => i.ageSeconds * 1000 >= olderThanMs && kinds.includes(i.kind));
+    const old = (await this.retained()).filter((i) => i.kind !== 'blobs' && i.ageSeconds * 1000 >= olderThanMs && kinds.includes(i.kind));
     const deleted: RetainedItem[] = [];
+    if (kinds.includes('blobs')) {
+      // Blob by blob: each is old or not on its own; a download in flight is left alone.
+      const now = Date.now();
+      const gone = (await blobCacheFiles(this.images.blobDir)).filter((b) => now - b.mtimeMs >= olderThanMs && !blobInFlight(b.hex));
+      if (!dryRun) for (const b of gone) await fsp.rm(b.path, { force: true });
+      if (gone.length > 0) {
+        const oldest = Math.min(...gone.map((b) => b.mtimeMs));
+        deleted.push({ kind: 'blobs', name: 'registry blob cache', id: this.images.blobDir, sizeBytes: gone.reduce((n, b) => n + b.bytes, 0), ageSeconds: this.age(oldest), detail: `${gone.length} blob(s)` });
+      }
+    }
     for (const item of old) {
       if (item.kind === 'sandbox') {
         const s = this.sandboxes.find(item.id);

@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes, type RouteDef } from '../api/routes.js';
-import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type BuildEvent, type BuildResult, type ExecEvent, type Image, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
+import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, RetainedKind, type BuildEvent, type BuildResult, type ExecEvent, type Image, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { AuditLog, digestInputs } from '../core/audit.js';
 import type { Nook } from '../core/nook.js';
@@ -412,7 +412,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.post(routes.gc.path, async (c) => {
     const req = await parseBody(c, routes.gc.body);
     const dryRun = req.dryRun ?? false;
-    return c.json({ dryRun, deleted: await ret.gc(req.olderThanMs, req.kinds ?? ['sandbox', 'snapshot', 'image', 'logs'], dryRun) });
+    return c.json({ dryRun, deleted: await ret.gc(req.olderThanMs, req.kinds ?? RetainedKind.options, dryRun) });
   });
   app.get(routes.listProfiles.path, (c) => c.json({ profiles: nook.policy.list() }));
   app.get(honoPath(routes.getProfile.path), (c) => c.json(nook.policy.get(c.req.param('name') ?? '')));

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { ProgressEvent } from '../../src/api/schemas.js';
-import { resolvePaths } from '../../src/core/paths.js';
 import { run } from '../../src/util/proc.js';
 import { rejectsWith } from '../helpers/assert.js';
 import { CLI_MAIN, startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -14,8 +13,9 @@ import { sha, tarOf, writeLayout } from '../helpers/oci.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const auth = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
-/** The daemon's shared blob cache (test daemons share the host's cache dir). */
-const blobDir = join(resolvePaths(process.env).cacheDir, 'blobs', 'sha256');
+/** This test's daemon gets a cache dir of its own, so its blob cache is its own too. */
+const cacheDir = mkdtempSync('/tmp/nook-registry-cache-');
+const blobDir = join(cacheDir, 'blobs', 'sha256');
 
 /** Two layers: a busybox userland with files, then whiteouts, an opaque dir and new files. */
 async function buildLayers(work: string): Promise<Buffer[]> {
@@ -47,13 +47,9 @@ describe('images from registries and archives', () => {
   let amd64ManifestDigest: string;
   let layers: Buffer[];
 
-  /** Blobs already cached before this test: the ones it adds are removed after it. */
-  let cachedBefore: Set<string>;
-
   before(async () => {
-    cachedBefore = new Set(existsSync(blobDir) ? readdirSync(blobDir) : []);
     work = mkdtempSync('/tmp/nook-registry-test-');
-    [d, reg] = await Promise.all([startDaemon(), startRegistry()]);
+    [d, reg] = await Promise.all([startDaemon({ NOOK_CACHE_DIR: cacheDir }), startRegistry()]);
     layers = await buildLayers(work);
     const config = { Env: ['PATH=/bin', 'GREETING=hello'], WorkingDir: '/app', User: 'app', Cmd: ['sh', '-c', 'echo from-cmd'] };
     // A multi-platform index: nook must choose linux/amd64, not the first entry.
@@ -72,7 +68,7 @@ describe('images from registries and archives', () => {
     await d?.teardown();
     await reg?.stop();
     rmSync(work, { recursive: true, force: true });
-    for (const f of existsSync(blobDir) ? readdirSync(blobDir) : []) if (!cachedBefore.has(f)) rmSync(join(blobDir, f), { force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
   });
 
   it('pulls through token auth: linux/amd64 from an index, layers in order, config as defaults', async () => {
@@ -201,6 +197,24 @@ describe('images from registries and archives', () => {
     await run(['tar', '-C', unpacked, '-cf', bad, '.']);
     await rejectsWith(d.client.images.import(bad, { name: 'bad-docker' }), 'DIGEST_MISMATCH');
     await assert.rejects(d.client.images.get('bad-docker'));
+  });
+
+  it('the blob cache is retained state: listed, and dropped by gc', async () => {
+    const item = (await d.client.retained()).find((i) => i.kind === 'blobs');
+    assert.ok(item && (item.sizeBytes ?? 0) > 0, 'the cache is listed with its size');
+    const dry = await d.client.gc({ olderThanMs: 0, kinds: ['blobs'], dryRun: true });
+    assert.equal(dry.deleted[0]?.kind, 'blobs');
+    assert.ok(readdirSync(blobDir).length > 0, 'a dry run deletes nothing');
+    await d.client.gc({ olderThanMs: 0, kinds: ['blobs'] });
+    assert.deepEqual(readdirSync(blobDir), []);
+    // Images do not need their blobs: they still run, and a pull fetches again.
+    const sb = await d.client.sandboxes.create({ name: 'after-gc', image: 'tools:1.0' });
+    assert.equal((await sb.exec(['cat', '/app/new.txt'])).stdout, 'new\n');
+    await sb.destroy();
+    const events: ProgressEvent[] = [];
+    await d.client.images.pull(`${reg.host}/library/tools:1.0`, { auth, name: 'refetched', onProgress: (e) => events.push(e) });
+    assert.ok(events.some((e) => e.type === 'progress' && e.phase === 'download'));
+    await d.client.images.remove('refetched');
   });
 
   it('nook image pull and inspect from the CLI, with the password on stdin', async () => {

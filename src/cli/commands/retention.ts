@@ -50,9 +50,9 @@ export function registerRetentionCommands(program: Command): void {
 
   program
     .command('gc')
-    .description('delete state older than an age, by kind (paused sandboxes, snapshots, unused images)')
+    .description('delete state older than an age, by kind (paused sandboxes, snapshots, unused images, cached registry blobs)')
     .requiredOption('--older-than <age>', 'e.g. 7d, 12h', durationMs)
-    .option('--kind <kind>', 'sandbox, snapshot or image (repeatable; default all)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--kind <kind>', 'sandbox, snapshot, image or blobs (repeatable; default all)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--dry-run', 'only list what would be deleted')
     .option('--json', 'print JSON')
     .action(async (flags: { olderThan: number; kind?: string[]; dryRun?: boolean; json?: boolean }) => {
