@@ -97,12 +97,20 @@ export async function buildLayout(rootfs: string, layout: string, meta: ImageMet
 }
 
 async function readJson<T>(path: string, what = 'OCI image layout'): Promise<T> {
-  try {
-    return JSON.parse(await fsp.readFile(path, 'utf8')) as T;
-  } catch (e) {
-    throw new NookError('INVALID_ARGUMENT', `not a valid ${what}: cannot read ${path.split('/').slice(-2).join('/')}: ${(e as Error).message}`, {
+  const name = path.split('/').slice(-2).join('/');
+  const bad = (why: string): NookError =>
+    new NookError('INVALID_ARGUMENT', `not a valid ${what}: ${name} ${why}`, {
       hint: 'give an OCI image layout tar (oci-layout, index.json, blobs/sha256/...) or a docker save archive',
     });
+  // Never through a link: an archive could point one at a host file. And the parse error is
+  // not echoed, since it quotes the text it choked on.
+  const st = await fsp.lstat(path).catch(() => null);
+  if (!st) throw bad('is missing');
+  if (!st.isFile()) throw bad('is not a plain file');
+  try {
+    return JSON.parse(await fsp.readFile(path, 'utf8')) as T;
+  } catch {
+    throw bad('is not valid JSON');
   }
 }
 

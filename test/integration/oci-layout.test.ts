@@ -155,6 +155,26 @@ layer(sys.argv[2], [('abs/pwned-abs', 'file', 'x'), ('rel/pwned-rel', 'file', 'y
     }
   });
 
+  it('never reads a host file through a link in the archive, nor echoes one', async () => {
+    const host = readFileSync('/etc/hostname', 'utf8').trim();
+    for (const member of ['index.json', 'manifest.json']) {
+      const dir = join(work, `linked-${member}`);
+      mkdirSync(dir);
+      await run(['ln', '-s', '/etc/hostname', join(dir, member)]);
+      writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      const file = join(work, `linked-${member}.tar`);
+      await run(['tar', '-C', dir, '-cf', file, '.']);
+      const e = await d.client.images.import(file, { name: 'linked' }).then(
+        () => null,
+        (err: unknown) => err as NookError,
+      );
+      assert.equal(e?.code, 'INVALID_ARGUMENT');
+      assert.match(e?.message ?? '', /not a plain file/);
+      if (host.length >= 4) assert.ok(!(e?.message ?? '').includes(host), 'the host file\'s text is not in the answer');
+    }
+    await assert.rejects(d.client.images.get('linked'));
+  });
+
   it('refuses tampered, malformed and dangerous archives, leaving no image behind', async () => {
     const good = join(work, 'committed.oci.tar');
     const tampered = join(work, 'tampered');
