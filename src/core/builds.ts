@@ -13,14 +13,13 @@ import { BuildSpec, Preset, type BuildEvent, type BuildResult, type Image } from
 import { log } from '../util/log.js';
 import type { AuditLog } from './audit.js';
 import type { FileManager } from './files.js';
-import type { ImageConfig, ImageManager } from './images.js';
+import { BUILD_STEP_SOURCE, type ImageConfig, type ImageManager } from './images.js';
 import type { SandboxManager } from './sandboxes.js';
 import type { SnapshotManager } from './snapshots.js';
 import type { TarTransfer } from './tar-transfer.js';
 
 export const SPEC_FILE = 'nook.json';
 export const BUILD_LABEL = 'nook.build';
-const STEP_SOURCE = 'build-step:';
 const DEFAULT_STEP_TIMEOUT_MS = 10 * 60_000;
 const MAX_COPY_BYTES = 16 * 1024 ** 3;
 
@@ -218,7 +217,7 @@ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-i
         emit({ type: 'progress', phase: `step ${i + 1}/${steps.length}`, percent: 10 + Math.floor((i / steps.length) * 85), message: `${step.kind}: ${step.description}` });
         const t0 = Date.now();
         await step.apply(builder.id, i);
-        const cached = await this.snapshots.commitAs(builder.id, cacheName(step.key), { env: config.env, source: `${STEP_SOURCE}${spec.name}`, specDigest: step.key });
+        const cached = await this.snapshots.commitAs(builder.id, cacheName(step.key), { env: config.env, source: `${BUILD_STEP_SOURCE}${spec.name}`, specDigest: step.key });
         log('build step', { image: spec.name, step: i + 1, kind: step.kind, ms: Date.now() - t0, cache: cached.name });
         const r = report[i];
         if (r) r.durationMs = Date.now() - t0;
@@ -245,10 +244,5 @@ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-i
       await this.sandboxes.destroy(sb.id).catch(() => undefined);
       log('reconcile: removed an interrupted builder', { name: sb.name });
     }
-  }
-
-  /** Is this image name one of the step cache's? */
-  static isStepImage(source: string): boolean {
-    return source.startsWith(STEP_SOURCE);
   }
 }

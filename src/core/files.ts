@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { NookError } from '../api/errors.js';
 import type { FileInfo } from '../api/schemas.js';
 import { INIT_PATH_IN_SANDBOX } from '../runtime/oci-config.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import { sha256, type AuditLog } from './audit.js';
 import type { SandboxManager } from './sandboxes.js';
+import { feedStdin, SessionOutput } from './session-stream.js';
 
 const FS_TIMEOUT_MS = 120_000;
 const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
@@ -77,25 +77,12 @@ export class FileManager {
       { argv: [INIT_PATH_IN_SANDBOX, 'fs', 'write', path, (mode & 0o777).toString(8)], env: ENV, cwd: '/' },
       { onStdout: () => undefined, onStderr: (b) => (err += b.toString()) },
     );
-    const hash = createHash('sha256');
-    let bytes = 0;
-    try {
-      for await (const chunk of body) {
-        bytes += chunk.length;
-        if (bytes > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, the file is unchanged`, { hint: 'copy a smaller file, or raise NOOK_MAX_COPY_IN_BYTES on the daemon' });
-        hash.update(chunk);
-        await session.writeAsync(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      }
-    } catch (e) {
-      // Killed, not ended: an ended stdin would rename a cut file into place.
-      session.kill();
-      await session.exited.catch(() => undefined);
-      throw e;
-    }
-    session.endStdin();
+    const fed = await feedStdin(session, body, maxBytes, () =>
+      new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, the file is unchanged`, { hint: 'copy a smaller file, or raise NOOK_MAX_COPY_IN_BYTES on the daemon' }),
+    );
     const exit = await session.exited;
     failed(exit.exitCode, err, sb.name);
-    this.audit.note({ file: { path, bytes, sha256: hash.digest('hex'), direction: 'in' } }, { id: sb.id, name: sb.name });
+    this.audit.note({ file: { path, ...fed, direction: 'in' } }, { id: sb.id, name: sb.name });
     return this.stat(sb.id, path);
   }
 
@@ -106,44 +93,30 @@ export class FileManager {
     const info = await this.stat(sb.id, path);
     if (info.type !== 'file') throw new NookError('INVALID_ARGUMENT', `${path} is a ${info.type}, not a regular file`, { hint: 'copy directories with nook cp (a tar stream)' });
     if (info.size > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `${path} is ${info.size} bytes, more than the limit of ${maxBytes}`, { hint: 'raise --max-bytes, or copy a smaller file' });
-    const out = new PassThrough({ highWaterMark: 1 << 20 });
-    const hash = createHash('sha256');
-    let bytes = 0;
+    const out = new SessionOutput();
     let err = '';
     const session = this.runtime.openSession(
       sb.id,
       { argv: [INIT_PATH_IN_SANDBOX, 'fs', 'cat', path, String(maxBytes)], env: ENV, cwd: '/' },
-      {
-        onStdout: (b) => {
-          bytes += b.length;
-          hash.update(b);
-          if (!out.write(b)) {
-            session.pause();
-            out.once('drain', () => session.resume());
-          }
-        },
-        onStderr: (b) => (err += b.toString()),
-      },
+      { onStdout: (b) => out.push(b), onStderr: (b) => (err += b.toString()) },
     );
+    out.attach(session);
     session.endStdin();
-    out.on('close', () => {
-      if (!out.writableFinished) session.kill();
-    });
     session.exited.then(
       (exit) => {
-        if (out.destroyed) return;
+        if (out.stream.destroyed) return;
         try {
           failed(exit.exitCode, err, sb.name);
         } catch (e) {
-          out.destroy(e as Error);
+          out.fail(e as Error);
           return;
         }
-        this.audit.note({ file: { path, bytes, sha256: hash.digest('hex'), direction: 'out' } }, { id: sb.id, name: sb.name });
-        out.end();
+        this.audit.note({ file: { path, bytes: out.bytes, sha256: out.hash.digest('hex'), direction: 'out' } }, { id: sb.id, name: sb.name });
+        out.stream.end();
       },
-      (e: unknown) => out.destroy(e as Error),
+      (e: unknown) => out.fail(e as Error),
     );
-    return { info, stream: out };
+    return { info, stream: out.stream };
   }
 
   private parse(text: Buffer): FileInfo[] {

@@ -27,6 +27,9 @@ interface ImageRow {
   config_json: string;
 }
 
+/** The source of the build step cache's images (hidden from image ls unless --all). */
+export const BUILD_STEP_SOURCE = 'build-step:';
+
 export interface ImageConfig {
   env: Record<string, string>;
   /** Default working directory for sandboxes of this image (else /work). */
@@ -88,7 +91,7 @@ export class ImageManager {
   /** Ready images; the build step cache's only with `all`. */
   list(all = false): Image[] {
     const images = (this.db.prepare("SELECT * FROM images WHERE state = 'ready' ORDER BY name").all() as ImageRow[]).map((r) => this.toImage(r));
-    return all ? images : images.filter((i) => !i.source.startsWith('build-step:'));
+    return all ? images : images.filter((i) => !i.source.startsWith(BUILD_STEP_SOURCE));
   }
 
   /** Gives an image another name (a rebuild keeps the old one under a new name while in use). */

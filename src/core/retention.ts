@@ -5,7 +5,7 @@ import { duBytes } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from './audit.js';
-import type { ImageManager } from './images.js';
+import { BUILD_STEP_SOURCE, type ImageManager } from './images.js';
 import { blobCacheFiles, blobInFlight } from './pull.js';
 import type { NetworkManager } from './network.js';
 import type { SandboxManager } from './sandboxes.js';
@@ -58,7 +58,7 @@ export class RetentionManager {
     if (!sandbox) {
       // The build step cache too: it is state, and gc may drop it (a build then reruns steps).
       for (const img of this.images.list(true)) {
-        const cache = img.source.startsWith('build-step:') ? ' (build step cache)' : '';
+        const cache = img.source.startsWith(BUILD_STEP_SOURCE) ? ' (build step cache)' : '';
         items.push({ kind: 'image', name: img.name, id: img.id, sizeBytes: img.sizeBytes, ageSeconds: this.age(Date.parse(img.createdAt)), detail: img.usedBy.length ? `used by ${img.usedBy.join(', ')}${cache}` : `unused${cache}` });
       }
       const blobs = await blobCacheFiles(this.images.blobDir);

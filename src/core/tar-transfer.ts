@@ -4,13 +4,13 @@
  * the archive or the sandbox's files hold resolve in the sandbox's root and never on the
  * host. Streams are bounded in bytes and time, with back-pressure both ways.
  */
-import { createHash } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { NookError } from '../api/errors.js';
-import type { RuntimeDriver, SessionHandle } from '../runtime/driver.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
 import type { AuditLog } from './audit.js';
 import type { FileManager } from './files.js';
 import type { SandboxManager } from './sandboxes.js';
+import { feedStdin, SessionOutput } from './session-stream.js';
 
 const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 /** A transfer that makes no progress for this long is ended. */
@@ -51,33 +51,24 @@ export class TarTransfer {
     await this.files.mkdir(sb.id, dir, true);
     let stderr = '';
     const session = this.runtime.openSession(sb.id, { argv: ['tar', '-xf', '-', '-C', dir], env: ENV, cwd: '/' }, { onStdout: () => undefined, onStderr: (b) => (stderr += b.toString()) });
-    const hash = createHash('sha256');
-    let bytes = 0;
     const idle = new IdleTimer(() => session.kill());
+    let fed: { bytes: number; sha256: string };
     try {
       // preventCancel: on a refusal the daemon still reads the rest, so the client sees the answer.
-      for await (const chunk of body instanceof ReadableStream ? body.values({ preventCancel: true }) : body) {
-        idle.touch();
-        bytes += chunk.length;
-        if (bytes > maxBytes) {
-          session.kill();
-          throw new NookError('PAYLOAD_TOO_LARGE', `the archive is larger than ${maxBytes} bytes: stopped`, { hint: 'copy less, or raise the limit (NOOK_MAX_COPY_IN_BYTES on the daemon)' });
-        }
-        hash.update(chunk);
-        await session.writeAsync(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      }
-      session.endStdin();
+      fed = await feedStdin(
+        session,
+        body instanceof ReadableStream ? body.values({ preventCancel: true }) : body,
+        maxBytes,
+        () => new NookError('PAYLOAD_TOO_LARGE', `the archive is larger than ${maxBytes} bytes: stopped`, { hint: 'copy less, or raise the limit (NOOK_MAX_TAR_IN_BYTES on the daemon)' }),
+        () => idle.touch(),
+      );
       const exit = await session.exited;
       if (idle.fired) throw new NookError('RUNTIME_ERROR', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`);
       if (exit.exitCode !== 0) throw tarFailed(exit.exitCode, stderr, 'unpacking the archive');
-    } catch (e) {
-      session.kill();
-      await session.exited.catch(() => undefined);
-      throw e;
     } finally {
       idle.stop();
     }
-    const result = { path: dir, bytes, sha256: hash.digest('hex') };
+    const result = { path: dir, ...fed };
     this.audit.note({ file: { ...result, direction: 'in', kind: 'tar' } }, { id: sb.id, name: sb.name });
     return result;
   }
@@ -94,65 +85,49 @@ export class TarTransfer {
     const parts = path.replace(/\/+$/, '').split('/');
     const base = parts.pop() || '.';
     const parent = parts.join('/') || '/';
-    const out = new PassThrough({ highWaterMark: 1 << 20 });
-    const hash = createHash('sha256');
-    let bytes = 0;
+    const out = new SessionOutput();
     let stderr = '';
     let cut = false;
-    let session: SessionHandle | undefined;
-    const fail = (e: NookError): void => {
-      session?.kill();
-      out.destroy(e);
-    };
-    const idle = new IdleTimer(() => fail(new NookError('RUNTIME_ERROR', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`)));
-    session = this.runtime.openSession(
+    const idle = new IdleTimer(() => out.fail(new NookError('RUNTIME_ERROR', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`)));
+    const session = this.runtime.openSession(
       sb.id,
       { argv: ['tar', '-cf', '-', '-C', parent, base], env: ENV, cwd: '/' },
       {
         onStdout: (b) => {
           idle.touch();
-          bytes += b.length;
+          if (cut) return;
           // Past the bound (plus slack, so a client counting exactly trips first and says
           // why) the archive ends early, without tar's end blocks: it never reads as whole.
-          if (bytes > maxBytes + OUT_SLACK_BYTES) {
-            if (!cut) {
-              cut = true;
-              session?.kill();
-              out.end();
-            }
+          if (out.bytes + b.length > maxBytes + OUT_SLACK_BYTES) {
+            cut = true;
+            session.kill();
+            out.stream.end();
             return;
           }
-          hash.update(b);
-          if (!out.write(b)) {
-            session?.pause();
-            out.once('drain', () => session?.resume());
-          }
+          out.push(b);
         },
         onStderr: (b) => (stderr += b.toString()),
       },
     );
+    out.attach(session);
     session.endStdin();
-    out.on('close', () => {
-      // The reader went away early: stop tar.
-      if (!out.writableFinished) session?.kill();
-    });
     session.exited.then(
       (exit) => {
         idle.stop();
-        if (out.destroyed || cut) return;
+        if (out.stream.destroyed || cut) return;
         if (exit.exitCode !== 0) {
-          fail(tarFailed(exit.exitCode, stderr, `archiving ${path}`));
+          out.fail(tarFailed(exit.exitCode, stderr, `archiving ${path}`));
           return;
         }
-        this.audit.note({ file: { path, type: info.type, bytes, sha256: hash.digest('hex'), direction: 'out', kind: 'tar' } }, { id: sb.id, name: sb.name });
-        out.end();
+        this.audit.note({ file: { path, type: info.type, bytes: out.bytes, sha256: out.hash.digest('hex'), direction: 'out', kind: 'tar' } }, { id: sb.id, name: sb.name });
+        out.stream.end();
       },
       (e: unknown) => {
         idle.stop();
-        fail(e instanceof NookError ? e : new NookError('RUNTIME_ERROR', String(e)));
+        out.fail(e instanceof NookError ? e : new NookError('RUNTIME_ERROR', String(e)));
       },
     );
-    return out;
+    return out.stream;
   }
 }
 

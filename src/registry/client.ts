@@ -159,12 +159,11 @@ export class RegistryClient {
     }
     const res = await this.get(`/blobs/${digest}`, have > 0 ? { range: `bytes=${have}-` } : {});
     if (!res.ok || !res.body) throw await this.failed(res, `blob ${digest}`);
-    let resumed = have > 0 && res.status === 206;
+    const resumed = have > 0 && res.status === 206;
     if (!resumed && have > 0) {
       // The registry sent the whole blob: start the hash and the file over.
       onBytes(-have);
       have = 0;
-      resumed = false;
     }
     const fresh = resumed ? hash : createHash('sha256');
     let received = have;

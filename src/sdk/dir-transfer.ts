@@ -7,10 +7,11 @@
  */
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { create } from 'tar';
 import { NookError } from '../api/errors.js';
+import { ByteLimit } from '../util/byte-limit.js';
 import { safeUntar } from '../util/safe-untar.js';
 
 /** A tar stream of the contents of `hostDir` (entries relative to it, ids written as 0). */
@@ -28,14 +29,7 @@ export async function saveFile(data: Readable, dest: string, mode: number, maxBy
   const st = await fsp.lstat(target).catch(() => null);
   if (st?.isDirectory()) throw new NookError('INVALID_ARGUMENT', `${dest} is a directory`, { hint: 'name the file to write, e.g. ./out/result.json' });
   const tmp = join(dirname(target), `.${basename(target)}.nook-${process.pid}-${Date.now()}`);
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) done(new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, nothing written`, { hint: 'raise --max-bytes' }));
-      else done(null, chunk);
-    },
-  });
+  const counter = new ByteLimit(maxBytes, () => new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, nothing written`, { hint: 'raise --max-bytes' }));
   try {
     await pipeline(data, counter, createWriteStream(tmp, { flags: 'wx', mode: mode & 0o777 }));
     await fsp.chmod(tmp, mode & 0o777);
@@ -45,7 +39,7 @@ export async function saveFile(data: Readable, dest: string, mode: number, maxBy
     if (e instanceof NookError) throw e;
     throw new NookError('RUNTIME_ERROR', `the file broke off (${(e as Error).message}); nothing was written`, { hint: 'the sandbox may have stopped; retry' });
   }
-  return { path: target, bytes };
+  return { path: target, bytes: counter.bytes };
 }
 
 export interface Unpacked {

@@ -4,10 +4,11 @@
  * made); no setuid/setgid bits; no ownership from the archive; a byte bound.
  */
 import type { Stats } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract, type ReadEntry } from 'tar';
 import { NookError } from '../api/errors.js';
+import { ByteLimit } from './byte-limit.js';
 
 const KEPT_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
 
@@ -19,14 +20,7 @@ export interface Untarred {
 
 export async function safeUntar(archive: Readable | NodeJS.ReadableStream, cwd: string, maxBytes: number): Promise<Untarred> {
   const result: Untarred = { bytes: 0, entries: 0, skipped: [] };
-  // A Transform, not an async generator: node-tar's Minipass writer stalls behind the latter.
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      result.bytes += chunk.length;
-      if (result.bytes > maxBytes) done(new NookError('PAYLOAD_TOO_LARGE', `the archive is more than ${maxBytes} bytes: stopped, nothing kept`, { hint: 'raise the limit, or copy less' }));
-      else done(null, chunk);
-    },
-  });
+  const counter = new ByteLimit(maxBytes, () => new NookError('PAYLOAD_TOO_LARGE', `the archive is more than ${maxBytes} bytes: stopped, nothing kept`, { hint: 'raise the limit, or copy less' }));
   const escapes = (p: string): boolean => p.startsWith('/') || p.split('/').includes('..');
   await pipeline(
     archive,
@@ -47,5 +41,6 @@ export async function safeUntar(archive: Readable | NodeJS.ReadableStream, cwd: 
       },
     }),
   );
+  result.bytes = counter.bytes;
   return result;
 }

@@ -4,6 +4,7 @@ import { NookError } from '../../api/errors.js';
 import { LIMITS, type ExecResult } from '../../api/schemas.js';
 import type { ExecOptions } from '../../sdk/client.js';
 import { connect } from '../connect.js';
+import { readStdin } from '../stdin.js';
 import { durationMs, keyValue, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { writeHostFile } from '../host-files.js';
@@ -36,19 +37,6 @@ function addExecOptions(cmd: Command): Command {
     .option('--json', 'print {exitCode, stdout, stderr, truncated, timedOut, durationMs} instead of streaming');
 }
 
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const c of process.stdin as AsyncIterable<Buffer>) {
-    total += c.length;
-    if (total > LIMITS.maxStdinBytes) {
-      throw new NookError('PAYLOAD_TOO_LARGE', `standard input is larger than ${LIMITS.maxStdinBytes} bytes`, { hint: 'copy large inputs in as files instead' });
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
-
 async function execOptions(flags: ExecFlags): Promise<ExecOptions> {
   const live = !flags.json;
   return {
@@ -57,7 +45,7 @@ async function execOptions(flags: ExecFlags): Promise<ExecOptions> {
     ...(flags.env ? { env: flags.env } : {}),
     ...(flags.cwd ? { cwd: flags.cwd } : {}),
     ...(flags.user ? { user: flags.user } : {}),
-    ...(flags.interactive ? { stdin: await readStdin() } : {}),
+    ...(flags.interactive ? { stdin: await readStdin(LIMITS.maxStdinBytes) } : {}),
     ...(flags.redact ? { redact: true } : {}),
     ...(flags.output ? { outputs: flags.output } : {}),
     ...(live ? { onStdout: (b: Buffer) => process.stdout.write(b), onStderr: (b: Buffer) => process.stderr.write(b) } : {}),

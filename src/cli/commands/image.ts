@@ -3,14 +3,9 @@ import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
 import { Preset } from '../../api/schemas.js';
 import { connect } from '../connect.js';
+import { readStdin } from '../stdin.js';
 import { progressBar } from '../progress.js';
 import { age, mib, printJson, table } from '../render.js';
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 export function registerTemplateCommands(program: Command): void {
   program
@@ -58,7 +53,7 @@ export function registerImageCommands(program: Command): void {
     .action(async (reference: string, flags: { name?: string; username?: string; passwordStdin?: boolean; replace?: boolean; json?: boolean }) => {
       let auth: { username: string; password: string } | undefined;
       if (flags.username) {
-        const password = flags.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : '';
+        const password = flags.passwordStdin ? (await readStdin(4096, 'a password is at most 4096 bytes')).toString('utf8').replace(/\r?\n$/, '') : '';
         auth = { username: flags.username, password };
       } else if (flags.passwordStdin) {
         throw new NookError('INVALID_ARGUMENT', '--password-stdin needs --username');
