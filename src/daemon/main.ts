@@ -46,6 +46,16 @@ export interface DaemonOptions {
   tcp?: string;
 }
 
+/**
+ * The last line of defence: an exception that escapes a request or connection handler is
+ * logged and the daemon keeps serving. Exiting would kill every running command on the host,
+ * so a crash must never be the answer to input. (Each such fault is a bug: the log names it.)
+ */
+export function guardProcess(): void {
+  process.on('uncaughtException', (e: Error) => log('fault caught (uncaught exception); still serving', { error: e.stack ?? String(e) }));
+  process.on('unhandledRejection', (e: unknown) => log('fault caught (unhandled rejection); still serving', { error: (e as Error)?.stack ?? String(e) }));
+}
+
 export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new NookError('NOT_SUPPORTED', 'nookd must run as root (it creates namespaces, cgroups and mounts)', { hint: 'run it with sudo' });
@@ -113,6 +123,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
 const invokedDirectly = !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (invokedDirectly) {
   const tcpIndex = process.argv.indexOf('--tcp');
+  guardProcess();
   runDaemon(tcpIndex > 0 ? { tcp: process.argv[tcpIndex + 1] ?? '' } : {}).catch((e: unknown) => {
     const err = e instanceof NookError ? e : new NookError('INTERNAL', (e as Error).message);
     process.stderr.write(`nookd: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`);

@@ -11,12 +11,14 @@ import type { z } from 'zod';
 import { NookError } from '../api/errors.js';
 import { openApiDocument } from '../api/openapi.js';
 import { routes, type RouteDef } from '../api/routes.js';
-import { IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, RetainedKind, type BuildEvent, type BuildResult, type ExecEvent, type Image, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
+import { GcKind, IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, NAME_PATTERN, NAME_RULE, type BuildEvent, type BuildResult, type ExecEvent, type Image, type ExecResult, type LogEvent, type NookEvent, type ProgressEvent } from '../api/schemas.js';
 import { VERSION } from '../api/version.js';
 import { AuditLog, digestInputs } from '../core/audit.js';
 import type { Nook } from '../core/nook.js';
 import { newId } from '../util/ids.js';
+import { parseUntrustedJson } from '../util/json.js';
 import { log } from '../util/log.js';
+import { bodyLimit } from 'hono/body-limit';
 
 export interface AppOptions {
   /** Required bearer token (the TCP listener); the unix socket relies on its file mode. */
@@ -25,6 +27,10 @@ export interface AppOptions {
 }
 
 const NDJSON = 'application/x-ndjson';
+/** JSON bodies are buffered: bound them (the largest is an exec with 16 MiB of base64 stdin). */
+const MAX_JSON_BODY_BYTES = Number(process.env.NOOK_MAX_JSON_BODY_BYTES ?? 24 * 1024 * 1024);
+/** Routes whose body is a stream (tar, file bytes) with a bound of its own. */
+const STREAM_BODY = new Set(['writeFile', 'putTar', 'buildSpec', 'importImage']);
 /** Copy-out default and copy-in bound for single files (both stream). */
 const DEFAULT_COPY_OUT_BYTES = 16 * 1024 * 1024;
 const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 16 * 1024 ** 3);
@@ -97,21 +103,27 @@ function tarBody(c: Context): ReadableStream<Uint8Array> {
   return c.req.raw.body;
 }
 
+/** Path parameters as the client meant them; a malformed escape is the client's error, not a 500. */
+function decodeParams(params: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    try {
+      out[k] = decodeURIComponent(v);
+    } catch {
+      throw new NookError('INVALID_ARGUMENT', `the path parameter ${k} has a malformed %-escape`, { hint: 'percent-encode names with encodeURIComponent' });
+    }
+  }
+  return out;
+}
+
 /** Hono path syntax from the route table's OpenAPI syntax: /v1/sandboxes/{ref} -> /:ref. */
 function honoPath(path: string): string {
   return path.replace(/\{(\w+)\}/g, ':$1');
 }
 
 async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  let raw: unknown = {};
   const text = await c.req.text();
-  if (text.trim() !== '') {
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new NookError('INVALID_ARGUMENT', 'the request body is not valid JSON');
-    }
-  }
+  const raw = text.trim() === '' ? {} : parseUntrustedJson(text);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
@@ -221,31 +233,50 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     });
   }
 
+  // Every body that is read whole is bounded; streamed bodies are bounded where they are consumed.
+  const jsonLimit = bodyLimit({
+    maxSize: MAX_JSON_BODY_BYTES,
+    onError: () => {
+      throw new NookError('PAYLOAD_TOO_LARGE', `the request body is over ${MAX_JSON_BODY_BYTES} bytes`, {
+        hint: 'send files with nook cp / sandbox.files.write (they stream), not inside a JSON body',
+        context: { maxBytes: MAX_JSON_BODY_BYTES },
+      });
+    },
+  });
+
   // Every mutating call is one audited operation with a receipt in its answer.
   const mutating = (Object.entries(routes) as [string, RouteDef][])
     .filter(([, d]) => d.method !== 'get')
     .map(([action, d]) => ({ action, method: d.method.toUpperCase(), re: new RegExp(`^${d.path.replace(/\{(\w+)\}/g, '(?<$1>[^/]+)')}$`) }));
   app.use('*', async (c, next) => {
     const route = mutating.find((r) => r.method === c.req.method && r.re.test(c.req.path));
+    const streamed = route && STREAM_BODY.has(route.action) && !(c.req.header('content-type') ?? '').includes('json');
+    if (streamed) return next();
+    return jsonLimit(c, next);
+  });
+  app.use('*', async (c, next) => {
+    const route = mutating.find((r) => r.method === c.req.method && r.re.test(c.req.path));
     if (!route) return next();
-    const params = route.re.exec(c.req.path)?.groups ?? {};
+    const params = decodeParams(route.re.exec(c.req.path)?.groups ?? {});
     const isJson = (c.req.header('content-type') ?? '').includes('json');
     let body: unknown = undefined;
     if (isJson) {
       try {
-        body = JSON.parse((await c.req.text()) || '{}');
-      } catch {
+        body = parseUntrustedJson((await c.req.text()) || '{}');
+      } catch (e) {
+        // Too large is the caller's error to see; unparsable is parseBody's to answer.
+        if (e instanceof NookError && e.code === 'PAYLOAD_TOO_LARGE') throw e;
         body = { unparsable: true };
       }
     }
     if (!SPACE_FREEING.has(route.action)) await ensureStateSpace(nook.paths.stateDir);
-    const ref = params.ref ? decodeURIComponent(params.ref) : undefined;
+    const ref = params.ref;
     const known = ref ? sb.find(ref) : undefined;
     const ctx = {
       receipt: AuditLog.newReceipt(),
       actor: `${options.token ? 'tcp' : 'unix'}:${(c.req.header('x-nook-actor') ?? 'unknown').slice(0, 200)}`,
       action: route.action,
-      inputs: { ...digestInputs(body), ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeURIComponent(v)])), ...c.req.queries() },
+      inputs: { ...digestInputs(body), ...params, ...c.req.queries() },
       result: {},
       sandboxId: known?.id ?? null,
       sandbox: known?.name ?? ref ?? null,
@@ -412,7 +443,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   app.post(routes.gc.path, async (c) => {
     const req = await parseBody(c, routes.gc.body);
     const dryRun = req.dryRun ?? false;
-    return c.json({ dryRun, deleted: await ret.gc(req.olderThanMs, req.kinds ?? RetainedKind.options, dryRun) });
+    return c.json({ dryRun, deleted: await ret.gc(req.olderThanMs, req.kinds ?? GcKind.options, dryRun) });
   });
   app.get(routes.listProfiles.path, (c) => c.json({ profiles: nook.policy.list() }));
   app.get(honoPath(routes.getProfile.path), (c) => c.json(nook.policy.get(c.req.param('name') ?? '')));

@@ -10,7 +10,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--tcp <host:port>', 'also listen on TCP; requires NOOK_TOKEN or NOOK_TOKEN_FILE')
     .action(async (flags: { tcp?: string }) => {
       // Loaded only here: the daemon's modules (SQLite, drivers) would slow every other command.
-      const { runDaemon } = await import('../../daemon/main.js');
+      const { guardProcess, runDaemon } = await import('../../daemon/main.js');
+      guardProcess();
       await runDaemon(flags.tcp ? { tcp: flags.tcp } : {});
     });
 
