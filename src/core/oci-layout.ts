@@ -114,14 +114,26 @@ async function readJson<T>(path: string, what = 'OCI image layout'): Promise<T> 
   }
 }
 
+/**
+ * The real path of an archive member, or null when it is missing. Every component is resolved,
+ * and the result must be a plain file inside the unpacked archive: a member (or a parent such
+ * as `blobs/`) that links to a host directory can never make us read host content.
+ */
+async function memberPath(root: string, rel: string, what: string): Promise<string | null> {
+  const realRoot = await fsp.realpath(root);
+  const real = await fsp.realpath(join(realRoot, rel)).catch(() => null);
+  if (!real) return null;
+  if (!real.startsWith(`${realRoot}/`)) throw new NookError('INVALID_ARGUMENT', `the ${what} names a path outside itself: ${rel}`, { hint: 'the archive is malformed or hostile; rebuild it' });
+  if (!(await fsp.lstat(real)).isFile()) throw new NookError('INVALID_ARGUMENT', `${rel} in the ${what} is not a plain file`);
+  return real;
+}
+
 /** The path of a blob after checking its sha256 and size against its descriptor. */
 async function verifiedBlob(layout: string, d: Descriptor): Promise<string> {
   const hex = sha256Hex(d.digest ?? '');
-  const path = join(layout, 'blobs', 'sha256', hex);
-  const st = await fsp.lstat(path).catch(() => null);
-  if (st && !st.isFile()) throw new NookError('INVALID_ARGUMENT', `blob ${d.digest} is not a plain file in the layout`);
-  const found = await fileSha256(path).catch(() => null);
-  if (!found) throw new NookError('INVALID_ARGUMENT', `the layout lacks blob ${d.digest}`);
+  const path = await memberPath(layout, join('blobs', 'sha256', hex), 'OCI image layout');
+  const found = path ? await fileSha256(path).catch(() => null) : null;
+  if (!path || !found) throw new NookError('INVALID_ARGUMENT', `the layout lacks blob ${d.digest}`);
   if (found.hex !== hex || (typeof d.size === 'number' && d.size !== found.size)) {
     throw new NookError('DIGEST_MISMATCH', `blob ${d.digest} does not match its digest or size: the archive is corrupt or was tampered with`);
   }
@@ -170,11 +182,9 @@ export async function applyDockerArchive(dir: string, target: string): Promise<U
   const entries = await readJson<{ Config?: string; Layers?: string[]; RepoTags?: string[] }[]>(join(dir, 'manifest.json'), 'docker archive');
   const entry = entries[0];
   if (!entry?.Config || !Array.isArray(entry.Layers)) throw new NookError('INVALID_ARGUMENT', 'the docker archive\'s manifest.json names no config or layers');
-  const root = await fsp.realpath(dir);
   const inside = async (rel: string): Promise<string> => {
-    const real = await fsp.realpath(join(root, rel)).catch(() => null);
+    const real = await memberPath(dir, rel, 'docker archive');
     if (!real) throw new NookError('INVALID_ARGUMENT', `the docker archive lacks ${rel}`);
-    if (!real.startsWith(`${root}/`)) throw new NookError('INVALID_ARGUMENT', `the docker archive names a path outside itself: ${rel}`);
     return real;
   };
   const configPath = await inside(entry.Config);

@@ -16,6 +16,14 @@ async function handMadeLayout(work: string, layers: Buffer[], name: string): Pro
   return out;
 }
 
+/** A host directory holding one file an attacker would like to see inside an image. */
+function hostFileDir(work: string): string {
+  const dir = join(work, 'host-secret');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'secret.txt'), 'host-only\n');
+  return dir;
+}
+
 describe('OCI image layout export and import', () => {
   let d: TestDaemon;
   let work: string;
@@ -173,6 +181,33 @@ layer(sys.argv[2], [('abs/pwned-abs', 'file', 'x'), ('rel/pwned-rel', 'file', 'y
       if (host.length >= 4) assert.ok(!(e?.message ?? '').includes(host), 'the host file\'s text is not in the answer');
     }
     await assert.rejects(d.client.images.get('linked'));
+  });
+
+  it('never builds an image from host content that a linked blobs/ directory points at', async () => {
+    // A host content store (any directory of sha256-named blobs), and an archive whose
+    // blobs/ (or blobs/sha256/) is a link to it: every blob then "verifies".
+    const hostStore = join(work, 'host-store');
+    writeLayout(hostStore, [{ layers: [await tarOf(hostFileDir(work), 'secret.txt')], config: {} }], 'host');
+    for (const [name, link, target] of [
+      ['linked-blobs', 'blobs', join(hostStore, 'blobs')],
+      ['linked-sha256', 'blobs/sha256', join(hostStore, 'blobs', 'sha256')],
+    ] as const) {
+      const dir = join(work, name);
+      mkdirSync(join(dir, 'blobs'), { recursive: true });
+      if (link === 'blobs') rmSync(join(dir, 'blobs'), { recursive: true });
+      await run(['ln', '-s', target, join(dir, link)]);
+      writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      writeFileSync(join(dir, 'index.json'), readFileSync(join(hostStore, 'index.json')));
+      const file = join(work, `${name}.tar`);
+      await run(['tar', '-C', dir, '-cf', file, '.']);
+      const e = await d.client.images.import(file, { name: 'from-host' }).then(
+        () => null,
+        (err: unknown) => err as NookError,
+      );
+      assert.equal(e?.code, 'INVALID_ARGUMENT', `${name}: ${e?.message ?? 'imported an image built from host content'}`);
+      assert.match(e?.message ?? '', /outside itself/);
+    }
+    await assert.rejects(d.client.images.get('from-host'));
   });
 
   it('refuses tampered, malformed and dangerous archives, leaving no image behind', async () => {
