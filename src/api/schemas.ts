@@ -528,8 +528,13 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
-/** Kinds of retained state; `blobs` is the registry blob cache (it only speeds up later pulls). */
-export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs']);
+/**
+ * Kinds of retained state; `blobs` is the registry blob cache (it only speeds up later pulls).
+ * Volumes and the audit log are listed too, but gc never takes them: a volume is user data
+ * (nook volume rm) and the audit log is the evidence chain.
+ */
+export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs', 'volume', 'audit']);
+export const GcKind = RetainedKind.exclude(['volume', 'audit']);
 export const RetainedItem = z.object({
   kind: RetainedKind,
   name: z.string(),
@@ -543,7 +548,7 @@ export const RetainedList = z.object({ items: z.array(RetainedItem) });
 
 export const GcRequest = z.strictObject({
   olderThanMs: z.number().int().min(0),
-  kinds: z.array(RetainedKind).min(1).optional(),
+  kinds: z.array(GcKind).min(1).optional(),
   dryRun: z.boolean().optional(),
 });
 export const GcResult = z.object({ receipt: z.string().optional(), dryRun: z.boolean(), deleted: z.array(RetainedItem) });

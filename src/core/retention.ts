@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { DoneReport, RetainedItem, Usage } from '../api/schemas.js';
+import type { z } from 'zod';
+import type { DoneReport, GcKind as GcKindSchema, RetainedItem, Usage } from '../api/schemas.js';
 import { duBytes } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
@@ -11,10 +12,11 @@ import type { NetworkManager } from './network.js';
 import type { SandboxManager } from './sandboxes.js';
 import type { SnapshotManager } from './snapshots.js';
 
-type Kind = RetainedItem['kind'];
+type GcKind = z.infer<typeof GcKindSchema>;
 
 interface Volumes {
-  list(sandbox?: string): { name: string; mountedIn: { path: string } | null }[];
+  list(sandbox?: string): { name: string; id: string; state: string; sizeMiB: number; createdAt: string; mountedIn: { sandbox: string; path: string } | null }[];
+  diskBytes(id: string): Promise<number>;
   unmount(ref: string, guest: string): Promise<unknown>;
   lock(name: string, force?: boolean): Promise<unknown>;
   unlockedNames(): string[];
@@ -61,6 +63,7 @@ export class RetentionManager {
         const cache = img.source.startsWith(BUILD_STEP_SOURCE) ? ' (build step cache)' : '';
         items.push({ kind: 'image', name: img.name, id: img.id, sizeBytes: img.sizeBytes, ageSeconds: this.age(Date.parse(img.createdAt)), detail: img.usedBy.length ? `used by ${img.usedBy.join(', ')}${cache}` : `unused${cache}` });
       }
+      await this.pushVolumesAndAudit(items);
       const blobs = await blobCacheFiles(this.images.blobDir);
       if (blobs.length > 0) {
         const oldest = Math.min(...blobs.map((b) => b.mtimeMs));
@@ -71,9 +74,20 @@ export class RetentionManager {
     return items;
   }
 
+  private async pushVolumesAndAudit(items: RetainedItem[]): Promise<void> {
+    for (const v of this.volumes?.list() ?? []) {
+      const where = v.mountedIn ? `mounted in ${v.mountedIn.sandbox} at ${v.mountedIn.path}` : 'not mounted';
+      items.push({ kind: 'volume', name: v.name, id: v.id, sizeBytes: await this.volumes!.diskBytes(v.id), ageSeconds: this.age(Date.parse(v.createdAt)), detail: `${v.state}, ${v.sizeMiB} MiB, ${where}; kept until nook volume rm` });
+    }
+    const audit = this.db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest, SUM(LENGTH(inputs_json) + LENGTH(result_json) + LENGTH(actor) + 200) AS bytes FROM audit').get() as { n: number; oldest: number | null; bytes: number | null };
+    if (audit.n > 0) {
+      items.push({ kind: 'audit', name: 'audit log', id: 'audit', sizeBytes: audit.bytes ?? 0, ageSeconds: this.age(audit.oldest ?? Date.now()), detail: `${audit.n} record(s), hash-chained; kept with the state dir (gc never trims it)` });
+    }
+  }
+
   /** Deletes state older than `olderThanMs` of the given kinds (running sandboxes and images in use are kept). */
-  async gc(olderThanMs: number, kinds: Kind[], dryRun: boolean): Promise<RetainedItem[]> {
-    const old = (await this.retained()).filter((i) => i.kind !== 'blobs' && i.ageSeconds * 1000 >= olderThanMs && kinds.includes(i.kind));
+  async gc(olderThanMs: number, kinds: GcKind[], dryRun: boolean): Promise<RetainedItem[]> {
+    const old = (await this.retained()).filter((i) => i.kind !== 'blobs' && i.ageSeconds * 1000 >= olderThanMs && (kinds as string[]).includes(i.kind));
     const deleted: RetainedItem[] = [];
     if (kinds.includes('blobs')) {
       // Blob by blob: each is old or not on its own; a download in flight is left alone.

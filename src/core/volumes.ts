@@ -313,6 +313,12 @@ export class VolumeManager {
     }
   }
 
+  /** Disk the volume's image takes on the host (it is sparse: less than its size until filled). */
+  async diskBytes(id: string): Promise<number> {
+    const st = await fsp.stat(this.image(id)).catch(() => null);
+    return st ? st.blocks * 512 : 0;
+  }
+
   /** Host release: lock (and unmount) every volume, so nothing stays mounted on the host. */
   async release(): Promise<void> {
     for (const r of this.db.prepare("SELECT id FROM volumes WHERE state = 'unlocked'").all() as { id: string }[]) {

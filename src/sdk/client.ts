@@ -646,7 +646,7 @@ export class NookClient {
   }
 
   /** Deletes state older than olderThanMs, by kind; dryRun only lists it. */
-  gc(options: { olderThanMs: number; kinds?: RetainedItem['kind'][]; dryRun?: boolean }): Promise<{ dryRun: boolean; deleted: RetainedItem[]; receipt?: string }> {
+  gc(options: { olderThanMs: number; kinds?: Exclude<RetainedItem['kind'], 'volume' | 'audit'>[]; dryRun?: boolean }): Promise<{ dryRun: boolean; deleted: RetainedItem[]; receipt?: string }> {
     return this.transport.json('POST', '/v1/gc', { body: options });
   }
 

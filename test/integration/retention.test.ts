@@ -43,9 +43,18 @@ describe('retention, usage, redaction, profiles and host policy', () => {
     const sb = await d.client.sandboxes.get('meter');
     await sb.resume();
     await sb.expose(8000);
+    await d.client.volumes.create('kept', { sizeMiB: 32 });
     const items = await d.client.retained();
     const kinds = new Set(items.map((i) => `${i.kind} ${i.name}`));
-    for (const k of ['sandbox meter', 'sandbox red', 'snapshot meter@m', 'image minimal']) assert.ok(kinds.has(k), `retained lists ${k}`);
+    for (const k of ['sandbox meter', 'sandbox red', 'snapshot meter@m', 'image minimal', 'volume kept', 'audit audit log']) assert.ok(kinds.has(k), `retained lists ${k}`);
+    const vol = items.find((i) => i.kind === 'volume');
+    assert.ok((vol?.sizeBytes ?? 0) > 0 && /32 MiB, not mounted/.test(vol?.detail ?? ''), JSON.stringify(vol));
+    assert.match(items.find((i) => i.kind === 'audit')?.detail ?? '', /^\d+ record\(s\)/);
+    // gc never takes volumes or the audit log: they are not its kinds.
+    await rejectsWith(d.client.gc({ olderThanMs: 0, kinds: ['volume' as 'image'] }), 'INVALID_ARGUMENT');
+    const wouldGo = await d.client.gc({ olderThanMs: 0, dryRun: true });
+    assert.ok(!wouldGo.deleted.some((i) => i.kind === 'volume' || i.kind === 'audit'), JSON.stringify(wouldGo.deleted));
+    await d.client.volumes.remove('kept');
     const report = await sb.done();
     assert.equal(report.stopped, true);
     assert.deepEqual(report.unexposed, [8000]);

@@ -52,12 +52,12 @@ export function registerRetentionCommands(program: Command): void {
     .command('gc')
     .description('delete state older than an age, by kind (paused sandboxes, snapshots, unused images, cached registry blobs)')
     .requiredOption('--older-than <age>', 'e.g. 7d, 12h', durationMs)
-    .option('--kind <kind>', 'sandbox, snapshot, image or blobs (repeatable; default all)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--kind <kind>', 'sandbox, snapshot, image, logs or blobs (repeatable; default all; volumes and the audit log are never collected)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--dry-run', 'only list what would be deleted')
     .option('--json', 'print JSON')
     .action(async (flags: { olderThan: number; kind?: string[]; dryRun?: boolean; json?: boolean }) => {
       const client = await connect();
-      const r = await client.gc({ olderThanMs: flags.olderThan, ...(flags.kind ? { kinds: flags.kind as RetainedItem['kind'][] } : {}), dryRun: flags.dryRun ?? false });
+      const r = await client.gc({ olderThanMs: flags.olderThan, ...(flags.kind ? { kinds: flags.kind as Parameters<typeof client.gc>[0]['kinds'] } : {}), dryRun: flags.dryRun ?? false });
       if (flags.json) printJson(r);
       else process.stdout.write(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length}:\n${retainedRows(r.deleted)}`);
     });
