@@ -222,13 +222,14 @@ export class Sandbox {
   /** Managed volumes mounted into this (running) sandbox. */
   get volumes(): {
     mount: (volume: string, guest: string, options?: { rw?: boolean; host?: string }) => Promise<Volume>;
-    unmount: (guest: string) => Promise<Volume>;
+    /** Refused (VOLUME_BUSY, naming them) while processes reach it; `force` kills them first. */
+    unmount: (guest: string, options?: { force?: boolean }) => Promise<Volume>;
     list: () => Promise<Volume[]>;
   } {
     return {
       mount: (volume, guest, options = {}) =>
         this.transport.json<Volume>('POST', this.path('/volumes'), { body: { volume, guest, rw: options.rw ?? false, ...(options.host ? { host: options.host } : {}) } }),
-      unmount: (guest) => this.transport.json<Volume>('DELETE', this.path('/volumes'), { query: { guest } }),
+      unmount: (guest, options = {}) => this.transport.json<Volume>('DELETE', this.path('/volumes'), { query: { guest, ...(options.force ? { force: 'true' } : {}) } }),
       list: async () => (await this.transport.json<{ volumes: Volume[] }>('GET', this.path('/volumes'))).volumes,
     };
   }
