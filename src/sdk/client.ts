@@ -337,8 +337,8 @@ export interface PtySession {
 function openPty(transport: Transport, sandboxId: string, options: PtyOptions): Promise<PtySession> {
   const path = `/v1/sandboxes/${encodeURIComponent(sandboxId)}/pty`;
   const ws = transport.baseUrl
-    ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: transport.authHeaders() })
-    : new WebSocket(`ws+unix://${transport.socketPath}:${path}`);
+    ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: { ...transport.authHeaders(), ...transport.actorHeaders() } })
+    : new WebSocket(`ws+unix://${transport.socketPath}:${path}`, { headers: transport.actorHeaders() });
   let ended: (r: { exitCode: number; signal: string | null }) => void = () => undefined;
   let failed: (e: Error) => void = () => undefined;
   const done = new Promise<{ exitCode: number; signal: string | null }>((resolve, reject) => {
