@@ -4,7 +4,8 @@
  * terminal bytes both ways; {type:'resize'} changes the window; the server sends
  * {type:'exit', exitCode, signal} and closes. Closing the socket kills the session's tree.
  * Opening, admission and the audit records are core's (core/terminals.ts); this is transport,
- * with back-pressure both ways so a slow or stalled client never makes the daemon buffer.
+ * with back-pressure on output and a bound on unread input, so neither a stalled client nor a
+ * command that never reads makes the daemon buffer without bound.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -57,12 +58,12 @@ export function ptyUpgradeHandler(nook: Nook, token?: string): (req: IncomingMes
  */
 const HIGH_WATER_BYTES = 1 << 20;
 const LOW_WATER_BYTES = 256 << 10;
+/** Terminal input the daemon holds for a command that is not reading it, at most. */
+const INPUT_BACKLOG_MAX_BYTES = 8 << 20;
 
 function serve(nook: Nook, ws: WebSocket, sandboxId: string, actor: string): void {
   let terminal: Terminal | undefined;
   let paused = false;
-  // Terminal input waits too: while writes to the agent are pending, no more is read from the client.
-  let inputPending = 0;
   const output = (b: Buffer): void => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(b, () => {
@@ -76,14 +77,29 @@ function serve(nook: Nook, ws: WebSocket, sandboxId: string, actor: string): voi
       terminal?.session.pause();
     }
   };
+  // Terminal input the command does not read piles up in the daemon: bounded, and past the
+  // bound the session ends with an error. (Pausing the socket instead would also hold back
+  // a kill or a hang-up queued behind the input, leaving the session to run forever.)
+  let inputPendingBytes = 0;
   const input = async (data: Buffer): Promise<void> => {
     if (!terminal) return;
     terminal.countInput(data.length);
-    if (inputPending++ === 0) ws.pause();
+    if (inputPendingBytes + data.length > INPUT_BACKLOG_MAX_BYTES) {
+      const err = new NookError('PAYLOAD_TOO_LARGE', `more than ${INPUT_BACKLOG_MAX_BYTES >> 20} MiB of terminal input is waiting: the command is not reading its input`, {
+        hint: 'send input as the command reads it (or copy large data in with nook cp)',
+      });
+      terminal.session.kill();
+      send(ws, { type: 'error', error: err.toJSON() });
+      ws.close(1009);
+      // Do not read (and drop) whatever else it sends while waiting for its close frame.
+      setTimeout(() => ws.terminate(), 500).unref();
+      return;
+    }
+    inputPendingBytes += data.length;
     try {
       await terminal.session.writeAsync(data);
     } finally {
-      if (--inputPending === 0) ws.resume();
+      inputPendingBytes -= data.length;
     }
   };
   ws.on('message', (data: RawData, isBinary: boolean) => {

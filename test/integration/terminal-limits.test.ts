@@ -70,6 +70,31 @@ describe('terminals: back-pressure and audit', () => {
     console.log(`# daemon RSS growth while stalled: ${grownMiB.toFixed(1)} MiB; ${(received / MiB).toFixed(0)} MiB received in all`);
   });
 
+  it('a client that floods input the command never reads does not grow the daemon: the session ends with an error', async () => {
+    const daemonPid = d.proc?.pid ?? 0;
+    const ws = new WebSocket(`ws+unix://${d.socket}:/v1/sandboxes/${sb.id}/pty`);
+    await new Promise((r, j) => ws.once('open', r).once('error', j));
+    let error: { code: string; message: string } | undefined;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const msg = isBinary ? undefined : (JSON.parse(data.toString()) as { type: string; error?: { code: string; message: string } });
+      if (msg?.type === 'error') error = msg.error;
+    });
+    const closed = new Promise((r) => ws.once('close', r));
+    ws.send(JSON.stringify({ type: 'start', cols: 80, rows: 24, argv: ['sleep', '30'] }));
+    await sleep(500);
+    const rssBefore = rssBytes(daemonPid);
+    const chunk = Buffer.alloc(MiB, 0x61);
+    for (let i = 0; i < 256; i++) ws.send(chunk);
+    await sleep(5000);
+    const grownMiB = (rssBytes(daemonPid) - rssBefore) / MiB;
+    assert.ok(grownMiB < 64, `the daemon grew by ${grownMiB.toFixed(0)} MiB holding input the terminal never read`);
+    // The session ends with a clear error rather than holding more.
+    await closed;
+    assert.equal(error?.code, 'PAYLOAD_TOO_LARGE', JSON.stringify(error));
+    assert.match(error?.message ?? '', /not reading its input/);
+    console.log(`# daemon RSS growth with 256 MiB of unread input: ${grownMiB.toFixed(1)} MiB`);
+  });
+
   it('every terminal session is on the audit record: opened (who, where, what, size) and closed (exit code, duration)', async () => {
     let out = '';
     const t = await sb.pty.create({ cols: 91, rows: 33, cmd: ['/bin/sh', '-c', 'echo hi; exit 3'], onData: (b) => (out += b.toString()) });
