@@ -9,7 +9,10 @@
  *   nook-init mount-into PID SRC DST ro|rw     bind SRC at DST inside the sandbox whose
  *       PID 1 is PID, idmapped to its user namespace (files owned by 0 on the volume are
  *       root's inside), DST resolved in the sandbox's root without following symlinks.
- *   nook-init umount-from PID DST
+ *   nook-init umount-from PID DST...
+ *       unmount each DST (in order) inside the sandbox, never lazily: a detached mount
+ *       would stay reachable through open files and cwds. A busy one fails (exit 16) and
+ *       stays mounted, so the caller can say who holds it.
  *
  * setns into a mount namespace needs a single-threaded process: hence a helper, not Node.
  */
@@ -180,13 +183,19 @@ int run_mount_into(int argc, char **argv) {
 
 int run_umount_from(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: nook-init umount-from PID DST\n");
+    fprintf(stderr, "usage: nook-init umount-from PID DST...\n");
     return EXIT_NOOK;
   }
   char path[64];
   snprintf(path, sizeof path, "/proc/%s/ns/mnt", argv[2]);
   int mntns = open(path, O_RDONLY | O_CLOEXEC);
   if (mntns < 0 || setns(mntns, CLONE_NEWNS) != 0) return die("enter the sandbox's mount namespace");
-  if (umount2(argv[3], MNT_DETACH | UMOUNT_NOFOLLOW) != 0) return die("umount");
+  for (int i = 3; i < argc; i++) {
+    if (umount2(argv[i], UMOUNT_NOFOLLOW) != 0) {
+      int err = errno;
+      fprintf(stderr, "nook-init: umount %s: %s\n", argv[i], strerror(err));
+      return err == EBUSY ? 16 : EXIT_NOOK;
+    }
+  }
   return 0;
 }

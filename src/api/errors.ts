@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   IMAGE_IN_USE: 409,
   VOLUME_LOCKED: 409,
   VOLUME_IN_USE: 409,
+  /** Processes in the sandbox still reach the volume (cwd, open files): unmount refused, or --force. */
+  VOLUME_BUSY: 409,
   NOT_ENCRYPTED: 412,
   BUSY: 409,
   PAYLOAD_TOO_LARGE: 413,

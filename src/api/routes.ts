@@ -148,7 +148,7 @@ export const routes = {
   lockVolume: { method: 'post', path: '/v1/volumes/{name}/lock', summary: 'Remove the key and unmount: only ciphertext remains (force unmounts first)', body: s.LockVolumeRequest, response: s.Volume },
   mountVolume: { method: 'post', path: '/v1/sandboxes/{ref}/volumes', summary: 'Mount an unlocked volume into a running sandbox (single-attach)', body: s.MountVolumeRequest, response: s.Volume },
   sandboxVolumes: { method: 'get', path: '/v1/sandboxes/{ref}/volumes', summary: "A sandbox's mounted volumes", response: s.VolumeList },
-  unmountVolume: { method: 'delete', path: '/v1/sandboxes/{ref}/volumes', summary: 'Unmount the volume at a guest path', response: s.Volume, query: { guest: 'the guest path' } },
+  unmountVolume: { method: 'delete', path: '/v1/sandboxes/{ref}/volumes', summary: 'Unmount the volume at a guest path (refused with VOLUME_BUSY while processes reach it)', response: s.Volume, query: { guest: 'the guest path', force: 'true: kill the processes that still reach it, then unmount' } },
   listTemplates: { method: 'get', path: '/v1/templates', summary: 'Named templates: an image preset plus create defaults', response: s.TemplateList },
   listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList, query: { all: 'true to include the build step cache' } },
   buildSpec: {

@@ -15,6 +15,7 @@ import { NetworkManager } from './network.js';
 import { LogStore } from './logs.js';
 import { ProcessManager } from './processes.js';
 import { AuditLog } from './audit.js';
+import { TerminalManager } from './terminals.js';
 import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
 import { FileManager } from './files.js';
@@ -79,7 +80,12 @@ export class Nook {
     readonly volumes: VolumeManager,
     readonly tar: TarTransfer,
     readonly builds: BuildManager,
-  ) {}
+  ) {
+    this.terminals = new TerminalManager(sandboxes, runtime, audit);
+  }
+
+  /** Interactive terminals: admitted and audited like exec. */
+  readonly terminals: TerminalManager;
 
   static async open(paths: Paths): Promise<Nook> {
     await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o711 });

@@ -10,6 +10,7 @@ import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
 import type { SandboxManager } from './sandboxes.js';
+import { allPids, findHolders, holderLines, isGone, mountsOf, sandboxPids, type Holder } from './volume-holders.js';
 
 interface VolumeRow {
   name: string;
@@ -26,6 +27,13 @@ interface VolumeRow {
 
 export const DEFAULT_MASTER_KEY_FILE = '/etc/nook/master.key';
 const MiB = 1024 * 1024;
+/** How long killed holders get to close their files before unmount gives up. */
+const HOLDERS_EXIT_MS = 5000;
+
+/** A sandbox whose compute exists (its processes can reach what is mounted in it). */
+function hasCompute(sb: { state: string } | undefined): boolean {
+  return !!sb && sb.state !== 'paused';
+}
 
 /**
  * Managed volumes: sparse ext4 images with the kernel's fscrypt, locked by default. A
@@ -47,8 +55,19 @@ export class VolumeManager {
     sandboxes.hooks.computeUp.push(async (id) => {
       for (const v of this.sandboxes.record(id).spec.volumes ?? []) await this.mountUp(id, v.volume, v.guest, v.rw ?? false);
     });
-    // A sandbox's compute going away takes its mounts with it: the volume is free again.
-    sandboxes.hooks.computeDown.push(async (id) => void this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE holder_id = ?').run(id));
+    // Compute is about to go: end every access to its volumes (holders killed, mounts gone)
+    // before they are free again. If that fails they stay marked until compute is gone
+    // (a paused holder no longer counts), so no second sandbox shares them meanwhile.
+    sandboxes.hooks.computeDown.push(async (id) => {
+      for (const r of this.db.prepare('SELECT * FROM volumes WHERE holder_id = ?').all(id) as VolumeRow[]) {
+        try {
+          await this.detach(id, r, true);
+          this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
+        } catch (e) {
+          log('volume: unmount at compute down failed; released once compute is gone', { volume: r.name, error: (e as Error).message });
+        }
+      }
+    });
     sandboxes.hooks.forget.push((id) => void this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE holder_id = ?').run(id));
   }
 
@@ -107,7 +126,8 @@ export class VolumeManager {
   }
 
   private toVolume(r: VolumeRow): Volume {
-    const holder = r.holder_id ? this.sandboxes.find(r.holder_id) : undefined;
+    const found = r.holder_id ? this.sandboxes.find(r.holder_id) : undefined;
+    const holder = hasCompute(found) ? found : undefined;
     return {
       name: r.name,
       id: r.id,
@@ -194,22 +214,43 @@ export class VolumeManager {
     return this.get(r.id);
   }
 
-  /** Removes the key and unmounts: the image holds only ciphertext. Refused while mounted unless force. */
+  /**
+   * Removes the key and unmounts: the image holds only ciphertext. Refused while mounted
+   * (naming the sandbox) unless force, which unmounts it first, killing what holds it.
+   */
   async lock(name: string, force = false): Promise<Volume> {
     const r = this.row(name);
     const holder = r.holder_id ? this.sandboxes.find(r.holder_id) : undefined;
-    if (holder && holder.state === 'running') {
-      if (!force) throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name} at ${r.guest_path}`, { hint: `unmount it first (nook volume unmount ${holder.name} ${r.guest_path}) or lock --force` });
-      await this.unmount(holder.id, r.guest_path ?? '');
+    if (holder && hasCompute(holder)) {
+      if (!force) {
+        throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in sandbox ${holder.name} at ${r.guest_path}`, {
+          hint: `unmount it first (nook volume unmount ${holder.name} ${r.guest_path}) or lock --force`,
+          context: { sandbox: holder.name, sandboxId: holder.id, path: r.guest_path },
+        });
+      }
+      await this.unmount(holder.id, r.guest_path ?? '', true);
     }
     if (await this.isMounted(r.id)) {
       const removed = await run([this.helper, 'fscrypt', 'remove-key', this.mnt(r.id), r.key_id], { allowFail: true });
-      if (removed.code === 16) throw new NookError('VOLUME_IN_USE', `files on volume ${r.name} are still open`, { hint: 'close them (stop what uses them) and lock again' });
+      if (removed.code === 16) {
+        // Not a sandbox of ours: a host process has files open on it. Name it.
+        const dev = await this.hostDev(r.id);
+        const holders = dev ? await findHolders(await allPids(), dev, null) : [];
+        throw new NookError('VOLUME_BUSY', `files on volume ${r.name} are still open${holders.length ? `: ${holderLines(holders)}` : ''}`, {
+          hint: 'close them (stop the processes named) and lock again',
+          context: { holders },
+        });
+      }
       await run(['umount', this.mnt(r.id)]);
     }
     this.db.prepare("UPDATE volumes SET state = 'locked', holder_id = NULL, guest_path = NULL WHERE id = ?").run(r.id);
     log('volume locked', { name: r.name });
     return this.get(r.id);
+  }
+
+  /** The device of a volume's host mount (what every file on it reports as st_dev). */
+  private async hostDev(id: string): Promise<string | null> {
+    return (await mountsOf(process.pid)).find((m) => m.point === this.mnt(id))?.dev ?? null;
   }
 
   async mount(ref: string, name: string, guest: string, rw: boolean): Promise<Volume> {
@@ -250,7 +291,7 @@ export class VolumeManager {
     if (!guest.startsWith('/') || guest.split('/').includes('..') || guest === '/') throw new NookError('INVALID_ARGUMENT', `guest path ${guest} must be an absolute directory below / without ..`);
     if (r.holder_id && r.holder_id !== sb.id) {
       const holder = this.sandboxes.find(r.holder_id);
-      if (holder && holder.state === 'running') throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name}`, { hint: `single-attach: unmount it there first (nook volume unmount ${holder.name} ${r.guest_path})`, context: { holder: holder.name } });
+      if (holder && hasCompute(holder)) throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name}`, { hint: `single-attach: unmount it there first (nook volume unmount ${holder.name} ${r.guest_path})`, context: { holder: holder.name } });
     }
     const pid = await this.runtime.initPid(sb.id);
     if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sb.name} has no running compute`);
@@ -261,17 +302,77 @@ export class VolumeManager {
     return this.get(r.id);
   }
 
-  async unmount(ref: string, guest: string): Promise<Volume> {
+  /**
+   * Unmounts for real (never lazily): while any process in the sandbox still reaches the
+   * volume it is refused with VOLUME_BUSY naming them, or with force they are killed first.
+   * Only once the mount is gone is the volume free for another sandbox.
+   */
+  async unmount(ref: string, guest: string, force = false): Promise<Volume> {
     const sb = this.sandboxes.record(ref);
     const r = this.db.prepare('SELECT * FROM volumes WHERE holder_id = ? AND guest_path = ?').get(sb.id, guest) as VolumeRow | undefined;
     if (!r) throw new NookError('NOT_FOUND', `no volume is mounted at ${guest} in ${sb.name}`, { hint: `list them: nook volume ls ${sb.name}` });
-    const pid = await this.runtime.initPid(sb.id);
-    if (pid) {
-      const u = await run([this.helper, 'umount-from', String(pid), guest], { allowFail: true });
-      if (u.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot unmount ${guest}: ${u.stderr.trim()}`);
-    }
+    await this.detach(sb.id, r, force);
     this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
+    this.sandboxes.events.publish('volume.unmounted', { sandbox: sb.name, sandboxId: sb.id, detail: { volume: r.name, path: guest } });
     return this.get(r.id);
+  }
+
+  /**
+   * Ends a sandbox's access to a volume. The sandbox is frozen while it is looked at, so no
+   * process opens anything between the scan and the unmount, and a pid cannot be reused
+   * between being found and being killed.
+   */
+  private async detach(sandboxId: string, r: VolumeRow, force: boolean): Promise<void> {
+    const sb = this.sandboxes.record(sandboxId);
+    const pid = await this.runtime.initPid(sandboxId);
+    if (!pid) return; // no compute: nothing reaches it any more
+    const initNs = await fsp.readlink(`/proc/${pid}/ns/mnt`).catch(() => null);
+    const dev = (await mountsOf(pid).catch(() => [])).find((m) => m.point === r.guest_path)?.dev;
+    if (!dev) return; // not mounted there any more (the sandbox unmounted it itself)
+    const freeze = this.runtime.info().freeze;
+    if (freeze) await this.runtime.freeze(sandboxId);
+    let frozen = freeze;
+    try {
+      let holders = await findHolders(await sandboxPids(sandboxId), dev, initNs);
+      if (holders.length > 0 && !force) throw this.busy(r, sb.name, holders);
+      if (holders.length > 0) {
+        const victims = holders.filter((h) => h.pid !== pid);
+        for (const h of victims) process.kill(h.pid, 'SIGKILL');
+        if (frozen) await this.runtime.thaw(sandboxId);
+        frozen = false;
+        await this.waitGone(victims.map((h) => h.pid));
+        if (freeze) await this.runtime.freeze(sandboxId);
+        frozen = freeze;
+        holders = await findHolders(await sandboxPids(sandboxId), dev, initNs);
+        if (holders.length > 0) throw this.busy(r, sb.name, holders, 'still held after killing its holders');
+        log('volume: killed processes holding it', { volume: r.name, sandbox: sb.name, pids: victims.map((h) => h.pid) });
+      }
+      // Every mount of it in the sandbox's namespace (a bind copy would keep it reachable), deepest first.
+      const points = [...new Set((await mountsOf(pid)).filter((m) => m.dev === dev).map((m) => m.point))].sort((a, b) => b.length - a.length);
+      const u = await run([this.helper, 'umount-from', String(pid), ...points], { allowFail: true });
+      if (u.code === 16) throw this.busy(r, sb.name, await findHolders(await sandboxPids(sandboxId), dev, initNs));
+      if (u.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot unmount ${r.guest_path}: ${u.stderr.trim()}`, { hint: 'the volume stays attached; see the daemon log' });
+    } finally {
+      if (frozen) await this.runtime.thaw(sandboxId).catch((e: Error) => log('volume: thaw failed', { sandbox: sb.name, error: e.message }));
+    }
+  }
+
+  private busy(r: VolumeRow, sandbox: string, holders: Holder[], why = 'is in use'): NookError {
+    const who = holders.length ? `: ${holderLines(holders)}` : ' (by something nook cannot see)';
+    return new NookError('VOLUME_BUSY', `volume ${r.name} at ${sandbox}:${r.guest_path} ${why}${who}`, {
+      hint: `stop these processes or use nook volume unmount --force ${sandbox} ${r.guest_path} (kills them)`,
+      context: { sandbox, path: r.guest_path, holders },
+    });
+  }
+
+  private async waitGone(pids: number[]): Promise<void> {
+    const deadline = Date.now() + HOLDERS_EXIT_MS;
+    for (;;) {
+      const left = [];
+      for (const p of pids) if (!(await isGone(p))) left.push(p);
+      if (left.length === 0 || Date.now() > deadline) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
   }
 
   async remove(name: string): Promise<Volume> {
@@ -299,7 +400,7 @@ export class VolumeManager {
           continue;
         }
         const holder = r.holder_id ? this.sandboxes.find(r.holder_id) : undefined;
-        if (!holder || holder.state !== 'running') this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
+        if (!hasCompute(holder)) this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
         if (r.state === 'unlocked') {
           await this.mountHost(r.id);
           await this.addKey(r);

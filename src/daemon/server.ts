@@ -524,7 +524,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
     return c.json(await vols.mount(ref(c), req.volume, req.guest, req.rw ?? false));
   });
   app.get(honoPath(routes.sandboxVolumes.path), (c) => c.json({ volumes: vols.list(ref(c)) }));
-  app.delete(honoPath(routes.unmountVolume.path), async (c) => c.json(await vols.unmount(ref(c), c.req.query('guest') ?? '')));
+  app.delete(honoPath(routes.unmountVolume.path), async (c) => c.json(await vols.unmount(ref(c), c.req.query('guest') ?? '', c.req.query('force') === 'true')));
 
   app.get(routes.listTemplates.path, (c) => c.json({ templates: listTemplates() }));
   app.get(routes.listImages.path, (c) => c.json({ images: nook.images.list(c.req.query('all') === 'true') }));

@@ -222,13 +222,14 @@ export class Sandbox {
   /** Managed volumes mounted into this (running) sandbox. */
   get volumes(): {
     mount: (volume: string, guest: string, options?: { rw?: boolean; host?: string }) => Promise<Volume>;
-    unmount: (guest: string) => Promise<Volume>;
+    /** Refused (VOLUME_BUSY, naming them) while processes reach it; `force` kills them first. */
+    unmount: (guest: string, options?: { force?: boolean }) => Promise<Volume>;
     list: () => Promise<Volume[]>;
   } {
     return {
       mount: (volume, guest, options = {}) =>
         this.transport.json<Volume>('POST', this.path('/volumes'), { body: { volume, guest, rw: options.rw ?? false, ...(options.host ? { host: options.host } : {}) } }),
-      unmount: (guest) => this.transport.json<Volume>('DELETE', this.path('/volumes'), { query: { guest } }),
+      unmount: (guest, options = {}) => this.transport.json<Volume>('DELETE', this.path('/volumes'), { query: { guest, ...(options.force ? { force: 'true' } : {}) } }),
       list: async () => (await this.transport.json<{ volumes: Volume[] }>('GET', this.path('/volumes'))).volumes,
     };
   }
@@ -336,8 +337,8 @@ export interface PtySession {
 function openPty(transport: Transport, sandboxId: string, options: PtyOptions): Promise<PtySession> {
   const path = `/v1/sandboxes/${encodeURIComponent(sandboxId)}/pty`;
   const ws = transport.baseUrl
-    ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: transport.authHeaders() })
-    : new WebSocket(`ws+unix://${transport.socketPath}:${path}`);
+    ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: { ...transport.authHeaders(), ...transport.actorHeaders() } })
+    : new WebSocket(`ws+unix://${transport.socketPath}:${path}`, { headers: transport.actorHeaders() });
   let ended: (r: { exitCode: number; signal: string | null }) => void = () => undefined;
   let failed: (e: Error) => void = () => undefined;
   const done = new Promise<{ exitCode: number; signal: string | null }>((resolve, reject) => {

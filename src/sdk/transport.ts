@@ -44,6 +44,11 @@ export class Transport {
     this.actor = options.actor ?? `${userInfo().username}@${hostname()}`;
   }
 
+  /** Who is calling (the audit log's actor): sent on every request, WebSockets too. */
+  actorHeaders(): Record<string, string> {
+    return { 'x-nook-actor': this.actor };
+  }
+
   /** Headers that authenticate on the TCP listener (none on the unix socket). */
   authHeaders(): Record<string, string> {
     return this.token ? { authorization: `Bearer ${this.token}` } : {};

@@ -50,7 +50,7 @@ export function registerVolumeCommands(program: Command): void {
   volume
     .command('lock <name>')
     .description('remove the key and unmount: only ciphertext remains')
-    .option('--force', 'unmount it from its sandbox first')
+    .option('--force', 'unmount it from its sandbox first, killing processes that still use it')
     .option('--json', 'print JSON')
     .action(async (name: string, f: { force?: boolean; json?: boolean }) => say(await (await connect()).volumes.lock(name, { force: f.force ?? false }), f.json, `${name} locked`));
   volume
@@ -67,10 +67,11 @@ export function registerVolumeCommands(program: Command): void {
     });
   volume
     .command('unmount <sandbox> <guest>')
-    .description('unmount the volume at a guest path')
+    .description('unmount the volume at a guest path (refused while processes in the sandbox still use it)')
+    .option('--force', 'kill the processes that still use it, then unmount')
     .option('--json', 'print JSON')
-    .action(async (ref: string, guest: string, f: { json?: boolean }) => {
-      const v = await (await (await connect()).sandboxes.get(ref)).volumes.unmount(guest);
+    .action(async (ref: string, guest: string, f: { force?: boolean; json?: boolean }) => {
+      const v = await (await (await connect()).sandboxes.get(ref)).volumes.unmount(guest, { force: f.force ?? false });
       say(v, f.json, `${v.name} unmounted from ${ref}:${guest}`);
     });
   volume
