@@ -4,6 +4,7 @@ import { NookError } from '../api/errors.js';
 import { exists, mountsUnder } from '../util/fs.js';
 import { run } from '../util/proc.js';
 import { duBytes, fsUsage, overlayPersistDirs, persistUnit, seedPersistDir, storageStep } from './common.js';
+import { isSubvolume, nestedSubvolumes } from './subvolumes.js';
 import type { SandboxSource, StorageDriver, StorageInfo, StorageUsage } from './driver.js';
 
 const GiB = 1024 ** 3;
@@ -260,8 +261,10 @@ export class BtrfsPoolDriver implements StorageDriver {
   }
 
   /**
-   * Deletes a subvolume and any a sandbox made inside it (an unprivileged process may
-   * create subvolumes; `btrfs subvolume delete` refuses a parent that still has children).
+   * Deletes a subvolume and any a sandbox made inside it (`btrfs subvolume delete` refuses
+   * a parent that still has children). Nested subvolumes are found by walking the tree,
+   * never by parsing `btrfs subvolume list`: a sandbox chooses their names, and a name
+   * holding a newline once forged a line that pointed this root-run clean-up elsewhere.
    */
   private async deleteSubvolume(path: string): Promise<void> {
     if (!(await exists(path))) return;
@@ -269,28 +272,19 @@ export class BtrfsPoolDriver implements StorageDriver {
       await fsp.rm(path, { recursive: true, force: true });
       return;
     }
-    const first = this.options.helper
-      ? await run([this.options.helper, 'subvol', 'delete', path], { allowFail: true })
-      : await btrfs(['subvolume', 'delete', path], true);
-    if (first.code === 0) return;
-    const listed = await btrfs(['subvolume', 'list', '-o', path], true);
-    const nested = listed.stdout
-      .split('\n')
-      .map((l) => /path (.*)$/.exec(l)?.[1])
-      .filter((p): p is string => !!p)
-      // Paths are relative to the top-level subvolume, which is what we mount.
-      .map((p) => join(this.mountPoint, p))
-      .sort((a, b) => b.length - a.length);
-    for (const n of nested) await this.deleteSubvolume(n);
-    const again = await btrfs(['subvolume', 'delete', path], true);
+    if ((await this.deleteOne(path)).code === 0) return;
+    for (const nested of await nestedSubvolumes(path)) {
+      const r = await this.deleteOne(nested);
+      if (r.code !== 0) throw new NookError('STORAGE_ERROR', `cannot delete nested subvolume ${JSON.stringify(nested)}: ${r.stderr.trim()}`);
+    }
+    const again = await this.deleteOne(path);
     if (again.code !== 0) throw new NookError('STORAGE_ERROR', `cannot delete subvolume ${path}: ${again.stderr.trim()}`);
   }
-}
 
-/** A btrfs subvolume's root directory always has inode number 256. */
-async function isSubvolume(path: string): Promise<boolean> {
-  const st = await fsp.lstat(path);
-  return st.isDirectory() && st.ino === 256;
+  /** Deletes one subvolume that has no children (fails with ENOTEMPTY otherwise). */
+  private deleteOne(path: string): Promise<{ code: number; stderr: string }> {
+    return this.options.helper ? run([this.options.helper, 'subvol', 'delete', path], { allowFail: true }) : btrfs(['subvolume', 'delete', path], true);
+  }
 }
 
 async function btrfs(args: string[], allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> {
