@@ -17,6 +17,8 @@ export const DEFAULTS = {
   maxOutputBytes: 1 * MiB,
   stopGraceMs: 2_000,
   cwd: '/work',
+  /** Disk limit of a sandbox when none is asked for (NOOK_DEFAULT_DISK_MIB; at most half the pool). */
+  diskMiB: 10 * 1024,
 } as const;
 
 export const LIMITS = {
@@ -31,6 +33,8 @@ export const LIMITS = {
   minPids: 8,
   maxLabels: 64,
   maxEnv: 256,
+  minDiskMiB: 16,
+  maxDiskMiB: 1024 * 1024 * 1024,
 } as const;
 
 export const Name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
@@ -53,6 +57,8 @@ export const Limits = z.object({
   memoryMiB: z.number().int().min(LIMITS.minMemoryMiB).max(LIMITS.maxMemoryMiB),
   cpus: z.number().positive().max(LIMITS.maxCpus),
   pids: z.number().int().min(LIMITS.minPids).max(LIMITS.maxPids),
+  /** What the sandbox may write, all its files together; null = not enforced (dir storage, or made before limits). */
+  diskMiB: z.number().int().min(LIMITS.minDiskMiB).max(LIMITS.maxDiskMiB).nullable().optional(),
 });
 export type Limits = z.infer<typeof Limits>;
 
@@ -108,6 +114,7 @@ export const CreateSandboxRequest = z.strictObject({
   memoryMiB: Limits.shape.memoryMiB.optional(),
   cpus: Limits.shape.cpus.optional(),
   pids: Limits.shape.pids.optional(),
+  diskMiB: Limits.shape.diskMiB.unwrap().unwrap().optional(),
   labels: Labels.optional(),
   env: Env.optional(),
   cwd: AbsolutePath.optional(),
@@ -525,6 +532,8 @@ export const Usage = z.object({
   sandbox: z.string(),
   computeSeconds: z.number(),
   storedBytes: z.object({ files: z.number().int(), snapshots: z.number().int(), logs: z.number().int() }),
+  /** Bytes counted against the disk limit and the limit (null where limits are not enforced). */
+  disk: z.object({ usedBytes: z.number().int().nullable(), limitMiB: z.number().int().nullable() }),
 });
 export type Usage = z.infer<typeof Usage>;
 
@@ -574,6 +583,7 @@ export const ProfileSpec = z.strictObject({
   memoryMiB: Limits.shape.memoryMiB.optional(),
   cpus: Limits.shape.cpus.optional(),
   pids: Limits.shape.pids.optional(),
+  diskMiB: Limits.shape.diskMiB.unwrap().unwrap().optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
   image: ImageName.optional(),
   allowRwDirs: z.boolean().optional(),

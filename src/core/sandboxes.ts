@@ -1,6 +1,8 @@
 import { NookError } from '../api/errors.js';
 import {
   DEFAULTS,
+  LIMITS,
+  MiB,
   NAME_PATTERN,
   NAME_RULE,
   type CreateSandboxRequest,
@@ -176,7 +178,7 @@ export class SandboxManager {
       updatedAt: new Date(row.updated_at).toISOString(),
       expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
       ttlMs: row.ttl_ms,
-      limits: spec.limits,
+      limits: { ...spec.limits, diskMiB: spec.limits.diskMiB ?? null },
       labels: spec.labels,
       envKeys: Object.keys(spec.env),
       cwd: spec.cwd,
@@ -264,10 +266,11 @@ export class SandboxManager {
     if (this.rowByRef(name)) {
       throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
     }
+    const diskMiB = await this.diskLimit(req.diskMiB);
     const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress)).id;
     const id = newId('sb');
     const spec: SandboxSpec = {
-      limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids },
+      limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids, diskMiB },
       labels: req.labels ?? {},
       env: req.env ?? {},
       cwd: req.cwd ?? this.images.config(imageId).cwd ?? DEFAULTS.cwd,
@@ -305,7 +308,7 @@ export class SandboxManager {
         mark = now;
       };
       try {
-        await this.storage.createSandbox(id, from ? { snapshotId: from.snapshotId } : { imageId }, spec.persist);
+        await this.storage.createSandbox(id, from ? { snapshotId: from.snapshotId } : { imageId }, spec.persist, diskMiB);
         phase('rootfsMs');
         undo.push('rootfs', () => this.storage.deleteSandbox(id));
         await this.startCompute(id, name, spec, imageId, undo);
@@ -324,6 +327,30 @@ export class SandboxManager {
       this.events.publish('sandbox.created', { sandbox: name, sandboxId: id, detail: { persistent: req.persistent !== false, ...(from ? { origin: from.origin } : {}) } });
       return this.get(id);
     });
+  }
+
+  /**
+   * The disk limit a new sandbox gets: what was asked (at most the pool's size), else the
+   * default, at most half the pool so one default sandbox cannot starve the rest. Storage
+   * without limits (dir) answers NOT_SUPPORTED to an explicit ask and records null.
+   */
+  private async diskLimit(asked: number | undefined): Promise<number | null> {
+    if (!this.storage.info().diskLimits) {
+      if (asked === undefined) return null;
+      throw new NookError('NOT_SUPPORTED', `${this.storage.info().driver} storage cannot enforce a disk limit (diskMiB ${asked})`, {
+        hint: 'leave diskMiB out, or run nookd on btrfs storage with quotas (kernel 6.7+)',
+      });
+    }
+    const poolMiB = Math.floor((await this.storage.usage()).sizeBytes / MiB);
+    if (asked !== undefined) {
+      if (asked > poolMiB) {
+        throw new NookError('INVALID_ARGUMENT', `diskMiB ${asked} is more than the whole storage pool (${poolMiB} MiB)`, { hint: `ask for at most ${poolMiB}` });
+      }
+      return asked;
+    }
+    const fromEnv = Number(process.env.NOOK_DEFAULT_DISK_MIB);
+    const wanted = Number.isInteger(fromEnv) && fromEnv >= LIMITS.minDiskMiB ? fromEnv : DEFAULTS.diskMiB;
+    return Math.max(LIMITS.minDiskMiB, Math.min(wanted, Math.floor(poolMiB / 2)));
   }
 
   private generateName(): string {

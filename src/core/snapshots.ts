@@ -198,7 +198,7 @@ export class SnapshotManager {
     const spec = JSON.parse(row.spec_json) as SandboxSpec;
     const { snapshot, ...rest } = req;
     return this.sandboxes.create(
-      { ...rest, env: rest.env ?? spec.env, cwd: rest.cwd ?? spec.cwd, memoryMiB: rest.memoryMiB ?? spec.limits.memoryMiB, cpus: rest.cpus ?? spec.limits.cpus, pids: rest.pids ?? spec.limits.pids },
+      { ...rest, env: rest.env ?? spec.env, cwd: rest.cwd ?? spec.cwd, memoryMiB: rest.memoryMiB ?? spec.limits.memoryMiB, cpus: rest.cpus ?? spec.limits.cpus, pids: rest.pids ?? spec.limits.pids, ...carryDisk(rest.diskMiB ?? spec.limits.diskMiB) },
       undefined,
       { snapshotId: row.id, imageId: row.image_id, persist: spec.persist ?? [], origin: `snapshot ${row.sandbox_name}@${row.name} (${snapshot})` },
     );
@@ -231,6 +231,7 @@ export class SnapshotManager {
               memoryMiB: source.spec.limits.memoryMiB,
               cpus: source.spec.limits.cpus,
               pids: source.spec.limits.pids,
+              ...carryDisk(source.spec.limits.diskMiB),
               labels: source.spec.labels,
               env: source.spec.env,
               cwd: source.spec.cwd,
@@ -290,4 +291,9 @@ export class SnapshotManager {
     }
     for (const r of this.db.prepare('SELECT id FROM snapshots WHERE size_bytes IS NULL').all() as { id: string }[]) this.measureLater(r.id);
   }
+}
+
+/** A restored or forked sandbox keeps its source's disk limit (none recorded: the default applies). */
+function carryDisk(diskMiB: number | null | undefined): { diskMiB?: number } {
+  return typeof diskMiB === 'number' ? { diskMiB } : {};
 }

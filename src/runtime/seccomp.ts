@@ -22,6 +22,36 @@ const DENIED = [
 /** clone flags that create namespaces; one rule each because rule arguments are ANDed. */
 const CLONE_NAMESPACE_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080];
 
+/**
+ * btrfs ioctls a sandbox must not use on its own rootfs (which is a btrfs subvolume it owns):
+ * making, snapshotting, deleting or flagging subvolumes (their names once steered the
+ * daemon's clean-up, and they escape per-sandbox quota accounting), and quota control.
+ * Numbers are the kernel's _IOW/_IOR/_IOWR('0x94', nr, size) from linux/btrfs.h.
+ */
+const BTRFS_IOCTLS = {
+  SNAP_CREATE: 0x50009401,
+  SUBVOL_CREATE: 0x5000940e,
+  SNAP_DESTROY: 0x5000940f,
+  DEFAULT_SUBVOL: 0x40089413,
+  SNAP_CREATE_V2: 0x50009417,
+  SUBVOL_CREATE_V2: 0x50009418,
+  SUBVOL_SETFLAGS: 0x4008941a,
+  SET_RECEIVED_SUBVOL: 0xc0c89425,
+  QUOTA_CTL: 0xc0109428,
+  QGROUP_ASSIGN: 0x40189429,
+  QGROUP_CREATE: 0x4010942a,
+  QGROUP_LIMIT: 0x8030942b,
+  QUOTA_RESCAN: 0x4040942c,
+  SNAP_DESTROY_V2: 0x5000943f,
+} as const;
+
+/**
+ * The kernel reads ioctl's command as a 32-bit unsigned int, but seccomp sees all 64 bits
+ * of the register: compare under a 32-bit mask, or setting the upper bits (or musl's sign
+ * extension of 0xc... commands) would slip past an equality test.
+ */
+const IOCTL_CMD_MASK = 0xffffffff;
+
 export interface SeccompProfile {
   defaultAction: string;
   architectures: string[];
@@ -37,6 +67,12 @@ export function defaultSeccompProfile(): SeccompProfile {
       // glibc falls back to clone(2) on ENOSYS, where the flag rules below apply;
       // clone3 passes flags in memory, which seccomp cannot inspect.
       { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
+      ...Object.values(BTRFS_IOCTLS).map((cmd) => ({
+        names: ['ioctl'],
+        action: 'SCMP_ACT_ERRNO',
+        errnoRet: EPERM,
+        args: [{ index: 1, value: IOCTL_CMD_MASK, valueTwo: cmd, op: 'SCMP_CMP_MASKED_EQ' }],
+      })),
       ...CLONE_NAMESPACE_FLAGS.map((flag) => ({
         names: ['clone'],
         action: 'SCMP_ACT_ERRNO',

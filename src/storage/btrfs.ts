@@ -2,9 +2,12 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { exists, mountsUnder } from '../util/fs.js';
+import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
-import { duBytes, fsUsage, overlayPersistDirs, persistUnit, seedPersistDir, storageStep } from './common.js';
-import type { SandboxSource, StorageDriver, StorageInfo, StorageUsage } from './driver.js';
+import { duBytes, ensurePoolSpace, fsUsage, overlayPersistDirs, persistUnit, seedPersistDir, storageStep } from './common.js';
+import { BtrfsQuota } from './quota.js';
+import { isSubvolume, nestedSubvolumes } from './subvolumes.js';
+import type { DiskUsage, SandboxSource, StorageDriver, StorageInfo, StorageUsage } from './driver.js';
 
 const GiB = 1024 ** 3;
 
@@ -29,14 +32,16 @@ export interface BtrfsPoolOptions {
 export class BtrfsPoolDriver implements StorageDriver {
   private readonly poolFile: string;
   readonly mountPoint: string;
+  private readonly quota: BtrfsQuota;
 
   constructor(private readonly options: BtrfsPoolOptions) {
     this.poolFile = join(options.root, 'pool.btrfs');
     this.mountPoint = join(options.root, 'pool');
+    this.quota = new BtrfsQuota(this.mountPoint, this.poolFile, options.helper);
   }
 
   info(): StorageInfo {
-    return { driver: 'btrfs', constantTimeSnapshots: true };
+    return { driver: 'btrfs', constantTimeSnapshots: true, diskLimits: this.quota.enabled };
   }
 
   async init(): Promise<void> {
@@ -53,6 +58,7 @@ export class BtrfsPoolDriver implements StorageDriver {
       }
     }
     for (const d of ['images', 'sandboxes', 'staging', 'snapshots']) await fsp.mkdir(join(this.mountPoint, d), { recursive: true, mode: 0o711 });
+    await this.quota.enable();
   }
 
   private async createPoolFile(): Promise<void> {
@@ -138,8 +144,9 @@ export class BtrfsPoolDriver implements StorageDriver {
     return [...(names.includes('rootfs') ? ['rootfs'] : []), ...persisted];
   }
 
-  async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void> {
+  async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[], diskMiB: number | null = null): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
+    await ensurePoolSpace('create a sandbox', this.mountPoint);
     await this.step('create the sandbox directory', () => fsp.mkdir(dir, { mode: 0o711 }));
     try {
       if ('imageId' in source) {
@@ -157,6 +164,7 @@ export class BtrfsPoolDriver implements StorageDriver {
         if (units.length === 0) throw new NookError('STORAGE_ERROR', `snapshot ${source.snapshotId} is missing from the pool`);
         for (const unit of units) await this.step('restore from the snapshot', () => this.snapshot(join(snap, unit), join(dir, unit)));
       }
+      if (diskMiB !== null) await this.step('set the disk limit', async () => this.quota.assign(sandboxId, await this.unitPaths(dir), diskMiB * 1024 * 1024));
     } catch (e) {
       await this.deleteSandbox(sandboxId).catch(() => undefined);
       throw e;
@@ -180,12 +188,30 @@ export class BtrfsPoolDriver implements StorageDriver {
 
   async resetRootfs(sandboxId: string, imageId: string): Promise<void> {
     const rootfs = join(this.sandboxDir(sandboxId), 'rootfs');
+    // The old rootfs leaves the sandbox's quota group first (a deleted member would pin the group).
+    const limited = await this.quota.hasGroup(sandboxId);
+    if (limited && (await exists(rootfs))) await this.quota.release(sandboxId, [rootfs], false);
     await this.deleteSubvolume(rootfs);
     await this.step('recreate the rootfs from its image', () => this.snapshot(this.imagePath(imageId), rootfs));
+    if (limited) await this.step('set the disk limit', () => this.quota.assign(sandboxId, [rootfs], null));
   }
 
   async deleteSandbox(sandboxId: string): Promise<void> {
-    await this.deleteUnitsDir(this.sandboxDir(sandboxId));
+    const dir = this.sandboxDir(sandboxId);
+    // A quota group that cannot be removed must not keep a sandbox from being destroyed.
+    await this.quota.release(sandboxId, await this.unitPaths(dir), true).catch((e: Error) => log('quota group not removed', { sandboxId, error: e.message }));
+    await this.deleteUnitsDir(dir);
+  }
+
+  /** Host paths of a sandbox's units that are subvolumes (what a quota group holds). */
+  private async unitPaths(dir: string): Promise<string[]> {
+    const paths: string[] = [];
+    for (const u of await this.units(dir)) if (await isSubvolume(join(dir, u)).catch(() => false)) paths.push(join(dir, u));
+    return paths;
+  }
+
+  diskUsage(sandboxId: string): Promise<DiskUsage | null> {
+    return this.quota.usage(sandboxId);
   }
 
   listSandboxes(): Promise<string[]> {
@@ -201,6 +227,7 @@ export class BtrfsPoolDriver implements StorageDriver {
   async snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void> {
     const src = this.sandboxDir(sandboxId);
     const dst = this.snapshotDir(snapshotId);
+    await ensurePoolSpace('take a snapshot', this.mountPoint);
     await this.step('create the snapshot directory', () => fsp.mkdir(dst, { mode: 0o711 }));
     try {
       for (const unit of await this.units(src)) await this.step('take the snapshot', () => this.snapshot(join(src, unit), join(dst, unit), true));
@@ -260,8 +287,10 @@ export class BtrfsPoolDriver implements StorageDriver {
   }
 
   /**
-   * Deletes a subvolume and any a sandbox made inside it (an unprivileged process may
-   * create subvolumes; `btrfs subvolume delete` refuses a parent that still has children).
+   * Deletes a subvolume and any a sandbox made inside it (`btrfs subvolume delete` refuses
+   * a parent that still has children). Nested subvolumes are found by walking the tree,
+   * never by parsing `btrfs subvolume list`: a sandbox chooses their names, and a name
+   * holding a newline once forged a line that pointed this root-run clean-up elsewhere.
    */
   private async deleteSubvolume(path: string): Promise<void> {
     if (!(await exists(path))) return;
@@ -269,28 +298,19 @@ export class BtrfsPoolDriver implements StorageDriver {
       await fsp.rm(path, { recursive: true, force: true });
       return;
     }
-    const first = this.options.helper
-      ? await run([this.options.helper, 'subvol', 'delete', path], { allowFail: true })
-      : await btrfs(['subvolume', 'delete', path], true);
-    if (first.code === 0) return;
-    const listed = await btrfs(['subvolume', 'list', '-o', path], true);
-    const nested = listed.stdout
-      .split('\n')
-      .map((l) => /path (.*)$/.exec(l)?.[1])
-      .filter((p): p is string => !!p)
-      // Paths are relative to the top-level subvolume, which is what we mount.
-      .map((p) => join(this.mountPoint, p))
-      .sort((a, b) => b.length - a.length);
-    for (const n of nested) await this.deleteSubvolume(n);
-    const again = await btrfs(['subvolume', 'delete', path], true);
+    if ((await this.deleteOne(path)).code === 0) return;
+    for (const nested of await nestedSubvolumes(path)) {
+      const r = await this.deleteOne(nested);
+      if (r.code !== 0) throw new NookError('STORAGE_ERROR', `cannot delete nested subvolume ${JSON.stringify(nested)}: ${r.stderr.trim()}`);
+    }
+    const again = await this.deleteOne(path);
     if (again.code !== 0) throw new NookError('STORAGE_ERROR', `cannot delete subvolume ${path}: ${again.stderr.trim()}`);
   }
-}
 
-/** A btrfs subvolume's root directory always has inode number 256. */
-async function isSubvolume(path: string): Promise<boolean> {
-  const st = await fsp.lstat(path);
-  return st.isDirectory() && st.ino === 256;
+  /** Deletes one subvolume that has no children (fails with ENOTEMPTY otherwise). */
+  private deleteOne(path: string): Promise<{ code: number; stderr: string }> {
+    return this.options.helper ? run([this.options.helper, 'subvol', 'delete', path], { allowFail: true }) : btrfs(['subvolume', 'delete', path], true);
+  }
 }
 
 async function btrfs(args: string[], allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> {

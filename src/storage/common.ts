@@ -31,17 +31,34 @@ export async function storageStep<T>(what: string, root: string, fn: () => Promi
     return await fn();
   } catch (e) {
     if (e instanceof NookError && e.code !== 'STORAGE_ERROR') throw e;
-    if (isNoSpace(e)) {
-      const usage = await fsUsage(root).catch(() => ({ sizeBytes: 0, freeBytes: 0 }));
-      const mib = (n: number): number => Math.round(n / 1024 / 1024);
-      throw new NookError('NO_SPACE', `no space left in the storage pool while trying to ${what} (${mib(usage.freeBytes)} MiB free of ${mib(usage.sizeBytes)} MiB)`, {
-        hint: 'free space: destroy sandboxes, delete snapshots (nook snapshot ls) or images; or start over with a bigger NOOK_POOL_SIZE_GIB',
-        context: { ...usage },
-      });
-    }
+    if (isNoSpace(e)) throw noSpace(what, await fsUsage(root).catch(() => ({ sizeBytes: 0, freeBytes: 0 })));
     if (e instanceof NookError) throw e;
     throw new NookError('STORAGE_ERROR', `cannot ${what}: ${(e as Error).message}`);
   }
+}
+
+function noSpace(what: string, usage: StorageUsage): NookError {
+  const mib = (n: number): number => Math.round(n / 1024 / 1024);
+  return new NookError('NO_SPACE', `no space left in the storage pool while trying to ${what} (${mib(usage.freeBytes)} MiB free of ${mib(usage.sizeBytes)} MiB)`, {
+    hint: 'free space: destroy sandboxes, delete snapshots (nook snapshot ls) or images; or start over with a bigger NOOK_POOL_SIZE_GIB',
+    context: { ...usage },
+  });
+}
+
+/** Below this much free space in the pool, create and snapshot are refused (NOOK_POOL_MIN_FREE_MIB). */
+function poolMinFreeBytes(): number {
+  const mib = Number(process.env.NOOK_POOL_MIN_FREE_MIB ?? 64);
+  return Number.isFinite(mib) && mib >= 0 ? mib * 1024 * 1024 : 64 * 1024 * 1024;
+}
+
+/**
+ * Refuses new sandboxes and snapshots in a (nearly) full pool: btrfs can still make a
+ * snapshot there (it shares every extent), so it would "succeed" and hand back a sandbox
+ * that cannot write a byte.
+ */
+export async function ensurePoolSpace(what: string, root: string): Promise<void> {
+  const usage = await fsUsage(root);
+  if (usage.freeBytes < poolMinFreeBytes()) throw noSpace(what, usage);
 }
 
 /**

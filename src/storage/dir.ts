@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { exists, mountsUnder } from '../util/fs.js';
 import { run } from '../util/proc.js';
-import { duBytes, fsUsage, overlayPersistDirs, persistUnit, seedPersistDir, storageStep } from './common.js';
+import { duBytes, ensurePoolSpace, fsUsage, overlayPersistDirs, persistUnit, seedPersistDir, storageStep } from './common.js';
 import type { SandboxSource, StorageDriver, StorageInfo, StorageUsage } from './driver.js';
 
 /**
@@ -19,7 +19,7 @@ export class DirDriver implements StorageDriver {
   constructor(private readonly root: string) {}
 
   info(): StorageInfo {
-    return { driver: 'dir', constantTimeSnapshots: false };
+    return { driver: 'dir', constantTimeSnapshots: false, diskLimits: false };
   }
 
   async init(): Promise<void> {
@@ -101,6 +101,7 @@ export class DirDriver implements StorageDriver {
 
   async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
+    await ensurePoolSpace('create a sandbox', this.root);
     await this.step('create the sandbox directory', () => fsp.mkdir(dir, { mode: 0o711 }));
     try {
       if ('imageId' in source) {
@@ -176,6 +177,7 @@ export class DirDriver implements StorageDriver {
 
   async snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void> {
     const dst = this.snapshotDir(snapshotId);
+    await ensurePoolSpace('take a snapshot', this.root);
     await this.step('create the snapshot directory', () => fsp.mkdir(dst, { mode: 0o711 }));
     try {
       await this.copyUnits(this.sandboxDir(sandboxId), dst);
@@ -199,6 +201,11 @@ export class DirDriver implements StorageDriver {
 
   sandboxSizeBytes(sandboxId: string): Promise<number> {
     return duBytes(this.sandboxDir(sandboxId));
+  }
+
+  /** Plain directories have no per-sandbox bound (core refuses an explicit diskMiB here). */
+  async diskUsage(): Promise<null> {
+    return null;
   }
 
   async commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void> {

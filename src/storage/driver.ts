@@ -11,6 +11,14 @@ export interface StorageInfo {
   driver: 'btrfs' | 'dir';
   /** Snapshot, fork and restore cost does not grow with the data (btrfs: yes; dir: copies). */
   constantTimeSnapshots: boolean;
+  /** Per-sandbox disk limits are enforced (btrfs with quotas: yes; dir: no). */
+  diskLimits: boolean;
+}
+
+/** What a sandbox's files take against its disk limit (only where limits are enforced). */
+export interface DiskUsage {
+  usedBytes: number;
+  limitBytes: number | null;
 }
 
 export interface StorageUsage {
@@ -39,9 +47,10 @@ export interface StorageDriver {
 
   /**
    * A sandbox's files: from an image (persisted directories seeded with what the image has
-   * at those paths) or from a snapshot (every unit as it was).
+   * at those paths) or from a snapshot (every unit as it was). `diskMiB` bounds what the
+   * sandbox may write, all units together (only when info().diskLimits).
    */
-  createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[]): Promise<void>;
+  createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[], diskMiB?: number | null): Promise<void>;
   /** Makes the rootfs usable as a container root and returns its path (dir: mounts the overlay). */
   activateRootfs(sandboxId: string): Promise<string>;
   deactivateRootfs(sandboxId: string): Promise<void>;
@@ -61,6 +70,8 @@ export interface StorageDriver {
   snapshotSizeBytes(snapshotId: string): Promise<number>;
   /** Bytes a sandbox's files take (walks them; for reports, not hot paths). */
   sandboxSizeBytes(sandboxId: string): Promise<number>;
+  /** Bytes counted against the sandbox's disk limit, and the limit; null where not enforced. */
+  diskUsage(sandboxId: string): Promise<DiskUsage | null>;
   /** A new image from the sandbox's rootfs with its persisted directories laid over it. */
   commitSandbox(sandboxId: string, imageId: string, persistPaths: string[]): Promise<void>;
 }

@@ -17,7 +17,15 @@ export async function mountsUnder(prefix: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(' ')[4])
     .filter((p): p is string => !!p)
-    .map((p) => p.replace(/\\040/g, ' '))
+    .map(unescapeMountField)
     .filter((p) => p === prefix || p.startsWith(prefix.endsWith('/') ? prefix : prefix + '/'));
   return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * The kernel writes space, tab, newline and backslash in mountinfo paths as octal escapes
+ * (\040, \011, \012, \134); decode them all, or a path holding one would be misread.
+ */
+export function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }

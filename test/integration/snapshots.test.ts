@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resolvePaths } from '../../src/core/paths.js';
@@ -242,7 +242,9 @@ describe('a full pool', () => {
   after(async () => d.teardown());
 
   it('answers NO_SPACE with the pool usage, and damages nothing that existed', async () => {
-    const sb = await d.client.sandboxes.create({ name: 'filler', image: 'minimal' });
+    // A disk limit as big as the pool: the default (half the pool) would stop the filler first.
+    const st = statfsSync(join(d.stateDir, 'storage', 'btrfs', 'pool'));
+    const sb = await d.client.sandboxes.create({ name: 'filler', image: 'minimal', diskMiB: Math.floor((st.blocks * st.bsize) / 1048576) });
     await sb.exec(['sh', '-c', 'echo precious > /work/keep']);
     await sb.snapshots.create({ name: 'before-full' });
     const fill = await sb.exec(['sh', '-c', 'dd if=/dev/urandom of=/work/big bs=1M count=400; r=$?; sync; exit $r'], { timeoutMs: 120_000 });

@@ -55,4 +55,10 @@ describe('default seccomp profile', () => {
     const cloneRules = p.syscalls.filter((s) => s.names.includes('clone') && s.args);
     assert.ok(cloneRules.some((r) => r.args?.[0]?.value === 0x10000000), 'CLONE_NEWUSER refused');
   });
+  it('refuses btrfs subvolume and quota ioctls, comparing the command under a 32-bit mask', () => {
+    const rules = p.syscalls.filter((s) => s.names.includes('ioctl'));
+    const cmds = rules.map((r) => r.args?.[0]?.valueTwo);
+    for (const cmd of [0x5000940e, 0x50009418, 0x50009401, 0x50009417, 0x5000940f, 0x5000943f, 0xc0109428, 0x8030942b]) assert.ok(cmds.includes(cmd), cmd.toString(16));
+    for (const r of rules) assert.deepEqual([r.args?.[0]?.index, r.args?.[0]?.op, r.args?.[0]?.value, r.errnoRet], [1, 'SCMP_CMP_MASKED_EQ', 0xffffffff, 1]);
+  });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { OutputCapture } from '../../src/core/output.js';
 import { formatDurationMs, parseDurationMs } from '../../src/util/duration.js';
+import { unescapeMountField } from '../../src/util/fs.js';
 import { newId } from '../../src/util/ids.js';
 import { KeyedMutex } from '../../src/util/keyed-mutex.js';
 import { UndoStack } from '../../src/util/undo.js';
@@ -90,5 +91,12 @@ describe('ids', () => {
     const id = newId('sb');
     assert.match(id, /^sb_[a-z2-7]{12}$/);
     assert.notEqual(newId('sb'), id);
+  });
+});
+
+describe('unescapeMountField', () => {
+  it('decodes every octal escape the kernel writes in mountinfo', () => {
+    assert.equal(unescapeMountField('/a\\040b\\011c\\012d\\134e'), '/a b\tc\nd\\e');
+    assert.equal(unescapeMountField('/plain/path'), '/plain/path');
   });
 });

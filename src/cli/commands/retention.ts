@@ -70,7 +70,10 @@ export function registerRetentionCommands(program: Command): void {
       const client = await connect();
       const u = await (await client.sandboxes.get(ref)).usage();
       if (flags.json) printJson(u);
-      else process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${mib(u.storedBytes.files)}, snapshots ${mib(u.storedBytes.snapshots)}, logs ${mib(u.storedBytes.logs)}\n`);
+      else {
+        const disk = u.disk.limitMiB === null ? 'no limit' : `${u.disk.usedBytes === null ? '?' : mib(u.disk.usedBytes)} of ${u.disk.limitMiB} MiB`;
+        process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${mib(u.storedBytes.files)}, snapshots ${mib(u.storedBytes.snapshots)}, logs ${mib(u.storedBytes.logs)}, disk ${disk}\n`);
+      }
     });
 
   const profile = program.command('profile').description('named, versioned sandbox defaults (create --profile NAME uses the newest published version)');
@@ -83,6 +86,7 @@ export function registerRetentionCommands(program: Command): void {
     .option('--network <mode>', 'none, allowlist or learn')
     .option('--allow-host <pattern>', 'egress allow-list entry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--memory-mib <MiB>', 'memory limit', positiveInt)
+    .option('--disk-mib <MiB>', 'disk limit (btrfs storage)', positiveInt)
     .option('--cpus <n>', 'CPU limit', positiveNumber)
     .option('--ttl <duration>', 'TTL', durationMs)
     .option('--image <image>', 'image')
@@ -90,7 +94,7 @@ export function registerRetentionCommands(program: Command): void {
     .action(
       async (
         name: string,
-        f: { persistent?: boolean; nonPersistent?: boolean; allowRwDirs?: boolean; network?: 'none'; allowHost?: string[]; memoryMib?: number; cpus?: number; ttl?: number; image?: string; json?: boolean },
+        f: { persistent?: boolean; nonPersistent?: boolean; allowRwDirs?: boolean; network?: 'none'; allowHost?: string[]; memoryMib?: number; diskMib?: number; cpus?: number; ttl?: number; image?: string; json?: boolean },
       ) => {
         const client = await connect();
         const p = await client.profiles.save(name, {
@@ -100,6 +104,7 @@ export function registerRetentionCommands(program: Command): void {
           ...(f.network ? { network: f.network } : {}),
           ...(f.allowHost ? { allowHosts: f.allowHost } : {}),
           ...(f.memoryMib ? { memoryMiB: f.memoryMib } : {}),
+          ...(f.diskMib ? { diskMiB: f.diskMib } : {}),
           ...(f.cpus ? { cpus: f.cpus } : {}),
           ...(f.ttl ? { ttlMs: f.ttl } : {}),
           ...(f.image ? { image: f.image } : {}),

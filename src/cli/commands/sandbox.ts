@@ -14,6 +14,7 @@ interface CreateFlags {
   template?: string;
   ttl?: number;
   memoryMib?: number;
+  diskMib?: number;
   cpus?: number;
   pids?: number;
   label?: Record<string, string>;
@@ -71,6 +72,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--template <name>', `a named template: ${TemplateName.options.join(', ')} (image and defaults; see nook template ls)`)
     .option('--ttl <duration>', 'stop (persistent) or destroy (non-persistent) after this long, e.g. 1h', durationMs)
     .option('--memory-mib <MiB>', 'memory limit', positiveInt)
+    .option('--disk-mib <MiB>', 'disk limit: what the sandbox may write, all its files together (btrfs storage; default 10 GiB, at most half the pool)', positiveInt)
     .option('--cpus <n>', 'CPU limit, e.g. 0.5', positiveNumber)
     .option('--pids <n>', 'process limit', positiveInt)
     .option('--label <k=v>', 'label (repeatable)', keyValue)
@@ -105,6 +107,7 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.network ? { network: flags.network } : {}),
         ...(flags.ttl ? { ttlMs: flags.ttl } : {}),
         ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}),
+        ...(flags.diskMib ? { diskMiB: flags.diskMib } : {}),
         ...(flags.cpus ? { cpus: flags.cpus } : {}),
         ...(flags.pids ? { pids: flags.pids } : {}),
         ...(flags.label ? { labels: flags.label } : {}),
