@@ -11,6 +11,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { parseUntrustedJson } from '../util/json.js';
 import { NookError } from '../api/errors.js';
 import { PtyClientMessage, type PtyServerMessage } from '../api/schemas.js';
 import type { Nook } from '../core/nook.js';
@@ -105,7 +106,14 @@ function serve(nook: Nook, ws: WebSocket, sandboxId: string, actor: string): voi
   ws.on('message', (data: RawData, isBinary: boolean) => {
     void (async () => {
       if (isBinary) return input(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer));
-      const parsed = PtyClientMessage.safeParse(JSON.parse(data.toString()));
+      let raw: unknown;
+      try {
+        raw = parseUntrustedJson(data.toString());
+      } catch (e) {
+        send(ws, { type: 'error', error: (e as NookError).toJSON() });
+        return;
+      }
+      const parsed = PtyClientMessage.safeParse(raw);
       if (!parsed.success) {
         send(ws, { type: 'error', error: new NookError('INVALID_ARGUMENT', `bad terminal message: ${parsed.error.issues[0]?.message ?? ''}`).toJSON() });
         return;
