@@ -102,6 +102,15 @@ function honoPath(path: string): string {
   return path.replace(/\{(\w+)\}/g, ':$1');
 }
 
+/** A path parameter, percent-decoded; bad encoding (`%`, `%zz`) is the client's 400, not a 500. */
+function decodeParam(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    throw new NookError('INVALID_ARGUMENT', 'malformed path: bad percent-encoding', { hint: 'percent-encode names with encodeURIComponent' });
+  }
+}
+
 async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
   let raw: unknown = {};
   const text = await c.req.text();
@@ -239,13 +248,13 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
       }
     }
     if (!SPACE_FREEING.has(route.action)) await ensureStateSpace(nook.paths.stateDir);
-    const ref = params.ref ? decodeURIComponent(params.ref) : undefined;
+    const ref = params.ref ? decodeParam(params.ref) : undefined;
     const known = ref ? sb.find(ref) : undefined;
     const ctx = {
       receipt: AuditLog.newReceipt(),
       actor: `${options.token ? 'tcp' : 'unix'}:${(c.req.header('x-nook-actor') ?? 'unknown').slice(0, 200)}`,
       action: route.action,
-      inputs: { ...digestInputs(body), ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeURIComponent(v)])), ...c.req.queries() },
+      inputs: { ...digestInputs(body), ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, decodeParam(v)])), ...c.req.queries() },
       result: {},
       sandboxId: known?.id ?? null,
       sandbox: known?.name ?? ref ?? null,
