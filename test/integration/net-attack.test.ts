@@ -13,6 +13,7 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { Sandbox } from '../../src/sdk/client.js';
 import { DAEMON_MAIN, TestDaemon, hostProcessesWith, waitFor } from '../helpers/daemon.js';
 
@@ -125,6 +126,23 @@ describe('network attacks on the daemon (loopback only)', () => {
     assert.equal((await d.client.health()).ok, true);
     const passed = await rawExchange({ port: ex.hostPort }, `GET /echo?token=${ex.token} HTTP/1.1\r\n\r\n`, 1500);
     assert.ok(passed.startsWith('GET /echo?token='), `the right token still passes: ${JSON.stringify(passed.slice(0, 80))}`);
+    await sb.destroy();
+  });
+
+  it('fuzz: random request heads at an exposed port and the WebSocket endpoint; the daemon still answers', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'fuzzed', image: 'minimal' });
+    const ex = await sb.expose(8002);
+    const piece = fc.stringOf(fc.constantFrom(...'%?&=#/ :token%E0%zz\t\r\nab'.split('')), { maxLength: 30 });
+    await fc.assert(
+      fc.asyncProperty(piece, piece, fc.string({ maxLength: 60 }), async (path, value, junk) => {
+        const head = `GET /${path}?token=${value} HTTP/1.1\r\nAuthorization: Bearer ${value}\r\n${junk}\r\n\r\n`;
+        await rawExchange({ port: ex.hostPort }, head, 1500);
+        const ws = `GET /v1/sandboxes/${path}/pty HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${junk}\r\n\r\n`;
+        await rawExchange({ path: d.socket }, ws, 1500);
+      }),
+      { numRuns: 150 },
+    );
+    assert.equal((await d.client.health()).ok, true);
     await sb.destroy();
   });
 
