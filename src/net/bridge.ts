@@ -61,17 +61,6 @@ export async function startBridge(netnsPid: number, listen: string, target: stri
   throw new NookError('RUNTIME_ERROR', `the network bridge did not come up (${listen})`, { hint: 'is socat installed? apt-get install socat' });
 }
 
-/** True when a process in the netns of `pid` listens on 127.0.0.1:`port` (read from /proc). */
-export async function listensInNetns(pid: number, port: number): Promise<boolean> {
-  try {
-    const table = await fsp.readFile(`/proc/${pid}/net/tcp`, 'utf8');
-    const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-    return table.split('\n').some((l) => l.includes(hex) && / 0A /.test(l));
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A listening TCP socket on 127.0.0.1:`port` inside the network namespace of `netnsPid`,
  * created by nook-init and received over an IPC channel: a handle for `server.listen()`.
