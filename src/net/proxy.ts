@@ -175,7 +175,9 @@ export class EgressProxy {
   private onClient(client: Socket): void {
     client.on('error', () => undefined);
     if (this.clients.size >= this.limits.maxConnections) {
+      // Past the cap nothing lingers: a flood of connections costs no descriptors beyond the cap.
       reply(client, 503, `too many open connections from this sandbox (at most ${this.limits.maxConnections}; NOOK_PROXY_MAX_CONNECTIONS)`);
+      client.destroySoon();
       return;
     }
     this.clients.add(client);
