@@ -14,6 +14,8 @@
  *
  *   nook-init fscrypt ... | mount-into ... | umount-from ...   (host side; see volume.c)
  *
+ *   nook-init netns-listen PID PORT           (host side; see netns.c)
+ *
  *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
  *     fd 3 it is also the exec agent: each connection is one exec session, served by a
@@ -40,6 +42,7 @@
 
 #include "agent.h"
 #include "fs.h"
+#include "netns.h"
 #include "subvol.h"
 #include "volume.h"
 
@@ -152,6 +155,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "fscrypt") == 0) return run_fscrypt(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "mount-into") == 0) return run_mount_into(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "umount-from") == 0) return run_umount_from(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "netns-listen") == 0) return run_netns_listen(argc, argv);
   fprintf(stderr, "usage: nook-init init | listen SOCKET -- CMD... | subvol snapshot|delete ...\n");
   return EXIT_NOOK;
 }

@@ -3,10 +3,11 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import type { Exposure, NetworkDecision, NetworkPolicy, NetworkShow } from '../api/schemas.js';
-import { listensInNetns, startBridge, stopBridge } from '../net/bridge.js';
+import { listenInNetns, startBridge, stopBridge } from '../net/bridge.js';
+import { DenialAggregator, type DenialSummary } from '../net/denials.js';
 import { ExposureListener } from '../net/expose.js';
 import { parsePattern, suggest } from '../net/policy.js';
-import { EgressProxy, PROXY_PORT_IN_SANDBOX, Resolver, type Decision } from '../net/proxy.js';
+import { EgressProxy, PROXY_PORT_IN_SANDBOX, Resolver, proxyLimitsFromEnv, type Decision } from '../net/proxy.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Db } from '../store/db.js';
 import { exists } from '../util/fs.js';
@@ -16,6 +17,8 @@ import type { SandboxManager } from './sandboxes.js';
 /** Decisions kept per sandbox; older ones are dropped. */
 const MAX_DECISIONS = 2000;
 const PROXY_URL = `http://127.0.0.1:${PROXY_PORT_IN_SANDBOX}`;
+/** Connections at once through one exposed port (NOOK_EXPOSE_MAX_CONNECTIONS); also socat's max-children. */
+const EXPOSE_MAX_CONNECTIONS = proxyLimitsFromEnv({ NOOK_PROXY_MAX_CONNECTIONS: process.env.NOOK_EXPOSE_MAX_CONNECTIONS }).maxConnections;
 
 /** Environment every exec gets when the sandbox has egress: the proxy is the only way out. */
 export function proxyEnv(policy: NetworkPolicy): Record<string, string> {
@@ -51,11 +54,14 @@ export class NetworkManager {
   /** Host settings: network.allowed=false closes egress for every sandbox. */
   policy: { setting: (key: 'network.allowed') => boolean } | undefined;
   private readonly resolver = new Resolver();
+  private readonly denials = new DenialAggregator<Decision>((id, summary) => this.recordSummary(id, summary));
 
   constructor(
     private readonly db: Db,
     private readonly runtime: RuntimeDriver,
     private readonly sandboxes: SandboxManager,
+    /** nook-init, whose netns-listen mode creates the proxy's listener inside a sandbox. */
+    private readonly initBinary: string,
   ) {
     sandboxes.hooks.computeUp.push((id) => this.attach(id));
     sandboxes.hooks.computeDown.push((id) => this.detach(id));
@@ -130,8 +136,27 @@ export class NetworkManager {
     return suggest(used);
   }
 
+  /** Every decision is recorded, except repeated denials, which are aggregated (denials.ts). */
   private record(sandboxId: string, d: Decision): void {
     if (!this.db.open) return;
+    if (!d.allowed && !this.denials.admit(sandboxId, `${d.method} ${d.host}:${d.port}`, d)) return;
+    this.insert(sandboxId, d);
+  }
+
+  private recordSummary(sandboxId: string, summary: DenialSummary<Decision>): void {
+    if (!this.db.open) return;
+    for (const { sample, count } of summary.repeated) {
+      this.insert(sandboxId, { ...sample, reason: `${sample.reason} (and ${count} more times since)` }, false);
+    }
+    if (summary.others > 0) {
+      const reason = `${summary.others} more denials of ${summary.otherKeys} other destinations, not recorded one by one`;
+      this.insert(sandboxId, { host: '*', port: 0, method: '*', allowed: false, reason, bytesUp: 0, bytesDown: 0, durationMs: 0, learn: false }, false);
+    }
+    const repeated = summary.repeated.reduce((n, r) => n + r.count, 0);
+    log('egress denials aggregated', { id: sandboxId, repeated, others: summary.others, otherDestinations: summary.otherKeys });
+  }
+
+  private insert(sandboxId: string, d: Decision, announce = true): void {
     this.db
       .prepare(
         'INSERT INTO network_decisions (sandbox_id, at, host, port, method, allowed, reason, bytes_up, bytes_down, duration_ms, learn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -140,7 +165,7 @@ export class NetworkManager {
     this.db
       .prepare('DELETE FROM network_decisions WHERE sandbox_id = ? AND id <= (SELECT id FROM network_decisions WHERE sandbox_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)')
       .run(sandboxId, sandboxId, MAX_DECISIONS);
-    if (!d.allowed) {
+    if (!d.allowed && announce) {
       log('egress denied', { id: sandboxId, host: d.host, port: d.port, reason: d.reason });
       this.sandboxes.events.publish('network.denied', { sandboxId, detail: { host: d.host, port: d.port, reason: d.reason } });
     }
@@ -162,6 +187,7 @@ export class NetworkManager {
     this.live.delete(sandboxId);
     for (const l of live?.exposures.values() ?? []) await l.close();
     await live?.proxy?.close();
+    this.denials.close(sandboxId);
     const dir = this.runtime.runDir(sandboxId);
     for (const f of await fsp.readdir(dir).catch(() => [] as string[])) if (f.endsWith('.bridge.pid')) await stopBridge(join(dir, f));
   }
@@ -173,15 +199,18 @@ export class NetworkManager {
     const live: Live = this.live.get(sandboxId) ?? { exposures: new Map() };
     this.live.set(sandboxId, live);
     await live.proxy?.close();
-    const proxy = new EgressProxy(join(dir, 'proxy.sock'), {
-      policy: () => this.sandboxes.find(sandboxId)?.spec.network ?? { mode: 'none', allow: [] },
-      record: (d) => this.record(sandboxId, d),
-    }, this.resolver);
-    await proxy.start();
-    live.proxy = proxy;
-    await startBridge(pid, `TCP-LISTEN:${PROXY_PORT_IN_SANDBOX},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${join(dir, 'proxy.sock')}`, join(dir, 'egress.bridge.pid'), () =>
-      listensInNetns(pid, PROXY_PORT_IN_SANDBOX),
+    // A socat bridge left by an older daemon would hold the port.
+    await stopBridge(join(dir, 'egress.bridge.pid'));
+    const proxy = new EgressProxy(
+      {
+        policy: () => this.sandboxes.find(sandboxId)?.spec.network ?? { mode: 'none', allow: [] },
+        record: (d) => this.record(sandboxId, d),
+      },
+      this.resolver,
     );
+    const handle = await listenInNetns(this.initBinary, pid, PROXY_PORT_IN_SANDBOX);
+    await proxy.listen(handle);
+    live.proxy = proxy;
   }
 
   private async stopEgress(sandboxId: string): Promise<void> {
@@ -190,6 +219,7 @@ export class NetworkManager {
     const live = this.live.get(sandboxId);
     await live?.proxy?.close();
     if (live) delete live.proxy;
+    this.denials.close(sandboxId);
   }
 
   // ---- exposures -----------------------------------------------------------------------------
@@ -215,8 +245,8 @@ export class NetworkManager {
     if (!pid || !live) throw new NookError('INVALID_STATE', 'the sandbox is not running');
     const dir = this.runtime.runDir(row.sandbox_id);
     const sock = join(dir, `expose-${row.port}.sock`);
-    await startBridge(pid, `UNIX-LISTEN:${sock},fork,mode=600,unlink-early`, `TCP:127.0.0.1:${row.port}`, join(dir, `expose-${row.port}.bridge.pid`), () => exists(sock));
-    const listener = new ExposureListener(row.token, sock);
+    await startBridge(pid, `UNIX-LISTEN:${sock},fork,max-children=${EXPOSE_MAX_CONNECTIONS},mode=600,unlink-early`, `TCP:127.0.0.1:${row.port}`, join(dir, `expose-${row.port}.bridge.pid`), () => exists(sock));
+    const listener = new ExposureListener(row.token, sock, { maxConnections: EXPOSE_MAX_CONNECTIONS, headTimeoutMs: 10_000 });
     let port: number;
     try {
       port = await listener.start(row.host_port);
@@ -260,6 +290,7 @@ export class NetworkManager {
 
   /** A destroyed sandbox's decisions and exposures go with it. */
   forget(sandboxId: string): void {
+    this.denials.drop(sandboxId);
     this.db.prepare('DELETE FROM network_decisions WHERE sandbox_id = ?').run(sandboxId);
     this.db.prepare('DELETE FROM exposures WHERE sandbox_id = ?').run(sandboxId);
   }
@@ -284,5 +315,6 @@ export class NetworkManager {
 
   async detachAll(): Promise<void> {
     for (const id of [...this.live.keys()]) await this.detach(id);
+    this.denials.closeAll();
   }
 }

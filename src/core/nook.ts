@@ -107,7 +107,7 @@ export class Nook {
     const images = new ImageManager(db, storage, paths.cacheDir);
     const sandboxes = new SandboxManager(db, storage, runtime, images);
     const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
-    const network = new NetworkManager(db, runtime, sandboxes);
+    const network = new NetworkManager(db, runtime, sandboxes, init);
     const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
     const audit = new AuditLog(db);
     const policy = new PolicyManager(db);

@@ -43,7 +43,9 @@ export function ptyUpgradeHandler(nook: Nook, token?: string): (req: IncomingMes
     try {
       sandbox = nook.sandboxes.record(decodeURIComponent(m[1] ?? ''));
     } catch (e) {
-      return reject(socket, 404, e as NookError);
+      // decodeURIComponent throws a URIError on bad percent-encoding: that is the client's 400.
+      if (e instanceof NookError) return reject(socket, 404, e);
+      return reject(socket, 400, new NookError('INVALID_ARGUMENT', 'malformed sandbox name in the path (bad percent-encoding)', { hint: 'percent-encode the name with encodeURIComponent' }));
     }
     const sandboxId = sandbox.id;
     // Who, for the audit records: the same as the HTTP API's (listener kind and the client's name).

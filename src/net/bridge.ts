@@ -1,8 +1,13 @@
 /**
- * Bridges between a sandbox's network namespace (loopback only) and host unix sockets:
- * socat started by nsenter in the sandbox's netns, keeping the host's mount namespace, so
- * it can listen inside the sandbox and reach a root-only host socket, or the reverse. The
- * sandbox gets no interface and no route; the daemon stays the only way out or in.
+ * Bridges between a sandbox's network namespace (loopback only) and the daemon. The sandbox
+ * gets no interface and no route; the daemon stays the only way out or in.
+ *
+ * Egress: `nook-init netns-listen` creates the proxy's listener inside the namespace and
+ * hands the descriptor to the daemon, which accepts the sandbox's connections itself, so no
+ * host process exists per connection (nor per sandbox) and the listener dies with the daemon.
+ *
+ * Exposures (host to sandbox, token-checked first): socat started by nsenter in the
+ * sandbox's netns, keeping the host's mount namespace, listening on a root-only host socket.
  */
 import { spawn } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -56,13 +61,29 @@ export async function startBridge(netnsPid: number, listen: string, target: stri
   throw new NookError('RUNTIME_ERROR', `the network bridge did not come up (${listen})`, { hint: 'is socat installed? apt-get install socat' });
 }
 
-/** True when a process in the netns of `pid` listens on 127.0.0.1:`port` (read from /proc). */
-export async function listensInNetns(pid: number, port: number): Promise<boolean> {
-  try {
-    const table = await fsp.readFile(`/proc/${pid}/net/tcp`, 'utf8');
-    const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-    return table.split('\n').some((l) => l.includes(hex) && / 0A /.test(l));
-  } catch {
-    return false;
-  }
+/**
+ * A listening TCP socket on 127.0.0.1:`port` inside the network namespace of `netnsPid`,
+ * created by nook-init and received over an IPC channel: a handle for `server.listen()`.
+ */
+export function listenInNetns(initBinary: string, netnsPid: number, port: number): Promise<object> {
+  const child = spawn(initBinary, ['netns-listen', String(netnsPid), String(port)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
+  return new Promise((resolve, reject) => {
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      reject(new NookError('RUNTIME_ERROR', `cannot listen inside the sandbox on 127.0.0.1:${port}: ${why}`, { hint: 'is native/build/nook-init built (npm run build)?' }));
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail('nook-init did not answer');
+    }, 5000);
+    child.once('message', (_msg, handle) => {
+      clearTimeout(timer);
+      if (handle) resolve(handle);
+      else fail('no descriptor received');
+    });
+    child.once('error', (e) => fail(e.message));
+    child.once('exit', (code) => fail(stderr.trim() || `nook-init exited ${code}`));
+  });
 }

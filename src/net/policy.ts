@@ -112,6 +112,31 @@ export interface Verdict {
   reason: string;
 }
 
+/** A DNS name is at most 253 bytes; longer ones are refused before anything logs them. */
+export const MAX_HOST_BYTES = 253;
+const REQUEST_HOST_RE = /^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/i;
+
+/** True for a host a request may name: an IP literal, or a DNS name of valid length and labels. */
+export function isValidRequestHost(host: string): boolean {
+  if (host.length === 0 || host.length > MAX_HOST_BYTES) return false;
+  return isIP(host) !== 0 || REQUEST_HOST_RE.test(host);
+}
+
+/**
+ * The part of the decision that needs no resolution: a name the policy does not cover is
+ * refused here, before anything asks a nameserver (a lookup of `<data>.attacker.example`
+ * would itself carry data out). Returns null when the request may go on to resolution.
+ */
+export function precheck(policy: NetworkPolicy, host: string, port: number): Verdict | null {
+  if (policy.mode === 'none') return { allowed: false, reason: 'this sandbox has no network' };
+  if (policy.mode === 'learn' || isIP(host) !== 0) return null;
+  const patterns = policy.allow.map(parsePattern);
+  if (patterns.some((p) => nameMatches(p, host) && portMatches(p, port))) return null;
+  const otherPort = patterns.find((p) => nameMatches(p, host));
+  if (otherPort) return { allowed: false, reason: `${host} is allowed, but not port ${port} (${otherPort.text})` };
+  return { allowed: false, reason: `${host}:${port} is not on this sandbox's allow-list` };
+}
+
 /** The decision for a request to host:port, given where the proxy resolved it. */
 export function decide(policy: NetworkPolicy, host: string, port: number, address: string, trustedAddress: boolean): Verdict {
   const patterns = policy.allow.map(parsePattern);

@@ -1,13 +1,18 @@
 /**
  * The egress proxy of one sandbox: HTTP absolute-URI requests and CONNECT tunnels (no TLS
- * interception), on a host unix socket that a bridge inside the sandbox's network
- * namespace forwards 127.0.0.1:3128 to. It resolves names itself (the sandbox has no DNS),
+ * interception), served by the daemon on a listener inside the sandbox's network namespace
+ * (127.0.0.1:3128, see listenInNetns). It resolves names itself (the sandbox has no DNS),
  * checks the live policy on every request, and reports every decision.
+ *
+ * Everything a sandbox sends is hostile: the head is parsed strictly (http-head.ts), names
+ * the policy does not cover are refused before any lookup, and every connection is bounded
+ * in number, in head size and in time, so one sandbox cannot hold the daemon's descriptors.
  */
 import { promises as dns } from 'node:dns';
-import { promises as fsp } from 'node:fs';
-import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
-import { decide, type NetworkPolicy } from './policy.js';
+import { connect, createServer, isIP, type ListenOptions, type Server, type Socket } from 'node:net';
+import { log } from '../util/log.js';
+import { MAX_HEAD_BYTES, parseRequestHead, type ProxyRequest } from './http-head.js';
+import { decide, precheck, type NetworkPolicy, type Verdict } from './policy.js';
 
 export const PROXY_PORT_IN_SANDBOX = 3128;
 
@@ -29,18 +34,52 @@ export interface ProxyHooks {
   record(decision: Decision): void;
 }
 
+/** The lookup boundary of the proxy (a unit test can count its calls). */
+export interface NameResolver {
+  resolve(host: string): Promise<{ address: string; trusted: boolean }>;
+}
+
+export interface ProxyLimits {
+  /** Open connections per sandbox; more are answered 503 and closed. */
+  maxConnections: number;
+  /** Time for a client to send its whole request head. */
+  headTimeoutMs: number;
+  /** A tunnel or request with no traffic either way for this long is closed. */
+  idleTimeoutMs: number;
+}
+
+function positiveInt(text: string | undefined, fallback: number): number {
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
+
+/** NOOK_PROXY_MAX_CONNECTIONS (256), NOOK_PROXY_HEAD_TIMEOUT_MS (10 s), NOOK_PROXY_IDLE_TIMEOUT_MS (10 min). */
+export function proxyLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): ProxyLimits {
+  return {
+    maxConnections: positiveInt(env.NOOK_PROXY_MAX_CONNECTIONS, 256),
+    headTimeoutMs: positiveInt(env.NOOK_PROXY_HEAD_TIMEOUT_MS, 10_000),
+    idleTimeoutMs: positiveInt(env.NOOK_PROXY_IDLE_TIMEOUT_MS, 600_000),
+  };
+}
+
 /**
  * Name resolution for the proxy. NOOK_PROXY_HOSTS ("name=address,...") is the operator's
- * own map, trusted like an explicit listing (tests map names to loopback servers with it);
- * everything else goes to the host's resolver.
+ * own map, trusted like an explicit listing (tests map names to loopback servers with it).
+ * NOOK_PROXY_DNS ("address[:port]") names the nameserver to ask; without it, the host's
+ * resolver.
  */
-export class Resolver {
+export class Resolver implements NameResolver {
   private readonly fixed = new Map<string, string>();
+  private readonly server: dns.Resolver | undefined;
 
-  constructor(hostsSpec = process.env.NOOK_PROXY_HOSTS ?? '') {
+  constructor(hostsSpec = process.env.NOOK_PROXY_HOSTS ?? '', nameserver = process.env.NOOK_PROXY_DNS ?? '') {
     for (const pair of hostsSpec.split(',').filter(Boolean)) {
       const [name, address] = pair.split('=');
       if (name && address && isIP(address)) this.fixed.set(name.toLowerCase(), address);
+    }
+    if (nameserver) {
+      this.server = new dns.Resolver({ timeout: 3000, tries: 1 });
+      this.server.setServers([nameserver]);
     }
   }
 
@@ -48,6 +87,11 @@ export class Resolver {
     if (isIP(host)) return { address: host, trusted: false };
     const fixed = this.fixed.get(host.toLowerCase());
     if (fixed) return { address: fixed, trusted: true };
+    if (this.server) {
+      const [address] = await this.server.resolve4(host);
+      if (!address) throw new Error(`${host} has no address`);
+      return { address, trusted: false };
+    }
     const r = await dns.lookup(host);
     return { address: r.address, trusted: false };
   }
@@ -57,8 +101,34 @@ function denyText(reason: string, host: string): string {
   return `nook: connection to ${host} refused: ${reason}\nask for access: nook network allow <sandbox> ${host}\n`;
 }
 
-/** At most this much request head (request line + headers) is read before refusing. */
-const MAX_HEAD_BYTES = 64 * 1024;
+/** After an error answer, the client has this long to go before its socket is destroyed. */
+const REPLY_LINGER_MS = 2000;
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+/**
+ * Answers with an error and closes. The client's further bytes are drained (so the close is a
+ * FIN, not a reset that could discard the answer) and the socket is destroyed after a
+ * short linger even if the client never closes its side.
+ */
+function reply(client: Socket, status: number, text: string, denied?: string): void {
+  if (client.destroyed) return;
+  const body = text.endsWith('\n') ? text : `nook: ${text}\n`;
+  client.removeAllListeners('data');
+  client.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: text/plain\r\n${denied ? `X-Nook-Denied: ${denied}\r\n` : ''}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  client.resume();
+  const linger = setTimeout(() => client.destroy(), REPLY_LINGER_MS);
+  linger.unref();
+  client.once('close', () => clearTimeout(linger));
+}
 
 /**
  * Speaks the proxy protocol on raw sockets: it reads one request head, decides, and then
@@ -67,105 +137,124 @@ const MAX_HEAD_BYTES = 64 * 1024;
  */
 export class EgressProxy {
   private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
+  private readonly clients = new Set<Socket>();
+  private readonly upstreams = new Set<Socket>();
 
   constructor(
-    private readonly socketPath: string,
     private readonly hooks: ProxyHooks,
-    private readonly resolver: Resolver,
+    private readonly resolver: NameResolver,
+    private readonly limits: ProxyLimits = proxyLimitsFromEnv(),
   ) {}
 
-  async start(): Promise<void> {
-    await fsp.rm(this.socketPath, { force: true });
-    // Half-open: a client that finished sending (nc, curl --data) still gets the whole answer.
+  /**
+   * Serves on `target`: a listening handle handed over from the sandbox's namespace, or
+   * listen options (tests). Half-open, so a client that finished sending (nc, curl --data)
+   * still gets the whole answer.
+   */
+  async listen(target: ListenOptions | object): Promise<Server> {
     const server = createServer({ allowHalfOpen: true }, (client) => this.onClient(client));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.socketPath, () => resolve());
+      server.listen(target, () => resolve());
     });
-    await fsp.chmod(this.socketPath, 0o600);
+    server.on('error', (e) => log('egress proxy listener failed', { error: e.message }));
+    return server;
+  }
+
+  /** Open client connections (for tests and limits). */
+  get connectionCount(): number {
+    return this.clients.size;
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    await fsp.rm(this.socketPath, { force: true });
-  }
-
-  private track(s: Socket): void {
-    this.sockets.add(s);
-    s.on('close', () => this.sockets.delete(s));
-    s.on('error', () => undefined);
-  }
-
-  private async check(host: string, port: number): Promise<{ allowed: boolean; reason: string; address: string; learn: boolean }> {
-    const policy = this.hooks.policy();
-    let resolved: { address: string; trusted: boolean };
-    try {
-      resolved = await this.resolver.resolve(host);
-    } catch {
-      return { allowed: false, reason: `${host} does not resolve`, address: '', learn: policy.mode === 'learn' };
-    }
-    if (policy.mode === 'none') return { allowed: false, reason: 'this sandbox has no network', address: resolved.address, learn: false };
-    const v = decide(policy, host, port, resolved.address, resolved.trusted);
-    return { ...v, address: resolved.address, learn: policy.mode === 'learn' };
+    for (const s of [...this.clients, ...this.upstreams]) s.destroy();
+    await new Promise<void>((resolve) => (this.server?.listening ? this.server.close(() => resolve()) : resolve()));
   }
 
   private onClient(client: Socket): void {
-    this.track(client);
+    client.on('error', () => undefined);
+    if (this.clients.size >= this.limits.maxConnections) {
+      // Past the cap nothing lingers: a flood of connections costs no descriptors beyond the cap.
+      reply(client, 503, `too many open connections from this sandbox (at most ${this.limits.maxConnections}; NOOK_PROXY_MAX_CONNECTIONS)`);
+      client.destroySoon();
+      return;
+    }
+    this.clients.add(client);
+    client.on('close', () => this.clients.delete(client));
+    const started = Date.now();
     let buf = Buffer.alloc(0);
+    const headTimer = setTimeout(() => reply(client, 408, 'no complete request head in time'), this.limits.headTimeoutMs);
+    headTimer.unref();
+    const stop = (): void => {
+      clearTimeout(headTimer);
+      client.off('data', onData);
+      client.off('end', onEarlyEnd);
+    };
+    // The client closed before a whole head: nothing to answer, nothing to keep.
+    const onEarlyEnd = (): void => {
+      stop();
+      client.destroy();
+    };
     const onData = (chunk: Buffer): void => {
       buf = Buffer.concat([buf, chunk]);
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (buf.length > MAX_HEAD_BYTES) reply(client, 431, 'request head too large');
+        if (buf.length > MAX_HEAD_BYTES) {
+          stop();
+          reply(client, 431, 'request head too large');
+        }
         return;
       }
-      client.off('data', onData);
+      stop();
       client.pause();
-      void this.route(client, buf.subarray(0, end).toString('latin1'), buf.subarray(end + 4));
+      const parsed = parseRequestHead(buf.subarray(0, end).toString('latin1'));
+      if (!parsed.ok) return reply(client, parsed.status, parsed.text);
+      this.route(client, parsed, buf.subarray(end + 4), started).catch((e: Error) => {
+        log('egress proxy request failed', { error: e.message.slice(0, 200) });
+        client.destroy();
+      });
     };
     client.on('data', onData);
+    client.on('end', onEarlyEnd);
+    client.on('close', () => clearTimeout(headTimer));
   }
 
-  private async route(client: Socket, head: string, rest: Buffer): Promise<void> {
-    const started = Date.now();
-    const [requestLine = '', ...headerLines] = head.split('\r\n');
-    const [method = '', target = '', version = 'HTTP/1.1'] = requestLine.split(' ');
-    let host: string;
-    let port: number;
-    let upstreamHead: Buffer | null = null;
-    if (method === 'CONNECT') {
-      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(target);
-      if (!m) return reply(client, 400, 'CONNECT needs host:port');
-      host = m[1] ?? '';
-      port = Number(m[2]);
-    } else {
-      let url: URL;
-      try {
-        url = new URL(target);
-      } catch {
-        return reply(client, 400, 'this is an HTTP proxy: send absolute URLs, or CONNECT for https');
-      }
-      if (url.protocol !== 'http:') return reply(client, 400, 'only http:// URLs go as plain requests; https uses CONNECT');
-      host = url.hostname.replace(/^\[|\]$/g, '');
-      port = Number(url.port || 80);
-      // Origin form, hop-by-hop proxy headers dropped, one request per connection.
-      const headers = headerLines.filter((l) => !/^(proxy-connection|proxy-authorization|connection|keep-alive):/i.test(l));
-      upstreamHead = Buffer.from(`${method} ${url.pathname}${url.search} ${version}\r\n${[...headers, 'Connection: close'].join('\r\n')}\r\n\r\n`, 'latin1');
+  /** The verdict for a request: names the policy does not cover are never resolved. */
+  private async judge(policy: NetworkPolicy, host: string, port: number): Promise<Verdict & { address: string }> {
+    const early = precheck(policy, host, port);
+    if (early) return { ...early, address: '' };
+    let resolved: { address: string; trusted: boolean };
+    try {
+      resolved = await this.resolver.resolve(host);
+    } catch {
+      return { allowed: false, reason: `${host} does not resolve`, address: '' };
     }
-    const verdict = await this.check(host, port);
-    const base = { host, port, method: method === 'CONNECT' ? 'CONNECT' : 'HTTP', allowed: verdict.allowed, reason: verdict.reason, learn: verdict.learn };
+    return { ...decide(policy, host, port, resolved.address, resolved.trusted), address: resolved.address };
+  }
+
+  private async route(client: Socket, req: ProxyRequest, rest: Buffer, started: number): Promise<void> {
+    const { host, port, upstreamHead } = req;
+    const policy = this.hooks.policy();
+    const verdict = await this.judge(policy, host, port);
+    const base = { host, port, method: req.method, allowed: verdict.allowed, reason: verdict.reason, learn: policy.mode === 'learn' };
     if (!verdict.allowed) {
       this.hooks.record({ ...base, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
       return reply(client, 403, denyText(verdict.reason, host), verdict.reason);
     }
+    if (client.destroyed) return;
     const upstream = connect({ port, host: verdict.address, allowHalfOpen: true });
-    this.track(upstream);
+    this.upstreams.add(upstream);
+    upstream.on('close', () => this.upstreams.delete(upstream));
     let up = rest.length;
     let down = 0;
     let connected = false;
+    const idle = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.setTimeout(this.limits.idleTimeoutMs, idle);
+    upstream.setTimeout(this.limits.idleTimeoutMs, idle);
     upstream.on('connect', () => {
       connected = true;
       if (upstreamHead) upstream.write(upstreamHead);
@@ -181,22 +270,19 @@ export class EgressProxy {
     const finish = (error?: string): void => {
       if (recorded) return;
       recorded = true;
-      this.hooks.record({ ...base, reason: error ? `${verdict.reason}; upstream failed: ${error}` : verdict.reason, bytesUp: up, bytesDown: down, durationMs: Date.now() - started });
+      this.hooks.record({ ...base, reason: error ? `${verdict.reason}; upstream failed: ${error.slice(0, 200)}` : verdict.reason, bytesUp: up, bytesDown: down, durationMs: Date.now() - started });
     };
     upstream.on('error', (e) => {
       if (!connected) reply(client, 502, `${host}:${port} failed: ${e.message}`);
       else client.destroy();
       finish(e.message);
     });
-    upstream.on('close', () => finish());
+    // The destination is done: the client gets what is buffered, then its socket goes, even
+    // if it never closes its own side (half-open would otherwise hold it forever).
+    upstream.on('close', () => {
+      finish();
+      if (connected) client.destroySoon();
+    });
     client.on('close', () => upstream.destroy());
   }
-}
-
-function reply(client: Socket, status: number, text: string, denied?: string): void {
-  const reason = { 400: 'Bad Request', 403: 'Forbidden', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway' }[status] ?? 'Error';
-  const body = text.endsWith('\n') ? text : `nook: ${text}\n`;
-  client.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\n${denied ? `X-Nook-Denied: ${denied}\r\n` : ''}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }
