@@ -42,6 +42,17 @@ export const Name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
 export const IMAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
 export const IMAGE_NAME_RULE = 'lower-case letters, digits, dots, underscores and dashes (at most 63), optionally followed by :TAG';
 export const ImageName = z.string().regex(IMAGE_NAME_PATTERN, `must be ${IMAGE_NAME_RULE}`);
+/** Where a sandbox starts from: a local image name, or a registry reference (it has a `/`), as in `docker run`. */
+export const ImageRef = z
+  .string()
+  .max(512)
+  .refine((v) => IMAGE_NAME_PATTERN.test(v) || v.includes('/'), `must be a local image name (${IMAGE_NAME_RULE}) or a registry reference HOST[:PORT]/REPO[:TAG]`);
+/**
+ * When a registry reference is pulled: `missing` (default) uses the image already pulled from it,
+ * `always` asks the registry each time, `never` only uses what is here.
+ */
+export const PullPolicy = z.enum(['missing', 'always', 'never']);
+export type PullPolicy = z.infer<typeof PullPolicy>;
 export const Labels = z
   .record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label keys are letters, digits, . _ / -'), z.string().max(256))
   .refine((l) => Object.keys(l).length <= LIMITS.maxLabels, `at most ${LIMITS.maxLabels} labels`);
@@ -106,7 +117,8 @@ export const TemplateList = z.object({ templates: z.array(Template) });
 
 export const CreateSandboxRequest = z.strictObject({
   name: Name.optional(),
-  image: ImageName.optional(),
+  image: ImageRef.optional(),
+  pull: PullPolicy.optional(),
   /** A named template (minimal, python, node, browser): its image and defaults, under this request's own values. */
   template: TemplateName.optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
@@ -204,7 +216,8 @@ export type ExecEvent = z.infer<typeof ExecEvent>;
 
 export const RunRequest = z.strictObject({
   ...execFields,
-  image: ImageName.optional(),
+  image: ImageRef.optional(),
+  pull: PullPolicy.optional(),
   memoryMiB: Limits.shape.memoryMiB.optional(),
   cpus: Limits.shape.cpus.optional(),
   pids: Limits.shape.pids.optional(),
@@ -258,6 +271,12 @@ export const PullImageRequest = z.strictObject({
   auth: RegistryAuth.optional(),
   /** Replace an existing image of that name. */
   replace: z.boolean().optional(),
+  /**
+   * Set by `create --pull`: `missing` answers the image already pulled from this reference
+   * without asking the registry, `never` only that, `always` updates it; each picks a free
+   * local name when the default one holds another image.
+   */
+  policy: PullPolicy.optional(),
   stream: z.boolean().optional(),
 });
 export type PullImageRequest = z.infer<typeof PullImageRequest>;

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { parseDurationMs } from '../util/duration.js';
+import { PullPolicy } from '../api/schemas.js';
 
 export function durationMs(value: string): number {
   const ms = parseDurationMs(value);
@@ -24,4 +25,16 @@ export function keyValue(value: string, previous: Record<string, string> = {}): 
   const i = value.indexOf('=');
   if (i <= 0) throw new InvalidArgumentError(`${JSON.stringify(value)} must be KEY=VALUE`);
   return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
+}
+
+/** `--pull missing|always|never`: when a registry reference is pulled. */
+export function pullPolicy(v: string): PullPolicy {
+  const parsed = PullPolicy.safeParse(v);
+  if (!parsed.success) throw new InvalidArgumentError(`--pull takes ${PullPolicy.options.join(', ')}`);
+  return parsed.data;
+}
+
+/** What the progress bar says while an image is made ready. */
+export function imageWork(image: string): string {
+  return image.includes('/') ? `pulling image ${image}` : `building image ${image}`;
 }

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { DEFAULTS, IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, Preset, type Image } from '../api/schemas.js';
+import { DEFAULTS, IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, Preset, type Image, type PullPolicy } from '../api/schemas.js';
 import { ID_MAP } from '../runtime/oci-config.js';
 import { duBytes, insideWithoutSymlinks } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -11,7 +12,7 @@ import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
 import type { AuditLog } from './audit.js';
 import type { RegistryCredentials } from '../registry/client.js';
-import { defaultLocalName, formatReference, parseReference } from '../registry/reference.js';
+import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../registry/reference.js';
 import { applyLayers } from './image-unpack.js';
 import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from './oci-layout.js';
 import { pullBlobs } from './pull.js';
@@ -121,12 +122,30 @@ export class ImageManager {
   }
 
   /** The image named `ref`, built first when it is a preset name that was never built. */
-  async ensure(ref: string, progress: ProgressFn = () => undefined): Promise<Image> {
+  async ensure(ref: string, progress: ProgressFn = () => undefined, policy: PullPolicy = 'missing'): Promise<Image> {
+    if (isRegistryReference(ref)) return this.pull({ reference: ref, policy }, progress);
     const row = this.row(ref);
     if (row?.state === 'ready') return this.toImage(row);
     const preset = Preset.safeParse(ref);
-    if (!preset.success) throw notFound(ref);
+    if (!preset.success || policy === 'never') throw notFound(ref);
     return this.build({ preset: preset.data, name: ref }, progress);
+  }
+
+  /** The newest ready image pulled from `source` (a formatted reference). */
+  private bySource(source: string): Image | undefined {
+    return this.list(true)
+      .filter((i) => i.source === source)
+      .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt))[0];
+  }
+
+  /** The default local name for a pull, or a variant of it when that name holds another image. */
+  private freeName(ref: ImageReference, source: string): string {
+    const name = defaultLocalName(ref);
+    const taken = this.row(name);
+    if (!taken || this.toImage(taken).source === source) return name;
+    const [base = name, tag] = name.split(':');
+    const hash = createHash('sha256').update(source).digest('hex').slice(0, 8);
+    return `${base.slice(0, 54)}-${hash}${tag ? `:${tag}` : ''}`;
   }
 
   build(req: { preset: Preset; name?: string; rebuild?: boolean }, progress: ProgressFn = () => undefined): Promise<Image> {
@@ -251,9 +270,18 @@ export class ImageManager {
    * Pulls `reference` from its registry. A pull of a name that already holds the same
    * digest answers with that image; a different digest needs `replace`.
    */
-  async pull(req: { reference: string; name?: string; auth?: RegistryCredentials; replace?: boolean }, progress: ProgressFn = () => undefined): Promise<Image> {
+  async pull(req: { reference: string; name?: string; auth?: RegistryCredentials; replace?: boolean; policy?: PullPolicy }, progress: ProgressFn = () => undefined): Promise<Image> {
     const ref = parseReference(req.reference);
-    const name = req.name ?? defaultLocalName(ref);
+    const here = req.policy ? this.bySource(formatReference(ref)) : undefined;
+    if (here && req.policy !== 'always' && (!req.name || req.name === here.name)) {
+      progress('done', 100, `${here.name} (pulled from ${req.reference} before)`);
+      return here;
+    }
+    if (req.policy === 'never') {
+      throw new NookError('IMAGE_NOT_FOUND', `${req.reference} was never pulled here, and the pull policy is never`, { hint: `pull it first (nook image pull ${req.reference}), or use --pull missing` });
+    }
+    if (req.policy === 'always') req = { ...req, replace: true };
+    const name = req.name ?? here?.name ?? (req.policy ? this.freeName(ref, formatReference(ref)) : defaultLocalName(ref));
     if (!IMAGE_NAME_PATTERN.test(name)) {
       throw new NookError('INVALID_NAME', `the local name ${name} is not valid: ${IMAGE_NAME_RULE}`, { hint: 'give one with --name' });
     }
@@ -268,7 +296,7 @@ export class ImageManager {
       if (!req.replace) {
         throw new NookError('NAME_TAKEN', `an image named ${name} already exists with other contents`, { hint: `pull with --replace, or choose another --name` });
       }
-      await this.remove(name);
+      await this.replaceAside(name, parseConfig(existing.config_json).digest);
     }
     progress('unpack', 88, `unpacking ${pulled.layers.length} layer(s)`);
     const image = await this.createUnpacked(name, async (staging) => {
@@ -277,6 +305,18 @@ export class ImageManager {
     });
     progress('done', 100, `${name} ${pulled.digest.slice(0, 19)}`);
     return image;
+  }
+
+  /** Frees `name` for a newer pull: removed, or renamed NAME-DIGEST while sandboxes or snapshots still use it. */
+  private async replaceAside(name: string, digest: string | null | undefined): Promise<void> {
+    const row = this.row(name);
+    if (!row) return;
+    if (this.usedBy(row.id).length === 0 && !this.db.prepare('SELECT 1 FROM snapshots WHERE image_id = ?').get(row.id)) {
+      await this.remove(name);
+      return;
+    }
+    const [base = name, tag] = name.split(':');
+    this.rename(row.id, `${base.slice(0, 50)}-${(digest ?? row.id).replace(/^sha256:/, '').slice(0, 12)}${tag ? `:${tag}` : ''}`);
   }
 
   /** A new image whose files `unpack` writes into a staging dir; it returns the config. */

@@ -267,7 +267,7 @@ export class SandboxManager {
       throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
     }
     const diskMiB = await this.diskLimit(req.diskMiB);
-    const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress)).id;
+    const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress, req.pull)).id;
     const id = newId('sb');
     const spec: SandboxSpec = {
       limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids, diskMiB },
@@ -597,10 +597,11 @@ export class SandboxManager {
 
   /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens. */
   async run(req: RunRequest, sink: ExecSink & { onSandbox?: (s: Sandbox) => void } = {}, signal?: AbortSignal): Promise<ExecResult> {
-    const { image, memoryMiB, cpus, pids, labels, stream: _stream, ...exec } = req;
+    const { image, pull, memoryMiB, cpus, pids, labels, stream: _stream, ...exec } = req;
     const sandbox = await this.create({
       persistent: false,
       ...(image ? { image } : {}),
+      ...(pull ? { pull } : {}),
       ...(memoryMiB ? { memoryMiB } : {}),
       ...(cpus ? { cpus } : {}),
       ...(pids ? { pids } : {}),

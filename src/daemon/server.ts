@@ -593,7 +593,7 @@ export function buildApp(nook: Nook, options: AppOptions): Hono {
   };
   app.post(routes.pullImage.path, async (c) => {
     const req = await parseBody(c, routes.pullImage.body);
-    const pull = { reference: req.reference, ...(req.name ? { name: req.name } : {}), ...(req.auth ? { auth: req.auth } : {}), ...(req.replace ? { replace: true } : {}) };
+    const pull = { reference: req.reference, ...(req.name ? { name: req.name } : {}), ...(req.auth ? { auth: req.auth } : {}), ...(req.replace ? { replace: true } : {}), ...(req.policy ? { policy: req.policy } : {}) };
     return imageJob(c, req.stream, (progress) => nook.images.pull(pull, progress));
   });
   app.post(routes.buildImage.path, async (c) => {

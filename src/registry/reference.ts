@@ -50,6 +50,11 @@ export function parseReference(input: string): ImageReference {
   return { registry, repository: parts.join('/'), tag, digest };
 }
 
+/** A registry reference, not a local image name: references have a `/` (`HOST[:PORT]/REPO[:TAG]`). */
+export function isRegistryReference(ref: string): boolean {
+  return ref.includes('/');
+}
+
 export function formatReference(r: ImageReference): string {
   return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
 }

@@ -33,6 +33,7 @@ import type {
   Health,
   Image,
   ProgressEvent,
+  PullPolicy,
   RunRequest,
   Sandbox as SandboxInfo,
   SandboxState,
@@ -405,7 +406,11 @@ class Sandboxes {
 
   async create(options: CreateOptions = {}): Promise<Sandbox> {
     const { onProgress, ...body } = options;
-    if (onProgress && !body.snapshot) await this.images.ensure(body.image ?? body.template ?? 'python', onProgress);
+    if (onProgress && !body.snapshot) {
+      await this.images.ensure(body.image ?? body.template ?? 'python', onProgress, body.pull);
+      // Pulled (or built) just now, with progress: the create need not ask the registry again.
+      if (body.pull === 'always') body.pull = 'missing';
+    }
     return new Sandbox(this.transport, await this.transport.json<SandboxInfo>('POST', '/v1/sandboxes', { body }));
   }
 
@@ -563,7 +568,7 @@ class Images {
    */
   pull(
     reference: string,
-    options: { name?: string; auth?: { username: string; password: string }; replace?: boolean; onProgress?: (e: ProgressEvent) => void } = {},
+    options: { name?: string; auth?: { username: string; password: string }; replace?: boolean; policy?: PullPolicy; onProgress?: (e: ProgressEvent) => void } = {},
   ): Promise<Image> {
     const { onProgress, ...rest } = options;
     return this.progressStream('/v1/images/pull', { reference, ...rest }, onProgress);
@@ -578,13 +583,17 @@ class Images {
     throw new NookError('INTERNAL', 'the image stream ended without a result');
   }
 
-  /** The image, built first when it is a preset that was never built. */
-  async ensure(name: string, onProgress?: (e: ProgressEvent) => void): Promise<Image> {
+  /**
+   * The image, built first when it is a preset that was never built, or pulled when `name` is a
+   * registry reference (`127.0.0.1:5000/team/tool:1`), as the pull policy says.
+   */
+  async ensure(name: string, onProgress?: (e: ProgressEvent) => void, pull: PullPolicy = 'missing'): Promise<Image> {
+    if (name.includes('/')) return this.pull(name, { policy: pull, ...(onProgress ? { onProgress } : {}) });
     try {
       return await this.get(name);
     } catch (e) {
       const preset = Preset.safeParse(name);
-      if (!(e instanceof NookError) || e.code !== 'IMAGE_NOT_FOUND' || !preset.success) throw e;
+      if (!(e instanceof NookError) || e.code !== 'IMAGE_NOT_FOUND' || !preset.success || pull === 'never') throw e;
       return this.build({ preset: preset.data, ...(onProgress ? { onProgress } : {}) });
     }
   }

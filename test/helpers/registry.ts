@@ -49,7 +49,9 @@ export async function startRegistry(): Promise<TestRegistry> {
     const url = new URL(req.url ?? '/', 'http://x');
     const auth = req.headers.authorization ?? '';
     const [user, pass] = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString().split(/:(.*)/s) : [];
-    if (user !== REGISTRY_USER || pass !== REGISTRY_PASSWORD) {
+    // Like public images on a real registry: repositories under public/ may be pulled anonymously.
+    const anonymous = !auth && url.searchParams.getAll('scope').every((scope) => /^repository:public\/[^:]+:pull$/.test(scope));
+    if (!anonymous && (user !== REGISTRY_USER || pass !== REGISTRY_PASSWORD)) {
       tokens.refused++;
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="nook-test"' }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return;
@@ -60,7 +62,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     });
     const now = Math.floor(Date.now() / 1000);
     const header = b64url(JSON.stringify({ alg: 'ES256', typ: 'JWT', x5c: [certDer] }));
-    const claims = b64url(JSON.stringify({ iss: 'nook-test', sub: user, aud: url.searchParams.get('service'), exp: now + 600, nbf: now - 10, iat: now, jti: randomUUID(), access }));
+    const claims = b64url(JSON.stringify({ iss: 'nook-test', sub: user ?? 'anonymous', aud: url.searchParams.get('service'), exp: now + 600, nbf: now - 10, iat: now, jti: randomUUID(), access }));
     const signature = sign('sha256', Buffer.from(`${header}.${claims}`), { key, dsaEncoding: 'ieee-p1363' });
     tokens.granted++;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${b64url(signature)}`, expires_in: 600 }));

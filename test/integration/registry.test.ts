@@ -40,6 +40,21 @@ async function buildLayers(work: string): Promise<Buffer[]> {
   return [await tarOf(l1, 'bin', 'etc', 'app', 'cfg', 'data', 'tmp'), await tarOf(l2, 'app', 'cfg')];
 }
 
+/** A layer holding /marker with `text`. */
+async function markerLayer(work: string, text: string): Promise<Buffer> {
+  const dir = join(work, `marker-${text}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'marker'), `${text}\n`);
+  return tarOf(dir, 'marker');
+}
+
+/** An OCI layout directory as a tar to import. */
+async function layoutTar(work: string, layout: string, name: string): Promise<string> {
+  const file = join(work, `${name}.tar`);
+  await run(['tar', '-C', layout, '-cf', file, '.']);
+  return file;
+}
+
 describe('images from registries and archives', () => {
   let d: TestDaemon;
   let reg: TestRegistry;
@@ -226,5 +241,41 @@ describe('images from registries and archives', () => {
     assert.match(shown.stdout, new RegExp(`digest: +${amd64ManifestDigest}`));
     assert.match(shown.stdout, /layers: +2/);
     assert.match(shown.stdout, /user: +app/);
+  });
+  it('run and create take a registry reference and pull it as --pull says (missing, always, never)', async () => {
+    // Version 1 of a public image (anonymous pulls), and a local image that already holds its default name.
+    const v1 = join(work, 'pub-v1');
+    writeLayout(v1, [{ layers: [...layers, await markerLayer(work, 'v1')], config: { Env: ['PATH=/bin'], WorkingDir: '/' } }], '1');
+    await reg.push(`oci:${v1}:1`, 'public/tool:1');
+    await d.client.images.import(await layoutTar(work, v1, 'squatter'), { name: 'tool:1' });
+    const ref = `${reg.host}/public/tool:1`;
+    const env = { ...process.env, ...d.env };
+
+    await rejectsWith(d.client.sandboxes.create({ name: 'never', image: ref, pull: 'never' }), 'IMAGE_NOT_FOUND', /never pulled/);
+    const first = await run(['node', CLI_MAIN, 'run', '--image', ref, '--', 'cat', '/marker'], { env });
+    assert.equal(first.stdout, 'v1\n');
+    const pulled = (await d.client.images.list()).find((i) => i.source === ref);
+    assert.ok(pulled && pulled.name !== 'tool:1', `pulled under a free name, the local tool:1 untouched: ${pulled?.name}`);
+    assert.equal((await d.client.images.get('tool:1')).source.startsWith('import'), true);
+
+    // The registry moves on; missing keeps what was pulled, never too, always fetches v2.
+    const v2 = join(work, 'pub-v2');
+    writeLayout(v2, [{ layers: [...layers, await markerLayer(work, 'v2')], config: { Env: ['PATH=/bin'], WorkingDir: '/' } }], '1');
+    await reg.push(`oci:${v2}:1`, 'public/tool:1');
+    const held = await d.client.sandboxes.create({ name: 'holds-v1', image: ref });
+    assert.equal((await held.exec(['cat', '/marker'])).stdout, 'v1\n');
+    const never = await d.client.run(['cat', '/marker'], { image: ref, pull: 'never' });
+    assert.equal(never.stdout, 'v1\n');
+    const always = await run(['node', CLI_MAIN, 'create', '--name', 'fresh', '--image', ref, '--pull', 'always', '--json'], { env });
+    assert.equal(always.code, 0, always.stderr);
+    assert.equal((await (await d.client.sandboxes.get('fresh')).exec(['cat', '/marker'])).stdout, 'v2\n');
+    assert.equal((await held.exec(['cat', '/marker'])).stdout, 'v1\n', 'the sandbox on v1 keeps its image, set aside under another name');
+    const names = (await d.client.images.list()).filter((i) => i.source === ref).map((i) => i.name);
+    assert.equal(names.length, 2, names.join(', '));
+
+    const bad = await run(['node', CLI_MAIN, 'run', '--image', ref, '--pull', 'sometimes', '--', 'true'], { env, allowFail: true });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--pull takes missing, always, never/);
+    for (const sb of ['holds-v1', 'fresh']) await d.client.sandboxes.get(sb).then((s) => s.destroy());
   });
 });

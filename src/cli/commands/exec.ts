@@ -1,11 +1,11 @@
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { LIMITS, type ExecResult } from '../../api/schemas.js';
+import { LIMITS, type ExecResult, type PullPolicy } from '../../api/schemas.js';
 import type { ExecOptions } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { readStdin } from '../stdin.js';
-import { durationMs, keyValue, positiveInt } from '../parse.js';
+import { durationMs, imageWork, keyValue, positiveInt, pullPolicy } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { writeHostFile } from '../host-files.js';
 import { printJson } from '../render.js';
@@ -114,15 +114,18 @@ export function registerExecCommands(program: Command): void {
     program
       .command('run [command...]')
       .description('one-shot: run a command in a fresh non-persistent sandbox, then destroy it')
-      .option('--image <image>', 'image to run in', 'python')
+      .option('--image <image>', 'image to run in: a local name, or a registry reference (HOST[:PORT]/REPO[:TAG]) pulled as --pull says', 'python')
+      .option('--pull <policy>', 'missing (default): pull a registry image unless pulled before; always; never', pullPolicy)
       .option('--memory-mib <MiB>', 'memory limit', positiveInt),
-  ).action(async (argv: string[], flags: ExecFlags & { image: string; memoryMib?: number }) => {
+  ).action(async (argv: string[], flags: ExecFlags & { image: string; pull?: PullPolicy; memoryMib?: number }) => {
     requireCommand(argv);
     const client = await connect();
-    const bar = progressBar(`building image ${flags.image}`, !flags.json);
-    await client.images.ensure(flags.image, bar.onProgress);
+    const bar = progressBar(imageWork(flags.image), !flags.json);
+    await client.images.ensure(flags.image, bar.onProgress, flags.pull);
     bar.done();
-    const result = await client.run(argv, { ...(await execOptions(flags)), image: flags.image, ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}) });
+    // Made ready just now: the run itself never asks the registry again.
+    const pull = flags.pull === 'always' ? 'missing' : flags.pull;
+    const result = await client.run(argv, { ...(await execOptions(flags)), image: flags.image, ...(pull ? { pull } : {}), ...(flags.memoryMib ? { memoryMiB: flags.memoryMib } : {}) });
     await finish(result, flags);
   });
 }

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { TemplateName, type CreateSandboxRequest } from '../../api/schemas.js';
+import { TemplateName, type CreateSandboxRequest, type PullPolicy } from '../../api/schemas.js';
 import type { Sandbox } from '../../sdk/client.js';
 import { connect } from '../connect.js';
-import { durationMs, keyValue, positiveInt, positiveNumber } from '../parse.js';
+import { durationMs, imageWork, keyValue, positiveInt, positiveNumber, pullPolicy } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { printJson, sandboxRows } from '../render.js';
 
@@ -12,6 +12,7 @@ interface CreateFlags {
   name?: string;
   image?: string;
   template?: string;
+  pull?: PullPolicy;
   ttl?: number;
   memoryMib?: number;
   diskMib?: number;
@@ -68,7 +69,8 @@ export function registerSandboxCommands(program: Command): void {
     .command('create')
     .description('create a sandbox and start it (persistent unless --non-persistent)')
     .option('--name <name>', 'unique name (default: generated)')
-    .option('--image <image>', 'image to start from (default: python)')
+    .option('--image <image>', 'image to start from (default: python): a local name, or a registry reference (HOST[:PORT]/REPO[:TAG]) pulled as --pull says')
+    .option('--pull <policy>', 'missing (default): pull a registry image unless pulled before; always; never', pullPolicy)
     .option('--template <name>', `a named template: ${TemplateName.options.join(', ')} (image and defaults; see nook template ls)`)
     .option('--ttl <duration>', 'stop (persistent) or destroy (non-persistent) after this long, e.g. 1h', durationMs)
     .option('--memory-mib <MiB>', 'memory limit', positiveInt)
@@ -91,13 +93,16 @@ export function registerSandboxCommands(program: Command): void {
       const client = await connect();
       if (!flags.snapshot && !flags.profile) {
         const image = flags.image ?? flags.template ?? 'python';
-        const bar = progressBar(`building image ${image}`, !flags.json);
-        await client.images.ensure(image, bar.onProgress);
+        const bar = progressBar(imageWork(image), !flags.json);
+        await client.images.ensure(image, bar.onProgress, flags.pull);
         bar.done();
       }
+      // Made ready just now: the create itself never asks the registry again.
+      const pull = flags.pull === 'always' ? 'missing' : flags.pull;
       const req: CreateSandboxRequest = {
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.image && !flags.snapshot ? { image: flags.image } : {}),
+        ...(pull && !flags.snapshot ? { pull } : {}),
         ...(flags.template ? { template: TemplateName.parse(flags.template) } : {}),
         ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
         ...(flags.persist ? { persist: flags.persist } : {}),
