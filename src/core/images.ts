@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { DEFAULTS, IMAGE_NAME_PATTERN, IMAGE_NAME_RULE, Preset, type Image, type PullPolicy } from '../api/schemas.js';
-import { ID_MAP } from '../runtime/oci-config.js';
+import { ID_MAP } from '../util/id-map.js';
 import { duBytes, insideWithoutSymlinks } from '../storage/common.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
@@ -11,12 +11,12 @@ import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
 import type { AuditLog } from './audit.js';
-import type { RegistryCredentials } from '../registry/client.js';
-import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../registry/reference.js';
-import { applyLayers } from './image-unpack.js';
-import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from './oci-layout.js';
-import { pullBlobs } from './pull.js';
-import { PRESETS, PRESET_ENV, type ProgressFn } from './presets.js';
+import type { RegistryCredentials } from '../oci/registry-client.js';
+import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../oci/reference.js';
+import { applyLayers } from '../oci/layers.js';
+import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from '../oci/layout.js';
+import { pullBlobs } from '../oci/pull.js';
+import { PRESETS, PRESET_ENV, type ProgressFn } from '../oci/presets.js';
 
 interface ImageRow {
   id: string;

@@ -7,7 +7,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from './audit.js';
 import { BUILD_STEP_SOURCE, type ImageManager } from './images.js';
-import { blobCacheFiles, blobInFlight } from './pull.js';
+import { blobCacheFiles, blobInFlight } from '../oci/pull.js';
 import type { NetworkManager } from './network.js';
 import type { SandboxManager } from './sandboxes.js';
 import type { SnapshotManager } from './snapshots.js';

@@ -30,7 +30,7 @@ import type { PolicyManager } from './policy.js';
 import { redact } from './redact.js';
 import { normaliseAllow, proxyEnv } from './network.js';
 import { applyTemplate } from './templates.js';
-import type { ProgressFn } from './presets.js';
+import type { ProgressFn } from '../oci/presets.js';
 
 export interface SandboxSpec {
   limits: Limits;

@@ -1,6 +1,6 @@
 import { listTemplates } from '../core/templates.js';
 import { SPEC_FILE } from '../core/builds.js';
-import type { ProgressFn } from '../core/presets.js';
+import type { ProgressFn } from '../oci/presets.js';
 import { safeUntar } from '../util/safe-untar.js';
 import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';

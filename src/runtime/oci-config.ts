@@ -1,9 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Limits } from '../api/schemas.js';
+import { ID_MAP } from '../util/id-map.js';
 import { defaultSeccompProfile } from './seccomp.js';
 
-/** Sandbox root maps to this unprivileged host range; images are stored shifted into it. */
-export const ID_MAP = { hostId: 100_000, size: 65_536 } as const;
 export const INIT_DIR_IN_SANDBOX = '/.nook';
 export const INIT_PATH_IN_SANDBOX = `${INIT_DIR_IN_SANDBOX}/nook-init`;
 

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { ID_MAP } from '../runtime/oci-config.js';
+import { ID_MAP } from '../util/id-map.js';
 import { CommandError, run } from '../util/proc.js';
 import type { StorageUsage } from './driver.js';
 

@@ -2,10 +2,9 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import type { Preset } from '../api/schemas.js';
-import { ID_MAP } from '../runtime/oci-config.js';
 import { exists } from '../util/fs.js';
 import { run, which } from '../util/proc.js';
-import { shiftOwnership } from './ownership.js';
+import { ID_MAP, shiftOwnership } from '../util/id-map.js';
 
 export type ProgressFn = (phase: string, percent: number, message: string) => void;
 

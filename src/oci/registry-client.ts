@@ -8,7 +8,7 @@ import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NookError } from '../api/errors.js';
-import { MANIFEST_ACCEPT, sha256Hex, type Manifest } from '../core/image-unpack.js';
+import { MANIFEST_ACCEPT, sha256Hex, type Manifest } from './layers.js';
 import { formatReference, registryScheme, type ImageReference } from './reference.js';
 
 export interface RegistryCredentials {

@@ -7,9 +7,9 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { RegistryClient, type RegistryCredentials } from '../registry/client.js';
-import { formatReference, type ImageReference } from '../registry/reference.js';
-import { imageDefaults, isIndex, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults } from './image-unpack.js';
+import { RegistryClient, type RegistryCredentials } from './registry-client.js';
+import { formatReference, type ImageReference } from './reference.js';
+import { imageDefaults, isIndex, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults } from './layers.js';
 import type { ProgressFn } from './presets.js';
 
 const LAYER_CONCURRENCY = 3;

@@ -1,6 +1,9 @@
 import { chmodSync, lchownSync, lstatSync, opendirSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Sandbox root maps to this unprivileged host range; images are stored shifted into it. */
+export const ID_MAP = { hostId: 100_000, size: 65_536 } as const;
+
 /**
  * Shifts every file's owner by `offset` (uid 0 -> 100000), so that the sandbox's root,
  * mapped to that host range by its user namespace, owns its image. Done once per image

@@ -9,9 +9,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { ID_MAP } from '../runtime/oci-config.js';
 import { run } from '../util/proc.js';
-import { shiftOwnership } from './ownership.js';
+import { ID_MAP, shiftOwnership } from '../util/id-map.js';
 
 export const MT = {
   index: 'application/vnd.oci.image.index.v1+json',

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { NookError } from '../api/errors.js';
-import { ID_MAP } from '../runtime/oci-config.js';
-import { applyLayers, fileSha256, isGzip, imageDefaults, isIndex, MT, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults, type Manifest } from './image-unpack.js';
+import { ID_MAP } from '../util/id-map.js';
+import { applyLayers, fileSha256, isGzip, imageDefaults, isIndex, MT, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults, type Manifest } from './layers.js';
 
 export interface ImageMeta {
   name: string;
