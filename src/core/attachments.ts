@@ -21,11 +21,7 @@ export class AttachmentManager {
     private readonly sandboxes: SandboxManager,
     private readonly policy: PolicyManager,
     private readonly helper: string,
-  ) {
-    sandboxes.checkAttach = (list, rw) => this.check(list, rw);
-    sandboxes.hooks.computeUp.push((id) => this.attachAll(id));
-    sandboxes.hooks.computeDown.push((id) => this.detachAll(id));
-  }
+  ) {}
 
   /** Checked at create, before anything exists. */
   check(list: Attachment[], profileAllowsRw: boolean): void {
@@ -46,7 +42,8 @@ export class AttachmentManager {
     return join(this.runtime.runDir(sandboxId), 'attach');
   }
 
-  private async attachAll(sandboxId: string): Promise<void> {
+  /** Compute up: every attachment the sandbox declared. */
+  async attachAll(sandboxId: string): Promise<void> {
     const list = this.sandboxes.record(sandboxId).spec.attach ?? [];
     if (list.length === 0) return;
     const pid = await this.runtime.initPid(sandboxId);
@@ -92,7 +89,8 @@ export class AttachmentManager {
     return disk;
   }
 
-  private async detachAll(sandboxId: string): Promise<void> {
+  /** Compute down. */
+  async detachAll(sandboxId: string): Promise<void> {
     // Mounts inside the sandbox go with its mount namespace; the host-side disk mounts stay: undo them.
     for (const m of await mountsUnder(this.dir(sandboxId))) await run(['umount', '-l', m], { allowFail: true });
     await fsp.rm(this.dir(sandboxId), { recursive: true, force: true });

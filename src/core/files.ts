@@ -38,7 +38,6 @@ export class FileManager {
     private readonly runtime: RuntimeDriver,
     private readonly audit: AuditLog,
   ) {
-    sandboxes.readOutput = (id, path, maxBytes) => this.read(id, path, maxBytes);
   }
 
   private async run(ref: string, args: string[], stdin?: Buffer, maxBytes = 1024 * 1024): Promise<Buffer> {

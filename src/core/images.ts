@@ -10,6 +10,7 @@ import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
+import { UndoStack } from '../util/undo.js';
 import type { AuditLog } from './audit.js';
 import type { RegistryCredentials } from '../oci/registry-client.js';
 import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../oci/reference.js';
@@ -48,8 +49,6 @@ export interface ImageConfig {
 }
 
 export class ImageManager {
-  /** The audit log: builds and imports note what they made on their record. */
-  audit: AuditLog | undefined;
   /** Builds in flight by image name: a second request for the same name waits for the first. */
   private readonly building = new Map<string, Promise<Image>>();
 
@@ -57,6 +56,8 @@ export class ImageManager {
     private readonly db: Db,
     private readonly storage: StorageDriver,
     private readonly cacheDir: string,
+    /** Builds and imports note what they made on their audit record. */
+    private readonly audit: AuditLog,
   ) {}
 
   /** The shared registry blob cache. */
@@ -181,7 +182,7 @@ export class ImageManager {
       this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(sizeBytes, id);
       progress('done', 100, `image ${name} ready`);
       log('image built', { name, id, preset, sizeBytes, ms: Date.now() - now });
-      this.audit?.note({ image: { id, name, preset, sizeBytes } });
+      this.audit.note({ image: { id, name, preset, sizeBytes } });
       return this.get(id);
     } catch (e) {
       await this.storage.discardImageStaging(id).catch(() => undefined);
@@ -199,16 +200,19 @@ export class ImageManager {
     if (this.row(name)) throw new NookError('NAME_TAKEN', `an image named ${name} already exists`, { hint: `choose another name, or remove it: nook image rm ${name}` });
     const id = newId('img');
     const now = Date.now();
+    const undo = new UndoStack();
     this.db
       .prepare("INSERT INTO images (id, name, preset, state, size_bytes, created_at, config_json) VALUES (?, ?, ?, 'building', 0, ?, ?)")
       .run(id, name, preset, now, JSON.stringify(config));
+    undo.push('the image record', () => void this.db.prepare('DELETE FROM images WHERE id = ?').run(id));
+    // fill may have staged files, or committed them: both go.
+    undo.push('the committed image', () => this.storage.deleteImage(id));
+    undo.push('the image staging', () => this.storage.discardImageStaging(id));
     try {
       const filled = await fill(id);
       if (filled) this.db.prepare('UPDATE images SET config_json = ? WHERE id = ?').run(JSON.stringify(filled), id);
     } catch (e) {
-      this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
-      await this.storage.deleteImage(id).catch(() => undefined);
-      await this.storage.discardImageStaging(id).catch(() => undefined);
+      await undo.rollback((msg) => log('image create', { name, msg }));
       throw e;
     }
     this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(await duBytes(this.storage.imagePath(id)), id);
@@ -324,7 +328,7 @@ export class ImageManager {
     return this.createFrom(name, { env: PRESET_ENV }, async (imageId) => {
       const staging = await this.storage.createImageStaging(imageId);
       const config = await unpack(staging);
-      this.audit?.note({ image: { id: imageId, name, source: config.source, digest: config.digest } });
+      this.audit.note({ image: { id: imageId, name, source: config.source, digest: config.digest } });
       await addInitMountPoint(staging);
       if (config.cwd) {
         // Like container builders, make the declared working directory if the layers lack it.

@@ -51,8 +51,6 @@ interface ExposureRow {
  */
 export class NetworkManager {
   private readonly live = new Map<string, Live>();
-  /** Host settings: network.allowed=false closes egress for every sandbox. */
-  policy: { setting: (key: 'network.allowed') => boolean } | undefined;
   private readonly resolver = new Resolver();
   private readonly denials = new DenialAggregator<Decision>((id, summary) => this.recordSummary(id, summary));
 
@@ -62,11 +60,9 @@ export class NetworkManager {
     private readonly sandboxes: SandboxManager,
     /** nook-init, whose netns-listen mode creates the proxy's listener inside a sandbox. */
     private readonly initBinary: string,
-  ) {
-    sandboxes.hooks.computeUp.push((id) => this.attach(id));
-    sandboxes.hooks.computeDown.push((id) => this.detach(id));
-    sandboxes.hooks.forget.push((id) => this.forget(id));
-  }
+    /** Host settings: network.allowed=false closes egress for every sandbox. */
+    private readonly policy: { setting: (key: 'network.allowed') => boolean },
+  ) {}
 
   // ---- policy --------------------------------------------------------------------------
 
@@ -105,7 +101,7 @@ export class NetworkManager {
       mode: change.mode ?? (change.allow && sb.spec.network.mode === 'none' ? 'allowlist' : sb.spec.network.mode),
       allow: change.allow ? normaliseAllow(change.allow) : sb.spec.network.allow,
     };
-    if (next.mode !== 'none' && this.policy && !this.policy.setting('network.allowed')) {
+    if (next.mode !== 'none' && !this.policy.setting('network.allowed')) {
       throw new NookError('POLICY_DENIED', 'network.allowed is false on this host: no sandbox may open egress', { hint: 'an operator can change it: nook config set network.allowed true' });
     }
     this.sandboxes.setNetworkPolicy(sb.id, next);
@@ -173,7 +169,8 @@ export class NetworkManager {
 
   // ---- compute hooks ----------------------------------------------------------------------
 
-  private async attach(sandboxId: string): Promise<void> {
+  /** Compute up: the egress listener and exposed ports. */
+  async attach(sandboxId: string): Promise<void> {
     const sb = this.sandboxes.record(sandboxId);
     this.live.set(sandboxId, { exposures: new Map() });
     if (sb.spec.network.mode !== 'none') await this.startEgress(sandboxId);
@@ -182,7 +179,8 @@ export class NetworkManager {
     }
   }
 
-  private async detach(sandboxId: string): Promise<void> {
+  /** Compute down. */
+  async detach(sandboxId: string): Promise<void> {
     const live = this.live.get(sandboxId);
     this.live.delete(sandboxId);
     for (const l of live?.exposures.values() ?? []) await l.close();

@@ -23,6 +23,7 @@ import { TarTransfer } from './tar-transfer.js';
 import { BuildManager } from './builds.js';
 import { VolumeManager } from './volumes.js';
 import { AttachmentManager } from './attachments.js';
+import { ComputeLifecycle } from './lifecycle.js';
 import { TtlScheduler } from './ttl.js';
 
 import { VERSION } from '../api/version.js';
@@ -59,83 +60,152 @@ async function ensureTraversable(stateDir: string): Promise<void> {
   }
 }
 
+/**
+ * The composition root: every manager gets its collaborators through its constructor, and
+ * the order of what happens around compute is declared here, once.
+ */
+function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriver, init: string): NookParts {
+  const audit = new AuditLog(db);
+  const policy = new PolicyManager(db);
+  const images = new ImageManager(db, storage, paths.cacheDir, audit);
+  const lifecycle = new ComputeLifecycle();
+  // Built after the sandbox manager, which reaches them through `peers` (below).
+  let attachments: AttachmentManager | undefined;
+  let files: FileManager | undefined;
+  let snapshots: SnapshotManager | undefined;
+  let ttl: TtlScheduler | undefined;
+  const built = <T>(m: T | undefined): T => {
+    if (!m) throw new Error('a collaborator was used before core/nook.ts built it');
+    return m;
+  };
+  const sandboxes = new SandboxManager({
+    db, storage, runtime, images, audit, policy, lifecycle,
+    peers: {
+      checkAttach: (list, rw) => built(attachments).check(list, rw),
+      readOutput: (id, path, maxBytes) => built(files).read(id, path, maxBytes),
+      afterDestroy: (id, withSnapshots) => built(snapshots).afterSandboxDestroyed(id, withSnapshots),
+      scheduleChanged: () => ttl?.reschedule(),
+    },
+  });
+  snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
+  const network = new NetworkManager(db, runtime, sandboxes, init, policy);
+  const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
+  files = new FileManager(sandboxes, runtime, audit);
+  const tar = new TarTransfer(sandboxes, runtime, files, audit);
+  const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
+  const mounts = new AttachmentManager(runtime, sandboxes, policy, init);
+  attachments = mounts;
+  const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'), volumes);
+  const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit);
+  const terminals = new TerminalManager(sandboxes, runtime, audit);
+  ttl = new TtlScheduler(sandboxes);
+  // Up in this order, down in reverse: the egress proxy first, then what is mounted, and only
+  // then processes restarted on resume, so they see their network and their mounts.
+  lifecycle.declare([
+    { name: 'network', up: (id) => network.attach(id), down: (id) => network.detach(id), forget: (id) => network.forget(id) },
+    { name: 'volumes', up: (id) => volumes.mountDeclared(id), down: (id) => volumes.releaseHeld(id), forget: (id) => volumes.forget(id) },
+    { name: 'attachments', up: (id) => mounts.attachAll(id), down: (id) => mounts.detachAll(id) },
+    { name: 'processes', up: (id) => processes.restartOnResume(id), forget: (id) => processes.forget(id) },
+  ]);
+  return { paths, db, storage, runtime, images, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, volumes, attachments: mounts, tar, builds, terminals, ttl };
+}
+
+/** Makes the state dir and its parts, and installs the nook-init the sandboxes bind-mount. */
+async function prepareStateDir(paths: Paths): Promise<string> {
+  await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o711 });
+  await ensureTraversable(paths.stateDir);
+  for (const d of [paths.storageDir, paths.runtimeStateDir, paths.bundlesDir, paths.initDir]) await fsp.mkdir(d, { recursive: true, mode: 0o711 });
+  await fsp.mkdir(paths.cacheDir, { recursive: true, mode: 0o700 });
+  // Scratch files of exports and imports a crash interrupted.
+  await fsp.rm(paths.tmpDir, { recursive: true, force: true });
+  // A root-owned copy the sandboxes bind-mount read-only: the build tree may change under us.
+  const init = join(paths.initDir, 'nook-init');
+  await fsp.copyFile(initBinarySource(), `${init}.new`);
+  await fsp.chmod(`${init}.new`, 0o755);
+  await fsp.rename(`${init}.new`, init);
+  return init;
+}
+
+/** Everything the daemon's core is made of; built (and wired) in one place: Nook.open. */
+export interface NookParts {
+  paths: Paths;
+  db: Db;
+  storage: StorageDriver;
+  runtime: RuntimeDriver;
+  images: ImageManager;
+  sandboxes: SandboxManager;
+  lifecycle: ComputeLifecycle;
+  snapshots: SnapshotManager;
+  network: NetworkManager;
+  processes: ProcessManager;
+  audit: AuditLog;
+  policy: PolicyManager;
+  retention: RetentionManager;
+  files: FileManager;
+  volumes: VolumeManager;
+  attachments: AttachmentManager;
+  tar: TarTransfer;
+  builds: BuildManager;
+  terminals: TerminalManager;
+  ttl: TtlScheduler;
+}
+
 /** The daemon's core: owns the database, the drivers and the managers. */
 export class Nook {
-  private ttl: TtlScheduler | undefined;
-
-  private constructor(
-    readonly paths: Paths,
-    readonly db: Db,
-    readonly storage: StorageDriver,
-    readonly runtime: RuntimeDriver,
-    readonly images: ImageManager,
-    readonly sandboxes: SandboxManager,
-    readonly snapshots: SnapshotManager,
-    readonly network: NetworkManager,
-    readonly processes: ProcessManager,
-    readonly audit: AuditLog,
-    readonly policy: PolicyManager,
-    readonly retention: RetentionManager,
-    readonly files: FileManager,
-    readonly volumes: VolumeManager,
-    readonly tar: TarTransfer,
-    readonly builds: BuildManager,
-  ) {
-    this.terminals = new TerminalManager(sandboxes, runtime, audit);
-  }
-
+  readonly paths: Paths;
+  readonly db: Db;
+  readonly storage: StorageDriver;
+  readonly runtime: RuntimeDriver;
+  readonly images: ImageManager;
+  readonly sandboxes: SandboxManager;
+  readonly lifecycle: ComputeLifecycle;
+  readonly snapshots: SnapshotManager;
+  readonly network: NetworkManager;
+  readonly processes: ProcessManager;
+  readonly audit: AuditLog;
+  readonly policy: PolicyManager;
+  readonly retention: RetentionManager;
+  readonly files: FileManager;
+  readonly volumes: VolumeManager;
+  readonly attachments: AttachmentManager;
+  readonly tar: TarTransfer;
+  readonly builds: BuildManager;
   /** Interactive terminals: admitted and audited like exec. */
   readonly terminals: TerminalManager;
+  private readonly ttl: TtlScheduler;
+
+  private constructor(parts: NookParts) {
+    ({
+      paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, sandboxes: this.sandboxes,
+      lifecycle: this.lifecycle, snapshots: this.snapshots, network: this.network, processes: this.processes, audit: this.audit,
+      policy: this.policy, retention: this.retention, files: this.files, volumes: this.volumes, attachments: this.attachments,
+      tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl,
+    } = parts);
+  }
 
   static async open(paths: Paths): Promise<Nook> {
-    await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o711 });
-    await ensureTraversable(paths.stateDir);
-    for (const d of [paths.storageDir, paths.runtimeStateDir, paths.bundlesDir, paths.initDir]) await fsp.mkdir(d, { recursive: true, mode: 0o711 });
-    await fsp.mkdir(paths.cacheDir, { recursive: true, mode: 0o700 });
-    // Scratch files of exports and imports a crash interrupted.
-    await fsp.rm(paths.tmpDir, { recursive: true, force: true });
-    // A root-owned copy the sandboxes bind-mount read-only: the build tree may change under us.
-    const init = join(paths.initDir, 'nook-init');
-    await fsp.copyFile(initBinarySource(), `${init}.new`);
-    await fsp.chmod(`${init}.new`, 0o755);
-    await fsp.rename(`${init}.new`, init);
-
+    const init = await prepareStateDir(paths);
     const runtime = await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance });
     const storage = await chooseStorage(paths.storageDir, init);
     await storage.init();
-    const db = openDb(paths.dbPath);
-    const images = new ImageManager(db, storage, paths.cacheDir);
-    const sandboxes = new SandboxManager(db, storage, runtime, images);
-    const snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
-    const network = new NetworkManager(db, runtime, sandboxes, init);
-    const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
-    const audit = new AuditLog(db);
-    const policy = new PolicyManager(db);
-    sandboxes.audit = audit;
-    images.audit = audit;
-    sandboxes.policy = policy;
-    network.policy = policy;
-    const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'));
-    const files = new FileManager(sandboxes, runtime, audit);
-    const tar = new TarTransfer(sandboxes, runtime, files, audit);
-    const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
-    retention.volumes = volumes;
-    new AttachmentManager(runtime, sandboxes, policy, init);
-    const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit);
-    const nook = new Nook(paths, db, storage, runtime, images, sandboxes, snapshots, network, processes, audit, policy, retention, files, volumes, tar, builds);
-    const started = Date.now();
-    await network.stopStrayBridges(paths.bundlesDir);
-    await images.reconcile();
-    await sandboxes.reconcile();
-    await snapshots.reconcile();
-    processes.reconcile();
-    await volumes.reconcile();
-    await network.attachRunning();
-    await builds.reconcile();
-    log('reconciled', { ms: Date.now() - started, sandboxes: sandboxes.count(), runtime: runtime.info().name, storage: storage.info().driver });
-    nook.ttl = new TtlScheduler(sandboxes);
+    const nook = new Nook(wire(paths, openDb(paths.dbPath), storage, runtime, init));
+    await nook.reconcile();
     nook.ttl.start();
     return nook;
+  }
+
+  /** Startup: finish or undo what a crash interrupted, then bring back what was running. */
+  private async reconcile(): Promise<void> {
+    const started = Date.now();
+    await this.network.stopStrayBridges(this.paths.bundlesDir);
+    await this.images.reconcile();
+    await this.sandboxes.reconcile();
+    await this.snapshots.reconcile();
+    this.processes.reconcile();
+    await this.volumes.reconcile();
+    await this.network.attachRunning();
+    await this.builds.reconcile();
+    log('reconciled', { ms: Date.now() - started, sandboxes: this.sandboxes.count(), runtime: this.runtime.info().name, storage: this.storage.info().driver });
   }
 
   health(): Health {

@@ -44,11 +44,6 @@ export class ProcessManager {
     private readonly sandboxes: SandboxManager,
     private readonly logs: LogStore,
   ) {
-    sandboxes.hooks.computeUp.push((id) => this.restartOnResume(id));
-    sandboxes.hooks.forget.push(async (id) => {
-      this.db.prepare('DELETE FROM processes WHERE sandbox_id = ?').run(id);
-      await this.logs.remove(id);
-    });
   }
 
   private toProcess(row: ProcessRow): Process {
@@ -220,7 +215,14 @@ export class ProcessManager {
     }
   }
 
-  private async restartOnResume(sandboxId: string): Promise<void> {
+  /** A destroyed sandbox: its process records and logs go. */
+  async forget(sandboxId: string): Promise<void> {
+    this.db.prepare('DELETE FROM processes WHERE sandbox_id = ?').run(sandboxId);
+    await this.logs.remove(sandboxId);
+  }
+
+  /** Compute up: processes started with restart on-resume start again. */
+  async restartOnResume(sandboxId: string): Promise<void> {
     const rows = this.db.prepare("SELECT * FROM processes WHERE sandbox_id = ? AND restart = 'on-resume' AND state != 'running'").all(sandboxId) as ProcessRow[];
     for (const r of rows) {
       this.db.prepare("UPDATE processes SET state = 'running', exit_code = NULL, signal = NULL, ended_at = NULL, started_at = ?, runs = runs + 1 WHERE id = ?").run(Date.now(), r.id);

@@ -27,9 +27,6 @@ interface Volumes {
  * erasing state: files, snapshots, images and logs remain until deleted.
  */
 export class RetentionManager {
-  /** Set once volumes exist: done unmounts and locks them. */
-  volumes: Volumes | undefined;
-
   constructor(
     private readonly db: Db,
     private readonly storage: StorageDriver,
@@ -39,6 +36,8 @@ export class RetentionManager {
     private readonly network: NetworkManager,
     private readonly audit: AuditLog,
     private readonly logsDir: string,
+    /** done unmounts and locks them; retained lists them. */
+    private readonly volumes: Volumes,
   ) {}
 
   private age(ms: number): number {
@@ -75,9 +74,9 @@ export class RetentionManager {
   }
 
   private async pushVolumesAndAudit(items: RetainedItem[]): Promise<void> {
-    for (const v of this.volumes?.list() ?? []) {
+    for (const v of this.volumes.list()) {
       const where = v.mountedIn ? `mounted in ${v.mountedIn.sandbox} at ${v.mountedIn.path}` : 'not mounted';
-      items.push({ kind: 'volume', name: v.name, id: v.id, sizeBytes: await this.volumes!.diskBytes(v.id), ageSeconds: this.age(Date.parse(v.createdAt)), detail: `${v.state}, ${v.sizeMiB} MiB, ${where}; kept until nook volume rm` });
+      items.push({ kind: 'volume', name: v.name, id: v.id, sizeBytes: await this.volumes.diskBytes(v.id), ageSeconds: this.age(Date.parse(v.createdAt)), detail: `${v.state}, ${v.sizeMiB} MiB, ${where}; kept until nook volume rm` });
     }
     const audit = this.db.prepare('SELECT COUNT(*) AS n, MIN(at) AS oldest, SUM(LENGTH(inputs_json) + LENGTH(result_json) + LENGTH(actor) + 200) AS bytes FROM audit').get() as { n: number; oldest: number | null; bytes: number | null };
     if (audit.n > 0) {
@@ -124,9 +123,9 @@ export class RetentionManager {
     const sb = this.sandboxes.record(ref);
     // Volumes first: stopping compute would drop their mounts and forget who held them.
     const volumesLocked: string[] = [];
-    for (const v of this.volumes?.list(sb.id) ?? []) {
-      if (v.mountedIn) await this.volumes?.unmount(sb.id, v.mountedIn.path);
-      await this.volumes?.lock(v.name);
+    for (const v of this.volumes.list(sb.id)) {
+      if (v.mountedIn) await this.volumes.unmount(sb.id, v.mountedIn.path);
+      await this.volumes.lock(v.name);
       volumesLocked.push(v.name);
     }
     let stopped = false;
@@ -141,7 +140,7 @@ export class RetentionManager {
         unexposed.push(e.port);
       }
     }
-    const unlockedVolumes = this.volumes?.unlockedNames() ?? [];
+    const unlockedVolumes = this.volumes.unlockedNames();
     const snapshots = this.snapshots.list(sb.id).map((s) => ({ name: s.name, id: s.id, createdAt: s.createdAt }));
     const receipts = this.audit.list({ sandbox: sb.id, limit: 100_000 }).map((r) => r.id);
     const remaining = this.sandboxes.find(sb.id) ? await this.retained(sb.id) : [];

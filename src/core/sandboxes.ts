@@ -24,6 +24,7 @@ import { UndoStack } from '../util/undo.js';
 import { OutputCapture } from './output.js';
 import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
+import type { ComputeLifecycle } from './lifecycle.js';
 import { sha256, type AuditLog } from './audit.js';
 import { EventBus } from './events.js';
 import type { PolicyManager } from './policy.js';
@@ -97,54 +98,55 @@ export interface ListFilter {
 }
 
 /**
+ * Collaborators that themselves need the sandbox manager (so they are built after it). They
+ * are reached through this one interface, which core/nook.ts fills: no manager assigns
+ * another's fields.
+ */
+export interface SandboxPeers {
+  /** Refuses attachments host policy forbids, before anything exists (attachments). */
+  checkAttach(list: NonNullable<CreateSandboxRequest['attach']>, profileAllowsRw: boolean): void;
+  /** Reads a declared output from inside the sandbox (files). */
+  readOutput(sandboxId: string, path: string, maxBytes: number): Promise<Buffer>;
+  /** What becomes of a destroyed sandbox's snapshots (snapshots). */
+  afterDestroy(sandboxId: string, withSnapshots: boolean): Promise<{ kept: string[]; deleted: string[] }>;
+  /** A change that can move the next TTL expiry (the TTL scheduler). */
+  scheduleChanged(): void;
+}
+
+export interface SandboxDeps {
+  db: Db;
+  storage: StorageDriver;
+  runtime: RuntimeDriver;
+  images: ImageManager;
+  audit: AuditLog;
+  /** Admission: profile defaults under a request, host limits over it. */
+  policy: PolicyManager;
+  /** What happens around compute, in the order core/nook.ts declares. */
+  lifecycle: ComputeLifecycle;
+  peers: SandboxPeers;
+}
+
+/**
  * The sandbox state machine. Every state change is one SQLite write made before (for
  * intermediate states) or after (for final states) the side effects, so startup
  * reconcile can finish or undo whatever a crash interrupted.
  */
 export class SandboxManager {
   private readonly locks = new KeyedMutex();
-  /** Called after any change that can move the next TTL expiry. */
-  onScheduleChange: () => void = () => undefined;
-  /**
-   * Other managers' work around compute: up (egress, exposures, processes to restart),
-   * down (before compute stops), forget (a destroyed sandbox's records).
-   */
-  readonly hooks = {
-    computeUp: [] as ((sandboxId: string) => Promise<void>)[],
-    computeDown: [] as ((sandboxId: string) => Promise<void>)[],
-    forget: [] as ((sandboxId: string) => Promise<void> | void)[],
-  };
   /** Lifecycle events, for `nook events`. */
-  events: EventBus = new EventBus();
-  /** The audit log: operations note what they did (digests, outcomes) on their record. */
-  audit: AuditLog | undefined;
-  /** Admission: profile defaults under a request, host limits over it. */
-  policy: PolicyManager | undefined;
-  /** Set by the attachment manager: refuses attachments host policy forbids, before anything exists. */
-  checkAttach: ((list: NonNullable<CreateSandboxRequest['attach']>, profileAllowsRw: boolean) => void) | undefined;
-  /** Set by the file manager: reads a declared output from inside the sandbox. */
-  readOutput: ((sandboxId: string, path: string, maxBytes: number) => Promise<Buffer>) | undefined;
+  readonly events: EventBus = new EventBus();
+  private readonly db: Db;
+  private readonly storage: StorageDriver;
+  private readonly runtime: RuntimeDriver;
+  private readonly images: ImageManager;
+  private readonly audit: AuditLog;
+  private readonly policy: PolicyManager;
+  private readonly lifecycle: ComputeLifecycle;
+  private readonly peers: SandboxPeers;
 
-  private async onComputeUp(id: string): Promise<void> {
-    for (const h of this.hooks.computeUp) await h(id);
+  constructor(deps: SandboxDeps) {
+    ({ db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, audit: this.audit, policy: this.policy, lifecycle: this.lifecycle, peers: this.peers } = deps);
   }
-
-  private async onComputeDown(id: string): Promise<void> {
-    for (const h of this.hooks.computeDown) await h(id).catch((e: Error) => log('compute-down hook failed', { id, error: e.message }));
-  }
-
-  private async onForget(id: string): Promise<void> {
-    for (const h of this.hooks.forget) await h(id);
-  }
-  /** Set by the snapshot manager: what to do with a destroyed sandbox's snapshots. */
-  onDestroy: (sandboxId: string, withSnapshots: boolean) => Promise<{ kept: string[]; deleted: string[] }> = async () => ({ kept: [], deleted: [] });
-
-  constructor(
-    private readonly db: Db,
-    private readonly storage: StorageDriver,
-    private readonly runtime: RuntimeDriver,
-    private readonly images: ImageManager,
-  ) {}
 
   // ---- reading -------------------------------------------------------------------
 
@@ -256,9 +258,9 @@ export class SandboxManager {
 
   async create(asked: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
     const requested = applyTemplate(asked);
-    const admission = this.policy?.admit(requested) ?? { request: requested, profile: null, adjusted: [], allowRwDirs: false };
+    const admission = this.policy.admit(requested);
     const req = admission.request;
-    this.checkAttach?.(req.attach ?? [], admission.allowRwDirs);
+    this.peers.checkAttach(req.attach ?? [], admission.allowRwDirs);
     const name = req.name ?? this.generateName();
     if (!NAME_PATTERN.test(name)) {
       throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
@@ -318,9 +320,9 @@ export class SandboxManager {
         await undo.rollback((m) => log(m, { sandbox: id }));
         throw e;
       }
-      this.onScheduleChange();
+      this.peers.scheduleChanged();
       log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ms: Date.now() - now, ...phases });
-      this.audit?.note(
+      this.audit.note(
         { sandboxId: id, admitted: { persistent: req.persistent !== false, network: spec.network, persist: spec.persist, limits: spec.limits, imageId, profile: admission.profile, adjusted: admission.adjusted } },
         { id, name },
       );
@@ -370,12 +372,12 @@ export class SandboxManager {
     await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts });
     undo?.push('compute', () => this.runtime.stop(id, 0));
     // Registered first: a hook that fails halfway (a locked volume) must not leave the others' work.
-    undo?.push('compute hooks', () => this.onComputeDown(id));
-    await this.onComputeUp(id);
+    undo?.push('compute lifecycle', () => this.lifecycle.down(id));
+    await this.lifecycle.up(id);
   }
 
   private async stopCompute(id: string): Promise<void> {
-    await this.onComputeDown(id);
+    await this.lifecycle.down(id);
     await this.runtime.stop(id, DEFAULTS.stopGraceMs);
     await this.storage.deactivateRootfs(id);
   }
@@ -402,7 +404,7 @@ export class SandboxManager {
       this.setState(row.id, 'stopping');
       await this.stopCompute(row.id);
       this.setState(row.id, 'paused', { expiresAt: null });
-      this.onScheduleChange();
+      this.peers.scheduleChanged();
       log('sandbox stopped', { id: row.id, name: row.name, reason });
       this.events.publish('sandbox.stopped', { sandbox: row.name, sandboxId: row.id, detail: { reason } });
       return this.get(row.id);
@@ -431,7 +433,7 @@ export class SandboxManager {
       throw e;
     }
     this.setState(id, 'running', { expiresAt: row.ttl_ms ? Date.now() + row.ttl_ms : null });
-    this.onScheduleChange();
+    this.peers.scheduleChanged();
     log('sandbox resumed', { id, name: row.name });
     this.events.publish('sandbox.resumed', { sandbox: row.name, sandboxId: id });
     return this.get(id);
@@ -442,8 +444,8 @@ export class SandboxManager {
     return this.locks.run(row.id, async () => {
       this.setState(row.id, 'destroying');
       await this.finishDestroy(row.id);
-      const snaps = await this.onDestroy(row.id, options.withSnapshots ?? false);
-      this.onScheduleChange();
+      const snaps = await this.peers.afterDestroy(row.id, options.withSnapshots ?? false);
+      this.peers.scheduleChanged();
       log('sandbox destroyed', { id: row.id, name: row.name, snapshotsKept: snaps.kept.length, snapshotsDeleted: snaps.deleted.length });
       this.events.publish('sandbox.destroyed', { sandbox: row.name, sandboxId: row.id, detail: { reason: options.reason ?? 'request' } });
       return { id: row.id, name: row.name, destroyed: true as const, snapshotsKept: snaps.kept, snapshotsDeleted: snaps.deleted };
@@ -480,6 +482,12 @@ export class SandboxManager {
       const current = this.record(row.id);
       if (current.state === 'paused') return fn(current);
       if (current.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${current.state}`);
+      // A runtime that cannot freeze could only give a torn copy of a running sandbox.
+      if (!this.runtime.info().freeze) {
+        throw new NookError('NOT_SUPPORTED', `the ${this.runtime.info().name} runtime cannot freeze a running sandbox, so its files cannot be copied consistently`, {
+          hint: `stop it first (nook stop ${row.name}), then snapshot, fork or commit`,
+        });
+      }
       this.setState(row.id, 'snapshotting');
       await this.runtime.freeze(row.id);
       try {
@@ -492,10 +500,10 @@ export class SandboxManager {
   }
 
   private async finishDestroy(id: string): Promise<void> {
-    await this.onComputeDown(id);
+    await this.lifecycle.down(id);
     await this.runtime.stop(id, 0);
     await this.storage.deleteSandbox(id);
-    await this.onForget(id);
+    await this.lifecycle.forget(id);
     this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
   }
 
@@ -561,7 +569,7 @@ export class SandboxManager {
     const outputs: NonNullable<ExecResult['outputs']> = [];
     for (const path of req.outputs ?? []) {
       try {
-        const data = await (this.readOutput?.(row.id, path, OUTPUT_MAX_BYTES) ?? Promise.reject(new Error('no file reader')));
+        const data = await this.peers.readOutput(row.id, path, OUTPUT_MAX_BYTES);
         outputs.push({ path, bytes: data.length, data: data.toString('base64') });
       } catch (e) {
         outputs.push({ path, bytes: 0, error: (e as Error).message });
@@ -579,7 +587,7 @@ export class SandboxManager {
     const decisions = this.db
       .prepare('SELECT SUM(allowed) AS allowed, COUNT(*) - SUM(allowed) AS denied FROM network_decisions WHERE sandbox_id = ? AND at >= ?')
       .get(row.id, execStarted) as { allowed: number | null; denied: number | null };
-    this.audit?.note(
+    this.audit.note(
       {
         exitCode: result.exitCode,
         signal: result.signal,

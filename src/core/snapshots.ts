@@ -15,6 +15,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
+import { UndoStack } from '../util/undo.js';
 import type { ImageConfig, ImageManager } from './images.js';
 import type { SandboxManager, SandboxSpec } from './sandboxes.js';
 
@@ -49,7 +50,6 @@ export class SnapshotManager {
     private readonly images: ImageManager,
     private readonly sandboxes: SandboxManager,
   ) {
-    sandboxes.onDestroy = (sandboxId, withSnapshots) => this.afterSandboxDestroyed(sandboxId, withSnapshots);
   }
 
   private toSnapshot(row: SnapshotRow): Snapshot {
@@ -178,7 +178,7 @@ export class SnapshotManager {
     return snap;
   }
 
-  private async afterSandboxDestroyed(sandboxId: string, withSnapshots: boolean): Promise<{ kept: string[]; deleted: string[] }> {
+  async afterSandboxDestroyed(sandboxId: string, withSnapshots: boolean): Promise<{ kept: string[]; deleted: string[] }> {
     const rows = this.db.prepare('SELECT * FROM snapshots WHERE sandbox_id = ?').all(sandboxId) as SnapshotRow[];
     if (!withSnapshots) return { kept: rows.map((r) => r.name), deleted: [] };
     for (const r of rows) {
@@ -220,10 +220,10 @@ export class SnapshotManager {
     const tmp = newId('snap');
     await this.sandboxes.withQuiesced(source.id, (s) => this.storage.snapshotSandbox(s.id, tmp));
     const made: Sandbox[] = [];
+    const undo = new UndoStack();
     try {
       for (const name of names) {
-        made.push(
-          await this.sandboxes.create(
+        const fork = await this.sandboxes.create(
             {
               name,
               persistent: source.persistent,
@@ -240,11 +240,13 @@ export class SnapshotManager {
             },
             undefined,
             { snapshotId: tmp, imageId: source.imageId, persist: source.spec.persist, origin: `fork of ${source.name}` },
-          ),
-        );
+          );
+        undo.push(`fork ${fork.name}`, () => this.sandboxes.destroy(fork.id).then(() => undefined));
+        made.push(fork);
       }
     } catch (e) {
-      for (const m of made) await this.sandboxes.destroy(m.id).catch(() => undefined);
+      // All the forks or none: a failed fork removes every copy it made.
+      await undo.rollback((msg) => log('fork', { source: source.name, msg }));
       throw e;
     } finally {
       // Off the caller's path: the forks no longer need it, and startup removes it if we die first.

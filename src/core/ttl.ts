@@ -10,9 +10,7 @@ export class TtlScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
 
-  constructor(private readonly sandboxes: SandboxManager) {
-    sandboxes.onScheduleChange = () => this.reschedule();
-  }
+  constructor(private readonly sandboxes: SandboxManager) {}
 
   start(): void {
     this.running = true;

@@ -8,6 +8,7 @@ import type { Db } from '../store/db.js';
 import { mountsUnder } from '../util/fs.js';
 import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
+import { UndoStack } from '../util/undo.js';
 import { run } from '../util/proc.js';
 import type { SandboxManager } from './sandboxes.js';
 import { allPids, findHolders, holderLines, isGone, mountsOf, sandboxPids, type Holder } from './volume-holders.js';
@@ -50,25 +51,32 @@ export class VolumeManager {
     private readonly stateDir: string,
     private readonly helper: string,
     private readonly masterKeyFile = process.env.NOOK_MASTER_KEY_FILE || DEFAULT_MASTER_KEY_FILE,
-  ) {
-    // Declared volumes (-v at create) are mounted each time compute comes up.
-    sandboxes.hooks.computeUp.push(async (id) => {
-      for (const v of this.sandboxes.record(id).spec.volumes ?? []) await this.mountUp(id, v.volume, v.guest, v.rw ?? false);
-    });
-    // Compute is about to go: end every access to its volumes (holders killed, mounts gone)
-    // before they are free again. If that fails they stay marked until compute is gone
-    // (a paused holder no longer counts), so no second sandbox shares them meanwhile.
-    sandboxes.hooks.computeDown.push(async (id) => {
-      for (const r of this.db.prepare('SELECT * FROM volumes WHERE holder_id = ?').all(id) as VolumeRow[]) {
-        try {
-          await this.detach(id, r, true);
-          this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
-        } catch (e) {
-          log('volume: unmount at compute down failed; released once compute is gone', { volume: r.name, error: (e as Error).message });
-        }
+  ) {}
+
+  /** Compute up: declared volumes (-v at create) are mounted each time. */
+  async mountDeclared(sandboxId: string): Promise<void> {
+    for (const v of this.sandboxes.record(sandboxId).spec.volumes ?? []) await this.mountUp(sandboxId, v.volume, v.guest, v.rw ?? false);
+  }
+
+  /**
+   * Compute is about to go: end every access to its volumes (holders killed, mounts gone)
+   * before they are free again. If that fails they stay marked until compute is gone (a
+   * paused holder no longer counts), so no second sandbox shares them meanwhile.
+   */
+  async releaseHeld(sandboxId: string): Promise<void> {
+    for (const r of this.db.prepare('SELECT * FROM volumes WHERE holder_id = ?').all(sandboxId) as VolumeRow[]) {
+      try {
+        await this.detach(sandboxId, r, true);
+        this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
+      } catch (e) {
+        log('volume: unmount at compute down failed; released once compute is gone', { volume: r.name, error: (e as Error).message });
       }
-    });
-    sandboxes.hooks.forget.push((id) => void this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE holder_id = ?').run(id));
+    }
+  }
+
+  /** A destroyed sandbox holds nothing. */
+  forget(sandboxId: string): void {
+    this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE holder_id = ?').run(sandboxId);
   }
 
   private get dir(): string {
@@ -166,26 +174,31 @@ export class VolumeManager {
     const id = newId('vol');
     const key = randomBytes(64);
     const wrapped = await this.wrap(key);
-    this.db
-      .prepare("INSERT INTO volumes (name, id, size_mib, state, key_wrapped, key_id, created_at) VALUES (?, ?, ?, 'creating', ?, '', ?)")
-      .run(name, id, sizeMiB, wrapped, Date.now());
+    const undo = new UndoStack();
     try {
+      this.db
+        .prepare("INSERT INTO volumes (name, id, size_mib, state, key_wrapped, key_id, created_at) VALUES (?, ?, ?, 'creating', ?, '', ?)")
+        .run(name, id, sizeMiB, wrapped, Date.now());
+      undo.push('the volume record', () => void this.db.prepare('DELETE FROM volumes WHERE id = ?').run(id));
       const fh = await fsp.open(this.image(id), 'wx', 0o600);
+      undo.push('the volume image', () => fsp.rm(this.image(id), { force: true }));
       await fh.truncate(sizeMiB * MiB);
       await fh.close();
       await run(['mkfs.ext4', '-q', '-O', 'encrypt', '-E', 'root_owner=0:0', this.image(id)]);
       await this.mountHost(id);
+      undo.push('the host mount', async () => {
+        if (await this.isMounted(id)) await run(['umount', '-l', this.mnt(id)], { allowFail: true });
+        await fsp.rm(this.mnt(id), { recursive: true, force: true });
+      });
       const keyId = (await run([this.helper, 'fscrypt', 'add-key', this.mnt(id)], { input: key })).stdout.trim();
+      undo.push('the key in the kernel', () => run([this.helper, 'fscrypt', 'remove-key', this.mnt(id), keyId], { allowFail: true }).then(() => undefined));
       await fsp.mkdir(join(this.mnt(id), 'data'), { mode: 0o755 });
       await run([this.helper, 'fscrypt', 'set-policy', join(this.mnt(id), 'data'), keyId]);
       await run([this.helper, 'fscrypt', 'remove-key', this.mnt(id), keyId]);
       await run(['umount', this.mnt(id)]);
       this.db.prepare("UPDATE volumes SET state = 'locked', key_id = ? WHERE id = ?").run(keyId, id);
     } catch (e) {
-      if (await this.isMounted(id)) await run(['umount', '-l', this.mnt(id)], { allowFail: true });
-      await fsp.rm(this.image(id), { force: true });
-      await fsp.rm(this.mnt(id), { recursive: true, force: true });
-      this.db.prepare('DELETE FROM volumes WHERE id = ?').run(id);
+      await undo.rollback((msg) => log('volume create', { name, msg }));
       throw e instanceof NookError ? e : new NookError('STORAGE_ERROR', `cannot create volume ${name}: ${(e as Error).message}`);
     } finally {
       key.fill(0);
