@@ -6,6 +6,7 @@ export interface RuntimeInfo {
   version: string;
   /** Process memory checkpoints (CRIU): not available on this host kind. */
   memorySnapshots: boolean;
+  /** Can pause every process of a sandbox (cgroup freezer): snapshots of running sandboxes and safe volume unmounts need it. */
   freeze: boolean;
 }
 
