@@ -164,7 +164,8 @@ for (const { name, make } of drivers) {
       const info = driver.info();
       assert.equal(info.driver, name === 'dir' ? 'dir' : 'btrfs');
       assert.equal(info.constantTimeSnapshots, btrfs);
-      assert.equal(info.diskLimits, btrfs);
+      // Disk limits need btrfs simple quotas, which the nook-init helper enables by ioctl.
+      if (!btrfs) assert.equal(info.diskLimits, false);
       const u = await driver.usage();
       assert.ok(u.sizeBytes > 0 && u.freeBytes > 0 && u.freeBytes <= u.sizeBytes);
     });
