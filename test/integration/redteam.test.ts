@@ -1,0 +1,49 @@
+/**
+ * Red-team findings after the issue-12 hardening pass: each `it` reproduces one attack
+ * against a real daemon and asserts the safe behaviour. A sandbox is the attacker unless
+ * the test says otherwise (a loopback client, a hostile artifact).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import type { Sandbox } from '../../src/sdk/client.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+/** The daemon's peak resident memory so far, in MiB. */
+function peakRssMiB(pid: number): number {
+  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+/** A `tar` first on the sandbox's PATH that writes `mib` MiB to stderr and fails. */
+const STDERR_FLOOD_TAR = (mib: number): string =>
+  `mkdir -p /usr/local/bin && printf '#!/bin/sh\\ncat >/dev/null &\\nhead -c ${mib * 1024 * 1024} /dev/zero | tr "\\\\000" e >&2\\nexit 2\\n' > /usr/local/bin/tar && chmod +x /usr/local/bin/tar`;
+
+describe('red team', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(async () => {
+    await d.teardown();
+  });
+
+  it('a sandbox tar that floods stderr during nook cp out/in does not balloon the daemon', async () => {
+    const s: Sandbox = await d.client.sandboxes.create({ name: 'tar-flood', image: 'minimal' });
+    const setup = await s.exec(['sh', '-c', `${STDERR_FLOOD_TAR(300)} && mkdir -p /work && echo x > /work/f`]);
+    assert.equal(setup.exitCode, 0, setup.stderr);
+    const pid = d.proc?.pid ?? 0;
+    const before = peakRssMiB(pid);
+    // Out: the daemon reads tar's stderr for the error message.
+    await assert.rejects(async () => {
+      for await (const _ of await s.files.readTar('/work')) void _;
+    });
+    // In: the same tar unpacking an upload.
+    await assert.rejects(s.files.writeTar('/work/in', Readable.from([Buffer.alloc(10240)])));
+    const grown = peakRssMiB(pid) - before;
+    assert.ok(grown < 100, `the daemon's peak memory grew by ${grown.toFixed(0)} MiB from 2 x 300 MiB of sandbox stderr`);
+    assert.equal((await s.exec(['echo', 'alive'])).stdout, 'alive\n');
+    await s.destroy();
+  });
+});
