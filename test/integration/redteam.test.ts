@@ -5,14 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Sandbox } from '../../src/sdk/client.js';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
 /** The daemon's peak resident memory so far, in MiB. */
 function peakRssMiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+/** The daemon's resident memory now, in MiB. */
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
 /** A `tar` first on the sandbox's PATH that writes `mib` MiB to stderr and fails. */
@@ -44,6 +50,32 @@ describe('red team', () => {
     const grown = peakRssMiB(pid) - before;
     assert.ok(grown < 100, `the daemon's peak memory grew by ${grown.toFixed(0)} MiB from 2 x 300 MiB of sandbox stderr`);
     assert.equal((await s.exec(['echo', 'alive'])).stdout, 'alive\n');
+    await s.destroy();
+  });
+
+  it('a stalled `logs --follow` client while the process floods output does not balloon the daemon', async () => {
+    const s = await d.client.sandboxes.create({ name: 'log-flood', image: 'minimal' });
+    await s.processes.start(['sh', '-c', 'sleep 1; head -c 300000000 /dev/zero; touch /tmp/flood-done; sleep 600'], { name: 'flood' });
+    const pid = d.proc?.pid ?? 0;
+    const before = rssMiB(pid);
+    // A follower that reads the response head and then stops reading (`nook logs -f | less`, a hung agent).
+    const sock = connect(d.socket);
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('GET /v1/sandboxes/log-flood/processes/flood/logs?follow=true HTTP/1.1\r\nHost: nook\r\n\r\n');
+    sock.once('data', () => sock.pause());
+    let peak = 0;
+    try {
+      // The stored log is bounded (rotated at 8 MiB): wait until the 300 MB went through it.
+      await waitFor(async () => {
+        peak = Math.max(peak, rssMiB(pid) - before);
+        return (await s.exec(['test', '-e', '/tmp/flood-done'])).exitCode === 0;
+      }, 60_000, 'the flood to finish');
+      await new Promise((r) => setTimeout(r, 1000));
+      peak = Math.max(peak, rssMiB(pid) - before);
+    } finally {
+      sock.destroy();
+    }
+    assert.ok(peak < 150, `the daemon held ${peak.toFixed(0)} MiB more for one stalled log follower`);
     await s.destroy();
   });
 });
