@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Sandbox } from '../../src/sdk/client.js';
+import { rejectsWith } from '../helpers/assert.js';
 import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
 /** The daemon's peak resident memory so far, in MiB. */
@@ -76,6 +77,16 @@ describe('red team', () => {
       sock.destroy();
     }
     assert.ok(peak < 150, `the daemon held ${peak.toFixed(0)} MiB more for one stalled log follower`);
+    await s.destroy();
+  });
+
+  it('listing a directory whose escaped names pass the 64 MiB listing bound answers a clear error, not INTERNAL', async () => {
+    const s = await d.client.sandboxes.create({ name: 'big-dir', image: 'minimal' });
+    // 50 000 names of 240 control bytes: each is escaped to \u0001 (6 bytes) in the listing, about 78 MB in all.
+    const made = await s.exec(['sh', '-c', `mkdir -p /work/d && cd /work/d && awk 'BEGIN{for(i=0;i<50000;i++){printf "%06d", i; for(j=0;j<240;j++) printf "\\001"; printf "\\n"}}' | xargs touch && ls | wc -l`], { timeoutMs: 300_000 });
+    assert.equal(made.stdout.trim(), '50000', made.stderr);
+    await rejectsWith(s.files.list('/work/d'), 'PAYLOAD_TOO_LARGE');
+    assert.equal((await s.files.list('/work')).length, 1);
     await s.destroy();
   });
 });
