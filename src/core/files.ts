@@ -55,10 +55,16 @@ export class FileManager {
         if (outBytes <= maxBytes) out.push(b);
         outBytes += b.length;
       },
-      onStderr: (b) => (err += b.toString()),
+      onStderr: (b) => (err = (err + b.toString()).slice(-4000)),
     });
     if (r.timedOut) throw new NookError('RUNTIME_ERROR', `the file operation timed out after ${FS_TIMEOUT_MS} ms`);
     failed(r.exitCode, err, sb.name);
+    // Past the bound the output was cut (mid-line for a listing): say so, never parse the rest.
+    if (outBytes > maxBytes) {
+      throw new NookError('PAYLOAD_TOO_LARGE', `the answer from the sandbox is over ${maxBytes} bytes (${args[0]} ${args[1] ?? ''})`, {
+        hint: 'list a smaller directory, or look inside it with nook exec SANDBOX -- ls',
+      });
+    }
     this.audit.note({}, { id: sb.id, name: sb.name });
     return Buffer.concat(out);
   }

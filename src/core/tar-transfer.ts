@@ -16,6 +16,12 @@ const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 /** A transfer that makes no progress for this long is ended. */
 const IDLE_TIMEOUT_MS = 120_000;
 const OUT_SLACK_BYTES = 1024 * 1024;
+/** tar's stderr kept for the error message: the sandbox chooses what `tar` is, so only a tail. */
+const STDERR_TAIL_CHARS = 4000;
+
+function keepTail(kept: string, chunk: Buffer): string {
+  return (kept + chunk.toString()).slice(-STDERR_TAIL_CHARS);
+}
 
 function checkPath(path: string): void {
   if (!path.startsWith('/') || path.includes('\0') || path.length > 4096) {
@@ -50,7 +56,7 @@ export class TarTransfer {
     const sb = await this.sandboxes.ensureRunning(ref);
     await this.files.mkdir(sb.id, dir, true);
     let stderr = '';
-    const session = this.runtime.openSession(sb.id, { argv: ['tar', '-xf', '-', '-C', dir], env: ENV, cwd: '/' }, { onStdout: () => undefined, onStderr: (b) => (stderr += b.toString()) });
+    const session = this.runtime.openSession(sb.id, { argv: ['tar', '-xf', '-', '-C', dir], env: ENV, cwd: '/' }, { onStdout: () => undefined, onStderr: (b) => (stderr = keepTail(stderr, b)) });
     const idle = new IdleTimer(() => session.kill());
     let fed: { bytes: number; sha256: string };
     try {
@@ -106,7 +112,7 @@ export class TarTransfer {
           }
           out.push(b);
         },
-        onStderr: (b) => (stderr += b.toString()),
+        onStderr: (b) => (stderr = keepTail(stderr, b)),
       },
     );
     out.attach(session);
