@@ -24,12 +24,34 @@ function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
+/** A client must send its whole request head within this (slowloris). */
+const HEADERS_TIMEOUT_MS = Number(process.env.NOOK_HEADERS_TIMEOUT_MS ?? 10_000);
+/** Connections at once on the TCP listener, before authentication can refuse them. */
+const TCP_MAX_CONNECTIONS = Number(process.env.NOOK_TCP_MAX_CONNECTIONS ?? 512);
+
+/**
+ * Bounds what a client that never finishes its request head can hold: it is dropped after
+ * HEADERS_TIMEOUT_MS (Node checks on connectionsCheckingInterval, so that is kept shorter).
+ */
+const SERVER_OPTIONS = {
+  headersTimeout: HEADERS_TIMEOUT_MS,
+  requestTimeout: Math.max(300_000, HEADERS_TIMEOUT_MS + 1000),
+  connectionsCheckingInterval: Math.min(1000, HEADERS_TIMEOUT_MS),
+};
+
 /** Requests Node's HTTP parser rejects still get an answer in the API's error shape. */
 function answerClientErrors(server: Server): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
-    const body = JSON.stringify(new NookError('INVALID_ARGUMENT', `malformed HTTP request: ${err.code ?? err.message}`, { hint: 'send a well-formed HTTP/1.1 request' }).toJSON());
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const error = timedOut
+      ? new NookError('INVALID_ARGUMENT', `the request head did not arrive within ${HEADERS_TIMEOUT_MS} ms`, { hint: 'send the whole request head at once' })
+      : new NookError('INVALID_ARGUMENT', `malformed HTTP request: ${err.code ?? err.message}`, { hint: 'send a well-formed HTTP/1.1 request' });
+    const body = JSON.stringify(error.toJSON());
+    const status = timedOut ? '408 Request Timeout' : '400 Bad Request';
+    // Then close both ways: the server allows half-open sockets, and a client that never
+    // closes its side would otherwise keep the descriptor.
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
   });
 }
 
@@ -90,7 +112,7 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
     })();
   };
 
-  const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown }).fetch }) as Server;
+  const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
   unix.on('upgrade', ptyUpgradeHandler(nook));
   answerClientErrors(unix);
   const oldMask = process.umask(0o177);
@@ -107,9 +129,10 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
     }
     const m = /^(.*):(\d+)$/.exec(tcp);
     if (!m) throw new NookError('INVALID_ARGUMENT', `--tcp ${tcp}: expected HOST:PORT`);
-    const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch }) as Server;
+    const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
     server.on('upgrade', ptyUpgradeHandler(nook, token));
     answerClientErrors(server);
+    server.maxConnections = TCP_MAX_CONNECTIONS;
     await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
     servers.push(server);
     log('listening on tcp', { address: tcp });

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CODES } from '../../src/api/errors.js';
 import { routes } from '../../src/api/routes.js';
 import { NookClient } from '../../src/sdk/client.js';
-import { startDaemon, TestDaemon } from '../helpers/daemon.js';
+import { startDaemon, TestDaemon, waitFor } from '../helpers/daemon.js';
 
 /** A raw HTTP call over the daemon's unix socket: what any non-SDK client sends. */
 function call(socketPath: string, method: string, path: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -85,7 +86,7 @@ describe('TCP listener', () => {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
 
   before(async () => {
-    d = await startDaemon({ NOOK_TCP: `127.0.0.1:${port}`, NOOK_TOKEN: token });
+    d = await startDaemon({ NOOK_TCP: `127.0.0.1:${port}`, NOOK_TOKEN: token, NOOK_TCP_MAX_CONNECTIONS: '32', NOOK_HEADERS_TIMEOUT_MS: '1500' });
   });
   after(async () => d.teardown());
 
@@ -94,6 +95,28 @@ describe('TCP listener', () => {
     await assert.rejects(bad.health(), (e: Error & { code?: string }) => e.code === 'UNAUTHORIZED');
     const none = new NookClient({ baseUrl: `http://127.0.0.1:${port}`, token: '' });
     await assert.rejects(none.health(), (e: Error & { code?: string }) => e.code === 'UNAUTHORIZED');
+  });
+
+  it('bounds what unauthenticated connections can hold: a connection cap and a head timeout', async () => {
+    const fds = (): number => readdirSync(`/proc/${d.proc?.pid ?? 0}/fd`).length;
+    const before = fds();
+    // 200 clients that connect and send half a request head, never the rest.
+    const idle = await Promise.all(
+      Array.from({ length: 200 }, () => new Promise<Socket>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => { s.write('GET /v1/health HTTP/1.1\r\nHost: x\r\n'); resolve(s); });
+        s.on('error', () => resolve(s));
+      })),
+    );
+    try {
+      assert.ok(fds() - before <= 40, `the daemon holds ${fds() - before} more descriptors for 200 idle clients (cap 32)`);
+      await d.client.health(); // the unix socket is unaffected
+      // The head timeout frees them all, and the listener serves again.
+      await waitFor(() => fds() - before <= 2, 10_000, 'half-sent requests to be dropped');
+      const client = new NookClient({ baseUrl: `http://127.0.0.1:${port}`, token });
+      assert.equal((await client.health()).ok, true);
+    } finally {
+      for (const s of idle) s.destroy();
+    }
   });
 
   it('serves the whole API with the token', async () => {
