@@ -9,19 +9,37 @@ function jsonSchema(schema: z.ZodType): unknown {
   return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
 }
 
+interface ObjectSchema {
+  properties?: Record<string, { description?: string } & Record<string, unknown>>;
+  required?: string[];
+}
+
+/** Path and query parameters, with the route table's schemas (a path parameter without one is a string). */
+function parameters(def: RouteDef): unknown[] {
+  const pathSchemas = def.params ? (jsonSchema(def.params) as ObjectSchema).properties : undefined;
+  const path = [...def.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: pathSchemas?.[m[1] ?? ''] ?? { type: 'string' } }));
+  const query = def.query ? (jsonSchema(def.query) as ObjectSchema) : {};
+  const queries = Object.entries(query.properties ?? {}).map(([name, { description, ...schema }]) => ({
+    name,
+    in: 'query',
+    required: query.required?.includes(name) ?? false,
+    ...(description ? { description } : {}),
+    schema,
+  }));
+  return [...path, ...queries];
+}
+
 /** The OpenAPI 3.1 document, generated from the route table. */
 export function openApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [operationId, def] of Object.entries(routes) as [string, RouteDef][]) {
-    const params = [...def.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    const query = Object.entries(def.query ?? {}).map(([name, description]) => ({ name, in: 'query', required: false, description, schema: { type: 'string' } }));
     const binary = { schema: { type: 'string', format: 'binary' } };
     const ok: Record<string, unknown> = def.tar === 'response' ? { 'application/x-tar': binary } : { 'application/json': { schema: jsonSchema(def.response) } };
     if (def.streamEvent) ok[NDJSON] = { schema: jsonSchema(def.streamEvent), description: 'one event per line, when the body has stream: true' };
     const op: Record<string, unknown> = {
       operationId,
       summary: def.summary,
-      parameters: [...params, ...query],
+      parameters: parameters(def),
       responses: {
         '200': { description: 'OK', content: ok },
         default: { description: `An error; code is one of ${Object.keys(ERROR_CODES).join(', ')}`, content: { 'application/json': { schema: jsonSchema(ApiError) } } },

@@ -2,8 +2,47 @@
  * The route table: method, path, body and response schema of every endpoint. The daemon
  * validates against it and the OpenAPI document is generated from it, so they cannot drift.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import * as s from './schemas.js';
+
+/** A query flag: "true" or "false", absent is false (z.coerce.boolean would read "false" as true). */
+const flag = (description: string) =>
+  z
+    .enum(['true', 'false'])
+    .optional()
+    .transform((v) => v === 'true')
+    .describe(description);
+/** A count or byte size: a non-negative integer (Number() syntax, as the daemon always read it). */
+const count = () => z.coerce.number().int().min(0);
+const sandboxPath = (description: string) => z.string().default('').describe(description);
+
+/** Logs since: an ISO time or ms since the epoch. */
+const sinceTime = z
+  .string()
+  .transform((v, ctx) => {
+    const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (Number.isNaN(ms)) {
+      ctx.issues.push({ code: 'custom', input: v, message: `${v} is not a time: give an ISO time or ms since epoch` });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .optional()
+  .describe('only output since this ISO time or ms epoch');
+
+/** Label filters, k=v, repeatable: every one must match. */
+const labelFilter = z
+  .array(z.string().regex(/^[^=]+=/, 'a label filter must be key=value'))
+  .optional()
+  .transform((values) => Object.fromEntries((values ?? []).map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)])))
+  .describe('k=v, repeatable: only sandboxes carrying every given label');
+
+const fileMode = z
+  .string()
+  .regex(/^0*[0-7]{1,3}$/, 'is not octal permission bits (e.g. 644 or 755)')
+  .optional()
+  .transform((v) => Number.parseInt(v ?? '644', 8))
+  .describe('octal permission bits, default 644');
 
 export interface RouteDef {
   method: 'get' | 'post' | 'delete';
@@ -15,7 +54,10 @@ export interface RouteDef {
   streamEvent?: z.ZodType;
   /** The request body or the answer is a tar archive (application/x-tar), not JSON. */
   tar?: 'body' | 'response';
-  query?: Record<string, string>;
+  /** Query parameters: validated by the daemon (400 naming the parameter) and listed in the OpenAPI document. */
+  query?: z.ZodObject;
+  /** Path parameters that need more than a string (others are plain strings). */
+  params?: z.ZodObject;
 }
 
 export const routes = {
@@ -25,7 +67,7 @@ export const routes = {
     path: '/v1/sandboxes',
     summary: 'List sandboxes',
     response: s.SandboxList,
-    query: { label: 'k=v, repeatable: only sandboxes carrying every given label', state: 'only sandboxes in this state' },
+    query: z.object({ label: labelFilter, state: s.SandboxState.optional().describe('only sandboxes in this state') }),
   },
   createSandbox: { method: 'post', path: '/v1/sandboxes', summary: 'Create and start a sandbox', body: s.CreateSandboxRequest, response: s.Sandbox },
   getSandbox: { method: 'get', path: '/v1/sandboxes/{ref}', summary: 'One sandbox, by name or id', response: s.Sandbox },
@@ -34,7 +76,7 @@ export const routes = {
     path: '/v1/sandboxes/{ref}',
     summary: 'Destroy a sandbox and its files (its snapshots are kept unless withSnapshots)',
     response: s.DestroyResult,
-    query: { withSnapshots: 'true: delete its snapshots too' },
+    query: z.object({ withSnapshots: flag('true: delete its snapshots too') }),
   },
   recycleSandbox: {
     method: 'post',
@@ -66,14 +108,21 @@ export const routes = {
     response: s.ExecResult,
     streamEvent: s.ExecEvent,
   },
-  showNetwork: { method: 'get', path: '/v1/sandboxes/{ref}/network', summary: 'Egress policy and recent decisions', response: s.NetworkShow, query: { limit: 'how many decisions (default 50)' } },
+  showNetwork: { method: 'get', path: '/v1/sandboxes/{ref}/network', summary: 'Egress policy and recent decisions', response: s.NetworkShow, query: z.object({ limit: count().optional().transform((n) => n || 50).describe('how many decisions (default 50)') }),
+  },
   setNetwork: { method: 'post', path: '/v1/sandboxes/{ref}/network', summary: 'Replace the mode and/or allow-list (applies at once)', body: s.NetworkSet, response: s.NetworkShow },
   allowHosts: { method: 'post', path: '/v1/sandboxes/{ref}/network/allow', summary: 'Add hosts to the allow-list (applies at once)', body: s.NetworkHosts, response: s.NetworkShow },
   denyHosts: { method: 'post', path: '/v1/sandboxes/{ref}/network/deny', summary: 'Remove hosts from the allow-list (applies at once)', body: s.NetworkHosts, response: s.NetworkShow },
   suggestNetwork: { method: 'get', path: '/v1/sandboxes/{ref}/network/suggest', summary: 'The allow-list that learn-mode runs needed', response: s.NetworkSuggestion },
   expose: { method: 'post', path: '/v1/sandboxes/{ref}/expose', summary: 'Expose a sandbox port on the host loopback, behind a token', body: s.ExposeRequest, response: s.Exposure },
   listExposures: { method: 'get', path: '/v1/sandboxes/{ref}/expose', summary: "A sandbox's exposed ports", response: s.ExposureList },
-  unexpose: { method: 'delete', path: '/v1/sandboxes/{ref}/expose/{port}', summary: 'Stop exposing a port', response: s.Exposure },
+  unexpose: {
+    method: 'delete',
+    path: '/v1/sandboxes/{ref}/expose/{port}',
+    summary: 'Stop exposing a port',
+    response: s.Exposure,
+    params: z.object({ port: z.coerce.number().int().min(1).max(65535).describe('the sandbox port') }),
+  },
   startProcess: { method: 'post', path: '/v1/sandboxes/{ref}/processes', summary: 'Start a background process (outlives the request; logs kept by the daemon)', body: s.StartProcessRequest, response: s.Process },
   listProcesses: { method: 'get', path: '/v1/sandboxes/{ref}/processes', summary: 'Processes started through nook', response: s.ProcessList },
   getProcess: { method: 'get', path: '/v1/sandboxes/{ref}/processes/{proc}', summary: 'One process, by id or name', response: s.Process },
@@ -83,7 +132,11 @@ export const routes = {
     path: '/v1/sandboxes/{ref}/processes/{proc}/logs',
     summary: "A process's output as NDJSON; with follow, until it exits",
     response: s.LogEvent,
-    query: { follow: 'true: keep streaming until the process exits', tail: 'only the last N lines', since: 'only output since this ISO time or ms epoch' },
+    query: z.object({
+      follow: flag('true: keep streaming until the process exits'),
+      tail: z.string().regex(/^\d+$/, 'is not a number of lines').transform(Number).optional().describe('only the last N lines'),
+      since: sinceTime,
+    }),
   },
   events: { method: 'get', path: '/v1/events', summary: 'Lifecycle events as NDJSON, as they happen (the stream stays open)', response: s.NookEvent },
   pty: {
@@ -92,35 +145,48 @@ export const routes = {
     summary: 'WebSocket: an interactive terminal. First text message {type:start, cols, rows, argv?}; binary messages are terminal bytes; {type:resize}; the server ends with {type:exit}',
     response: s.PtyServerMessage,
   },
-  listAudit: { method: 'get', path: '/v1/audit', summary: 'Audit records, newest last', response: s.AuditList, query: { sandbox: 'only this sandbox', action: 'only this action', limit: 'at most this many (default 100)' } },
+  listAudit: { method: 'get', path: '/v1/audit', summary: 'Audit records, newest last', response: s.AuditList, query: z.object({
+      sandbox: z.string().optional().describe('only this sandbox'),
+      action: z.string().optional().describe('only this action'),
+      limit: count().optional().transform((n) => n || 100).describe('at most this many (default 100)'),
+    }),
+  },
   getAudit: { method: 'get', path: '/v1/audit/{receipt}', summary: 'One audit record', response: s.AuditRecord },
   verifyAudit: { method: 'get', path: '/v1/audit/verify', summary: 'Check the hash chain end to end; names the first bad record', response: s.AuditVerify },
   exportAudit: { method: 'get', path: '/v1/audit/export', summary: 'Every record as JSON lines', response: s.AuditRecord },
   usage: { method: 'get', path: '/v1/sandboxes/{ref}/usage', summary: 'Compute seconds and stored bytes (files, snapshots, logs)', response: s.Usage },
   done: { method: 'post', path: '/v1/sandboxes/{ref}/done', summary: 'The end-of-job checklist: stop compute, remove exposures, list what remains and the receipts', response: s.DoneReport },
-  retained: { method: 'get', path: '/v1/retained', summary: 'All state that still exists, with size and age', response: s.RetainedList, query: { sandbox: 'only this sandbox' } },
+  retained: { method: 'get', path: '/v1/retained', summary: 'All state that still exists, with size and age', response: s.RetainedList, query: z.object({ sandbox: z.string().optional().describe('only this sandbox') }),
+  },
   gc: { method: 'post', path: '/v1/gc', summary: 'Delete state older than a given age, by kind (dryRun lists it)', body: s.GcRequest, response: s.GcResult },
   listProfiles: { method: 'get', path: '/v1/profiles', summary: 'Profiles with their draft and published versions', response: s.ProfileList },
   getProfile: { method: 'get', path: '/v1/profiles/{name}', summary: 'One profile', response: s.Profile },
-  saveProfile: { method: 'post', path: '/v1/profiles/{name}', summary: 'Create or replace the draft of a profile', body: s.ProfileSpec, response: s.Profile },
+  saveProfile: {
+    method: 'post',
+    path: '/v1/profiles/{name}',
+    summary: 'Create or replace the draft of a profile',
+    body: s.ProfileSpec,
+    response: s.Profile,
+    params: z.object({ name: z.string().regex(s.NAME_PATTERN, `invalid profile name: use ${s.NAME_RULE}`) }),
+  },
   publishProfile: { method: 'post', path: '/v1/profiles/{name}/publish', summary: 'Publish the draft as the next version', response: s.Profile },
   getConfig: { method: 'get', path: '/v1/config', summary: 'Host settings no profile can loosen', response: s.HostConfig },
   setConfig: { method: 'post', path: '/v1/config', summary: 'Change a host setting', body: s.SetConfigRequest, response: s.HostConfig },
-  statFile: { method: 'get', path: '/v1/sandboxes/{ref}/files/stat', summary: 'lstat of a path inside the sandbox', response: s.FileInfo, query: { path: 'absolute path in the sandbox' } },
-  listFiles: { method: 'get', path: '/v1/sandboxes/{ref}/files/list', summary: 'A directory inside the sandbox', response: s.FileList, query: { path: 'absolute path in the sandbox' } },
+  statFile: { method: 'get', path: '/v1/sandboxes/{ref}/files/stat', summary: 'lstat of a path inside the sandbox', response: s.FileInfo, query: z.object({ path: sandboxPath('absolute path in the sandbox') }) },
+  listFiles: { method: 'get', path: '/v1/sandboxes/{ref}/files/list', summary: 'A directory inside the sandbox', response: s.FileList, query: z.object({ path: sandboxPath('absolute path in the sandbox') }) },
   readFile: {
     method: 'get',
     path: '/v1/sandboxes/{ref}/files/content',
     summary: 'A regular file\'s bytes (application/octet-stream); refused with PAYLOAD_TOO_LARGE past maxBytes (default 16 MiB)',
     response: s.FileInfo,
-    query: { path: 'absolute path in the sandbox', maxBytes: 'upper bound, default 16777216' },
+    query: z.object({ path: sandboxPath('absolute path in the sandbox'), maxBytes: count().default(16 * 1024 * 1024).describe('upper bound, default 16777216') }),
   },
   writeFile: {
     method: 'post',
     path: '/v1/sandboxes/{ref}/files/content',
     summary: 'Write a file from the raw request body (replaced atomically; a symlink there is replaced, not followed)',
     response: s.FileInfo,
-    query: { path: 'absolute path in the sandbox', mode: 'octal permission bits, default 644' },
+    query: z.object({ path: sandboxPath('absolute path in the sandbox'), mode: fileMode }),
   },
   putTar: {
     method: 'post',
@@ -128,7 +194,7 @@ export const routes = {
     summary: 'Unpack a tar stream (the body) into a directory inside the sandbox, made with its parents; tar runs inside the sandbox',
     response: s.TarResult,
     tar: 'body',
-    query: { path: 'absolute directory in the sandbox' },
+    query: z.object({ path: sandboxPath('absolute directory in the sandbox') }),
   },
   getTar: {
     method: 'get',
@@ -136,10 +202,11 @@ export const routes = {
     summary: 'A file or directory inside the sandbox as a tar stream (one top entry: its last path part); past maxBytes (+1 MiB) it ends early without the tar end blocks',
     response: s.TarResult,
     tar: 'response',
-    query: { path: 'absolute path in the sandbox', maxBytes: 'upper bound of the archive, default 1 GiB' },
+    query: z.object({ path: sandboxPath('absolute path in the sandbox'), maxBytes: count().default(1024 ** 3).describe('upper bound of the archive, default 1 GiB') }),
   },
   makeDir: { method: 'post', path: '/v1/sandboxes/{ref}/files/mkdir', summary: 'Make a directory (parents: with missing parents)', body: s.PathRequest, response: s.FileInfo },
-  removeFile: { method: 'delete', path: '/v1/sandboxes/{ref}/files', summary: 'Remove a file or (recursive) a directory', response: s.PathRequest, query: { path: 'absolute path', recursive: 'true to remove a directory tree' } },
+  removeFile: { method: 'delete', path: '/v1/sandboxes/{ref}/files', summary: 'Remove a file or (recursive) a directory', response: s.PathRequest, query: z.object({ path: sandboxPath('absolute path'), recursive: flag('true to remove a directory tree') }),
+  },
   createVolume: { method: 'post', path: '/v1/volumes', summary: 'A managed volume: sparse ext4, encrypted with fscrypt, created locked', body: s.CreateVolumeRequest, response: s.Volume },
   listVolumes: { method: 'get', path: '/v1/volumes', summary: 'Managed volumes', response: s.VolumeList },
   getVolume: { method: 'get', path: '/v1/volumes/{name}', summary: 'One volume', response: s.Volume },
@@ -148,9 +215,10 @@ export const routes = {
   lockVolume: { method: 'post', path: '/v1/volumes/{name}/lock', summary: 'Remove the key and unmount: only ciphertext remains (force unmounts first)', body: s.LockVolumeRequest, response: s.Volume },
   mountVolume: { method: 'post', path: '/v1/sandboxes/{ref}/volumes', summary: 'Mount an unlocked volume into a running sandbox (single-attach)', body: s.MountVolumeRequest, response: s.Volume },
   sandboxVolumes: { method: 'get', path: '/v1/sandboxes/{ref}/volumes', summary: "A sandbox's mounted volumes", response: s.VolumeList },
-  unmountVolume: { method: 'delete', path: '/v1/sandboxes/{ref}/volumes', summary: 'Unmount the volume at a guest path (refused with VOLUME_BUSY while processes reach it)', response: s.Volume, query: { guest: 'the guest path', force: 'true: kill the processes that still reach it, then unmount' } },
+  unmountVolume: { method: 'delete', path: '/v1/sandboxes/{ref}/volumes', summary: 'Unmount the volume at a guest path (refused with VOLUME_BUSY while processes reach it)', response: s.Volume, query: z.object({ guest: z.string().default('').describe('the guest path'), force: flag('true: kill the processes that still reach it, then unmount') }),
+  },
   listTemplates: { method: 'get', path: '/v1/templates', summary: 'Named templates: an image preset plus create defaults', response: s.TemplateList },
-  listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList, query: { all: 'true to include the build step cache' } },
+  listImages: { method: 'get', path: '/v1/images', summary: 'List images', response: s.ImageList, query: z.object({ all: flag('true to include the build step cache') }) },
   buildSpec: {
     method: 'post',
     path: '/v1/builds',
@@ -158,7 +226,7 @@ export const routes = {
     response: s.BuildResult,
     tar: 'body',
     streamEvent: s.BuildEvent,
-    query: { spec: 'the spec file in the context (default nook.json)', stream: 'true for application/x-ndjson BuildEvents' },
+    query: z.object({ spec: z.string().optional().describe('the spec file in the context (default nook.json)'), stream: flag('true for application/x-ndjson BuildEvents') }),
   },
   buildImage: {
     method: 'post',
@@ -190,7 +258,12 @@ export const routes = {
     summary: 'A new image from an OCI image layout tar (digests verified, whiteouts honoured, device nodes refused)',
     response: s.Image,
     tar: 'body',
-    query: { name: 'name of the new image (required)' },
+    query: z.object({
+      name: z
+        .string({ error: `give the new image a valid name (?name=): ${s.IMAGE_NAME_RULE}` })
+        .regex(s.IMAGE_NAME_PATTERN, `give the new image a valid name (?name=): ${s.IMAGE_NAME_RULE}`)
+        .describe('name of the new image (required)'),
+    }),
   },
   removeImage: { method: 'delete', path: '/v1/images/{name}', summary: 'Remove an image no sandbox uses', response: s.Image },
   shutdown: { method: 'post', path: '/v1/system/shutdown', summary: 'Stop the daemon (release: stop compute and unmount storage first)', body: s.ShutdownRequest, response: s.Health },

@@ -11,6 +11,7 @@ import { create as createTar } from 'tar';
 import { NookError } from '../api/errors.js';
 import { BuildSpec, Preset, type BuildEvent, type BuildResult, type Image } from '../api/schemas.js';
 import { log } from '../util/log.js';
+import { safeUntar } from '../util/safe-untar.js';
 import type { AuditLog } from './audit.js';
 import type { FileManager } from './files.js';
 import { BUILD_STEP_SOURCE, type ImageConfig, type ImageManager } from './images.js';
@@ -163,6 +164,25 @@ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-i
       steps.push({ kind: 'run', description: script.length > 60 ? `${script.slice(0, 57)}...` : script, key, apply: shell(script) });
     }
     return steps;
+  }
+
+  /**
+   * Builds from an uploaded context: `receive` writes the archive into a private temp dir,
+   * where it is unpacked (bounded, nothing leaves the dir) and built; the dir goes afterwards.
+   */
+  async buildUpload(tmpDir: string, receive: (file: string) => Promise<void>, maxUnpackedBytes: number, specFile: string | undefined, emit: Emit): Promise<BuildResult> {
+    await fsp.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+    const dir = await fsp.mkdtemp(join(tmpDir, 'build-'));
+    try {
+      const upload = join(dir, 'context.tar');
+      const context = join(dir, 'context');
+      await fsp.mkdir(context);
+      await receive(upload);
+      await safeUntar(createReadStream(upload), context, maxUnpackedBytes);
+      return await this.build(context, specFile ?? SPEC_FILE, emit);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   }
 
   async build(contextDir: string, specFile: string, emit: Emit): Promise<BuildResult> {

@@ -19,6 +19,9 @@ import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from
 import { pullBlobs } from '../oci/pull.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from '../oci/presets.js';
 
+/** Image jobs report progress through this (re-exported so the daemon needs nothing from oci/). */
+export type { ProgressFn };
+
 interface ImageRow {
   id: string;
   name: string;
@@ -267,6 +270,18 @@ export class ImageManager {
       });
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** A new image from an uploaded archive: `receive` writes it to a private file in tmpDir, removed afterwards. */
+  async importUpload(name: string, tmpDir: string, receive: (file: string) => Promise<void>): Promise<Image> {
+    await fsp.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+    const file = join(tmpDir, `upload-${newId('u')}.tar`);
+    try {
+      await receive(file);
+      return await this.importLayout(name, file, tmpDir);
+    } finally {
+      await fsp.rm(file, { force: true });
     }
   }
 

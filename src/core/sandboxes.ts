@@ -392,6 +392,13 @@ export class SandboxManager {
     return row;
   }
 
+  /** Stop as a caller asks it: a non-persistent sandbox is destroyed, answered as destroying rather than a 404 on the next call. */
+  async stopForCaller(ref: string): Promise<Sandbox> {
+    const before = this.get(ref);
+    const after = await this.stop(ref);
+    return after ?? { ...before, state: 'destroying' };
+  }
+
   async stop(ref: string, reason: 'request' | 'ttl' | 'release' = 'request'): Promise<Sandbox | null> {
     const row = this.settledRow(ref);
     if (row.persistent === 0) {

@@ -147,6 +147,13 @@ export class SnapshotManager {
     return rows.map((r) => this.toSnapshot(r));
   }
 
+  /** A sandbox's snapshots; a name that is neither a sandbox nor the old name of one with snapshots is a typo (SANDBOX_NOT_FOUND). */
+  listOf(ref: string): Snapshot[] {
+    const snapshots = this.list(ref);
+    if (snapshots.length === 0 && !this.sandboxes.find(ref)) this.sandboxes.get(ref);
+    return snapshots;
+  }
+
   /** `SANDBOX@NAME` or a snapshot id. A live sandbox of that name wins over destroyed ones. */
   resolve(spec: string): SnapshotRow {
     let row: SnapshotRow | undefined;

@@ -60,6 +60,31 @@ describe('HTTP API over the unix socket', () => {
     }
   });
 
+  it('checks query and path parameters against the route table: a bad value answers 400 naming it', async () => {
+    const cases: [string, string, string, string][] = [
+      ['DELETE', '/v1/sandboxes/api?withSnapshots=yes', 'withSnapshots', 'INVALID_ARGUMENT'],
+      ['GET', '/v1/sandboxes/api/files/content?path=/etc/hostname&maxBytes=lots', 'maxBytes', 'INVALID_ARGUMENT'],
+      ['GET', '/v1/sandboxes/api/files/tar?path=/etc&maxBytes=-1', 'maxBytes', 'INVALID_ARGUMENT'],
+      ['POST', '/v1/sandboxes/api/files/content?path=/tmp/x&mode=999', 'mode', 'INVALID_ARGUMENT'],
+      ['GET', '/v1/sandboxes?state=sleeping', 'state', 'INVALID_ARGUMENT'],
+      ['GET', '/v1/audit?limit=many', 'limit', 'INVALID_ARGUMENT'],
+      ['POST', '/v1/images/import?name=Bad%20Name', 'name', 'INVALID_NAME'],
+      ['DELETE', '/v1/sandboxes/api/expose/99999', 'port', 'INVALID_ARGUMENT'],
+    ];
+    for (const [method, path, field, code] of cases) {
+      const r = await call(d.socket, method, path);
+      assert.equal(r.status, 400, `${method} ${path}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.code, code, path);
+      assert.match(r.json.message as string, new RegExp(`parameter ${field}:`), path);
+      // A refused mutating call is still one audited operation with a receipt.
+      if (method !== 'GET') assert.match(String(r.json.receipt), /^rcpt/, `${path} has a receipt`);
+    }
+    assert.equal((await call(d.socket, 'GET', '/v1/sandboxes/api')).json.state, 'running', 'the refused destroy did nothing');
+    // The flag still reads "false" as false (z.coerce.boolean would not).
+    const listed = await call(d.socket, 'GET', '/v1/images?all=false');
+    assert.equal(listed.status, 200);
+  });
+
   it('publishes an OpenAPI document covering every route', async () => {
     const r = await call(d.socket, 'GET', '/v1/openapi.json');
     assert.equal(r.status, 200);

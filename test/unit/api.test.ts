@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ERROR_CODES, httpStatusFor, isErrorCode, NookError } from '../../src/api/errors.js';
 import { openApiDocument } from '../../src/api/openapi.js';
+import { routes, type RouteDef } from '../../src/api/routes.js';
 import { CreateSandboxRequest, ExecRequest, NAME_PATTERN } from '../../src/api/schemas.js';
 import { toError } from '../../src/sdk/transport.js';
 
@@ -48,5 +49,23 @@ describe('OpenAPI document', () => {
     const create = doc.paths['/v1/sandboxes']?.post;
     const props = create?.requestBody?.content['application/json']?.schema.properties ?? {};
     assert.ok('memoryMiB' in props && 'ttlMs' in props && 'name' in props);
+  });
+  it('lists every query parameter of the route table with its schema', () => {
+    type Param = { name: string; in: string; required: boolean; schema: { type?: string; enum?: string[]; default?: unknown; minimum?: number } };
+    const doc = openApiDocument('test') as { paths: Record<string, Record<string, { parameters: Param[] }>> };
+    const params = (path: string, method: string): Param[] => doc.paths[path]?.[method]?.parameters ?? [];
+    const destroy = params('/v1/sandboxes/{ref}', 'delete').find((p) => p.name === 'withSnapshots');
+    assert.deepEqual([destroy?.in, destroy?.required, destroy?.schema.enum], ['query', false, ['true', 'false']]);
+    const maxBytes = params('/v1/sandboxes/{ref}/files/content', 'get').find((p) => p.name === 'maxBytes');
+    assert.deepEqual([maxBytes?.in, maxBytes?.schema.type, maxBytes?.schema.default, maxBytes?.schema.minimum], ['query', 'integer', 16 * 1024 * 1024, 0]);
+    const importName = params('/v1/images/import', 'post').find((p) => p.name === 'name');
+    assert.equal(importName?.required, true);
+    const port = params('/v1/sandboxes/{ref}/expose/{port}', 'delete').find((p) => p.name === 'port');
+    assert.deepEqual([port?.in, port?.schema.type], ['path', 'integer']);
+    // Every route's query schema reaches the document, parameter for parameter.
+    for (const def of Object.values(routes) as RouteDef[]) {
+      const listed = params(def.path, def.method).filter((p) => p.in === 'query').map((p) => p.name);
+      assert.deepEqual(listed, Object.keys(def.query?.shape ?? {}), `${def.method} ${def.path}`);
+    }
   });
 });

@@ -1,0 +1,63 @@
+/** Files inside a sandbox: stat, list, read, write (streamed), mkdir, remove; directory trees as tar in and out. */
+import { Readable } from 'node:stream';
+import type { Hono } from 'hono';
+import { routes } from '../../api/routes.js';
+import { drainBody, parseBody, tarBody } from '../http/body.js';
+import { readQuery } from '../http/input.js';
+import { on, ref, type RouteDeps } from './deps.js';
+
+/** Copy-in bound for single files (the body streams to disk). */
+const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 16 * 1024 ** 3);
+/** Directory copies stream through, so their bound can be large. */
+const MAX_TAR_IN_BYTES = Number(process.env.NOOK_MAX_TAR_IN_BYTES ?? 16 * 1024 ** 3);
+
+/** A byte stream answer (file bytes or a tar archive). */
+function bytes(stream: Readable, headers: Record<string, string>): Response {
+  return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, { headers });
+}
+
+/** Runs `consume` on a streamed body; on a refusal, reads (and drops) the rest so the client gets the answer rather than a broken pipe. */
+async function consuming<T>(body: ReadableStream<Uint8Array>, consume: () => Promise<T>): Promise<T> {
+  try {
+    return await consume();
+  } catch (e) {
+    await drainBody(body);
+    throw e;
+  }
+}
+
+export function register(app: Hono, { nook, answer }: RouteDeps): void {
+  const files = nook.files;
+  on(app, 'statFile', async (c) => answer(c, await files.stat(ref(c), readQuery(c, routes.statFile.query).path)));
+  on(app, 'listFiles', async (c) => answer(c, { files: await files.list(ref(c), readQuery(c, routes.listFiles.query).path) }));
+  on(app, 'readFile', async (c) => {
+    const q = readQuery(c, routes.readFile.query);
+    const { info, stream } = await files.readStream(ref(c), q.path, q.maxBytes);
+    return bytes(stream, { 'content-type': 'application/octet-stream', 'content-length': String(info.size) });
+  });
+  on(app, 'writeFile', async (c) => {
+    const q = readQuery(c, routes.writeFile.query);
+    const body = c.req.raw.body;
+    // A JSON-typed body was already read for the audit record: write what was read.
+    if (!body || c.req.raw.bodyUsed) return answer(c, await files.write(ref(c), q.path, Buffer.from(await c.req.arrayBuffer()), q.mode));
+    return answer(c, await consuming(body, () => files.writeStream(ref(c), q.path, body.values({ preventCancel: true }), q.mode, MAX_COPY_IN_BYTES)));
+  });
+  on(app, 'makeDir', async (c) => {
+    const req = await parseBody(c, routes.makeDir.body);
+    return answer(c, await files.mkdir(ref(c), req.path, req.parents ?? false));
+  });
+  on(app, 'putTar', async (c) => {
+    const { path } = readQuery(c, routes.putTar.query);
+    const body = tarBody(c);
+    return answer(c, await consuming(body, () => nook.tar.extractInto(ref(c), path, body, MAX_TAR_IN_BYTES)));
+  });
+  on(app, 'getTar', async (c) => {
+    const q = readQuery(c, routes.getTar.query);
+    return bytes(await nook.tar.archive(ref(c), q.path, q.maxBytes), { 'content-type': 'application/x-tar' });
+  });
+  on(app, 'removeFile', async (c) => {
+    const q = readQuery(c, routes.removeFile.query);
+    await files.remove(ref(c), q.path, q.recursive);
+    return answer(c, { path: q.path });
+  });
+}
