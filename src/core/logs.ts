@@ -19,9 +19,16 @@ interface Writer {
   seq: number;
   /** Records written lately, which the file may not hold yet (writes are buffered). */
   recent: LogRecord[];
+  /** Bytes of data those records hold. */
+  recentBytes: number;
 }
 
-const RECENT_RECORDS = 4096;
+/**
+ * How much of the latest output is also kept in memory. Back-pressure keeps what the file
+ * has not taken yet to one write buffer and a chunk, so this covers it with room to spare;
+ * counted in bytes, since a count of records let 4096 large chunks hold 350 MB.
+ */
+const RECENT_BYTES = 2 * 1024 * 1024;
 
 /**
  * Output of background processes, kept in the daemon's state (never in the sandbox's
@@ -44,12 +51,17 @@ export class LogStore {
     const path = this.path(sandboxId, processId);
     const prior = await this.read(sandboxId, processId);
     const bytes = (await fsp.stat(path).catch(() => ({ size: 0 }))).size;
-    this.writers.set(processId, { stream: createWriteStream(path, { flags: 'a', mode: 0o600 }), bytes, seq: prior.at(-1)?.n ?? 0, recent: [] });
+    this.writers.set(processId, { stream: createWriteStream(path, { flags: 'a', mode: 0o600 }), bytes, seq: prior.at(-1)?.n ?? 0, recent: [], recentBytes: 0 });
   }
 
-  append(sandboxId: string, processId: string, stream: 'o' | 'e', chunk: Buffer): void {
+  /**
+   * Stores a chunk. Answers false when the file is behind (the disk is slower than the
+   * process): the caller stops reading the process until `whenDrained`, so output waits in
+   * the sandbox's pipe instead of in the daemon's memory.
+   */
+  append(sandboxId: string, processId: string, stream: 'o' | 'e', chunk: Buffer): boolean {
     const w = this.writers.get(processId);
-    if (!w) return;
+    if (!w) return true;
     const record: LogRecord = { n: ++w.seq, t: Date.now(), s: stream, d: chunk.toString('base64') };
     const line = JSON.stringify(record) + '\n';
     if (w.bytes + line.length > ROTATE_BYTES) {
@@ -64,11 +76,26 @@ export class LogStore {
       w.stream = createWriteStream(path, { flags: 'w', mode: 0o600 });
       w.bytes = 0;
     }
-    w.stream.write(line);
+    const ready = w.stream.write(line);
     w.bytes += line.length;
     w.recent.push(record);
-    if (w.recent.length > RECENT_RECORDS) w.recent.splice(0, w.recent.length - RECENT_RECORDS);
+    w.recentBytes += record.d.length;
+    while (w.recentBytes > RECENT_BYTES && w.recent.length > 1) w.recentBytes -= w.recent.shift()?.d.length ?? 0;
     this.live.emit(processId, record);
+    return ready;
+  }
+
+  /** Calls `then` once the process's log file has caught up (or was rotated away and closed). */
+  whenDrained(processId: string, then: () => void): void {
+    const s = this.writers.get(processId)?.stream;
+    if (!s || !s.writableNeedDrain) return then();
+    const done = (): void => {
+      s.off('drain', done);
+      s.off('close', done);
+      then();
+    };
+    s.once('drain', done);
+    s.once('close', done);
   }
 
   async close(processId: string): Promise<void> {

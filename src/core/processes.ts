@@ -92,7 +92,13 @@ export class ProcessManager {
     const sb = this.sandboxes.record(sandboxId);
     const spec = JSON.parse(row.spec_json) as ProcessSpec;
     await this.logs.open(sandboxId, processId);
-    const session = this.runtime.openSession(
+    // Back-pressure: while the log file is behind, stop reading the process.
+    const store = (stream: 'o' | 'e') => (b: Buffer): void => {
+      if (this.logs.append(sandboxId, processId, stream, b)) return;
+      session.pause();
+      this.logs.whenDrained(processId, () => session.resume());
+    };
+    const session: SessionHandle = this.runtime.openSession(
       sandboxId,
       {
         argv: JSON.parse(row.argv_json) as string[],
@@ -100,7 +106,7 @@ export class ProcessManager {
         cwd: spec.cwd ?? sb.spec.cwd ?? DEFAULTS.cwd,
         ...this.sandboxes.commandUser(sb, spec.user),
       },
-      { onStdout: (b) => this.logs.append(sandboxId, processId, 'o', b), onStderr: (b) => this.logs.append(sandboxId, processId, 'e', b) },
+      { onStdout: store('o'), onStderr: store('e') },
     );
     session.endStdin();
     this.sessions.set(processId, session);

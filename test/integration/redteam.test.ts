@@ -73,6 +73,12 @@ describe('red team', () => {
       }, 60_000, 'the flood to finish');
       await new Promise((r) => setTimeout(r, 1000));
       peak = Math.max(peak, rssMiB(pid) - before);
+      // Reading again: the follower gets what was queued, then an error that says why it ended.
+      let tail = '';
+      sock.on('data', (b: Buffer) => (tail = (tail + b.toString('latin1')).slice(-4096)));
+      sock.resume();
+      await waitFor(() => tail.includes('"code":"BUSY"'), 30_000, 'the stream to end with BUSY');
+      assert.match(tail, /read too slowly/);
     } finally {
       sock.destroy();
     }
