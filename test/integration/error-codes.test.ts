@@ -33,8 +33,9 @@ describe('typed errors from a real daemon: what is missing says what it is', () 
   });
 
   it('a missing process is PROCESS_NOT_FOUND, a ProcessNotFoundError naming it', async () => {
-    for (const call of [sb.processes.get('no-such'), sb.processes.kill('no-such')]) {
-      const e = await thrown(call);
+    // Thunks, not promises made up front: one would reject before it is awaited.
+    for (const call of [() => sb.processes.get('no-such'), () => sb.processes.kill('no-such')]) {
+      const e = await thrown(call());
       assert.ok(e instanceof ProcessNotFoundError && e instanceof NotFoundError && e instanceof NookError, String(e));
       assert.equal(e.code, 'PROCESS_NOT_FOUND');
       assert.equal(e.status, 404);
@@ -53,8 +54,8 @@ describe('typed errors from a real daemon: what is missing says what it is', () 
   });
 
   it('a missing file is FILE_NOT_FOUND, from stat, read and a copy-out alike', async () => {
-    for (const call of [sb.files.stat('/work/nope'), sb.files.read('/work/nope'), sb.files.readTar('/work/nope')]) {
-      const e = await thrown(call);
+    for (const call of [() => sb.files.stat('/work/nope'), () => sb.files.read('/work/nope'), () => sb.files.readTar('/work/nope')]) {
+      const e = await thrown(call());
       assert.ok(e instanceof FileNotFoundError, String(e));
       assert.equal(e.code, 'FILE_NOT_FOUND');
       assert.equal(e.context?.path, '/work/nope');
