@@ -44,6 +44,15 @@ describe('typed errors from a real daemon: what is missing says what it is', () 
     }
   });
 
+  it('a ProcessHandle follows its process to the end', async () => {
+    const handle = await sb.processes.spawn('echo hi; exit 3', { name: 'short' });
+    let out = '';
+    const final = await handle.wait({ onStdout: (b) => (out += b.toString()) });
+    assert.deepEqual([final.state, final.exitCode, out], ['exited', 3, 'hi\n']);
+    assert.equal(handle.state, 'exited');
+    assert.equal((await sb.processes.handle('short')).id, handle.id);
+  });
+
   it('a missing volume (by name, or at a mount point) is VOLUME_NOT_FOUND', async () => {
     const byName = await thrown(d.client.volumes.get('no-such'));
     assert.ok(byName instanceof VolumeNotFoundError, String(byName));
