@@ -62,6 +62,7 @@ export interface RouteDef {
 
 export const routes = {
   health: { method: 'get', path: '/v1/health', summary: 'Daemon status, runtime and storage drivers', response: s.Health },
+  openapi: { method: 'get', path: '/v1/openapi.json', summary: 'This document: the API as OpenAPI 3.1, generated from the route table', response: s.OpenApiDocument },
   listSandboxes: {
     method: 'get',
     path: '/v1/sandboxes',

@@ -197,6 +197,9 @@ export const ExecResult = z.object({
 });
 export type ExecResult = z.infer<typeof ExecResult>;
 
+/** GET /v1/openapi.json: an OpenAPI 3.1 document (its shape is OpenAPI's, not ours). */
+export const OpenApiDocument = z.record(z.string(), z.unknown());
+
 export const ApiError = z.object({
   code: z.string(),
   message: z.string(),

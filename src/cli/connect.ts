@@ -7,7 +7,8 @@ import { NookClient } from '../sdk/client.js';
 
 const STARTUP_WAIT_MS = 20_000;
 
-function daemonEntry(): string {
+/** The installed nookd entry: dist/src/daemon/main.js, beside this CLI's directory. */
+export function daemonEntry(): string {
   return join(dirname(dirname(fileURLToPath(import.meta.url))), 'daemon', 'main.js');
 }
 

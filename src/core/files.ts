@@ -11,10 +11,10 @@ const FS_TIMEOUT_MS = 120_000;
 const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
 /** nook-init fs's exit codes as errors. */
-function failed(code: number, stderr: string, sandbox: string): void {
+function failed(code: number, stderr: string, sandbox: string, path: string): void {
   if (code === 0) return;
   const message = stderr.trim() || `exit ${code}`;
-  if (code === 2) throw new NookError('NOT_FOUND', message, { hint: `look with: nook fs ls ${sandbox} /` });
+  if (code === 2) throw new NookError('FILE_NOT_FOUND', message, { hint: `look with: nook fs ls ${sandbox} /`, context: { sandbox, path } });
   if (code === 3) throw new NookError('PAYLOAD_TOO_LARGE', message, { hint: 'raise --max-bytes, or copy a smaller file' });
   if (code === 4) throw new NookError('INVALID_ARGUMENT', message);
   throw new NookError('RUNTIME_ERROR', message);
@@ -57,12 +57,13 @@ export class FileManager {
       },
       onStderr: (b) => (err = (err + b.toString()).slice(-4000)),
     });
-    if (r.timedOut) throw new NookError('RUNTIME_ERROR', `the file operation timed out after ${FS_TIMEOUT_MS} ms`);
-    failed(r.exitCode, err, sb.name);
+    if (r.timedOut) throw new NookError('TIMEOUT', `the file operation timed out after ${FS_TIMEOUT_MS} ms`, { context: { timeoutMs: FS_TIMEOUT_MS } });
+    failed(r.exitCode, err, sb.name, args[1] ?? '/');
     // Past the bound the output was cut (mid-line for a listing): say so, never parse the rest.
     if (outBytes > maxBytes) {
       throw new NookError('PAYLOAD_TOO_LARGE', `the answer from the sandbox is over ${maxBytes} bytes (${args[0]} ${args[1] ?? ''})`, {
         hint: 'list a smaller directory, or look inside it with nook exec SANDBOX -- ls',
+        context: { maxBytes },
       });
     }
     this.audit.note({}, { id: sb.id, name: sb.name });
@@ -86,7 +87,7 @@ export class FileManager {
       new NookError('PAYLOAD_TOO_LARGE', `more than ${maxBytes} bytes: stopped, the file is unchanged`, { hint: 'copy a smaller file, or raise NOOK_MAX_COPY_IN_BYTES on the daemon' }),
     );
     const exit = await session.exited;
-    failed(exit.exitCode, err, sb.name);
+    failed(exit.exitCode, err, sb.name, path);
     this.audit.note({ file: { path, ...fed, direction: 'in' } }, { id: sb.id, name: sb.name });
     return this.stat(sb.id, path);
   }
@@ -111,7 +112,7 @@ export class FileManager {
       (exit) => {
         if (out.stream.destroyed) return;
         try {
-          failed(exit.exitCode, err, sb.name);
+          failed(exit.exitCode, err, sb.name, path);
         } catch (e) {
           out.fail(e as Error);
           return;
@@ -135,7 +136,7 @@ export class FileManager {
   async stat(ref: string, path: string): Promise<FileInfo> {
     checkPath(path);
     const [info] = this.parse(await this.run(ref, ['stat', path]));
-    if (!info) throw new NookError('NOT_FOUND', `${path} not found`);
+    if (!info) throw new NookError('FILE_NOT_FOUND', `${path} not found`, { context: { sandbox: ref, path } });
     return { ...info, path };
   }
 

@@ -435,5 +435,5 @@ function configOf(u: UnpackedImage, source: string): ImageConfig {
 }
 
 function notFound(ref: string): NookError {
-  return new NookError('IMAGE_NOT_FOUND', `no image named ${ref}`, { hint: `build one: nook image build --preset ${Preset.options.join('|')}` });
+  return new NookError('IMAGE_NOT_FOUND', `no image named ${ref}`, { hint: `build one: nook image build --preset ${Preset.options.join('|')}`, context: { ref } });
 }

@@ -64,7 +64,7 @@ export class ProcessManager {
 
   private row(sandboxId: string, ref: string): ProcessRow {
     const row = this.db.prepare('SELECT * FROM processes WHERE sandbox_id = ? AND (id = ? OR name = ?) ORDER BY started_at DESC').get(sandboxId, ref, ref) as ProcessRow | undefined;
-    if (!row) throw new NookError('NOT_FOUND', `no process ${ref} in this sandbox`, { hint: 'list them: nook ps SANDBOX' });
+    if (!row) throw new NookError('PROCESS_NOT_FOUND', `no process ${ref} in this sandbox`, { hint: 'list them: nook ps SANDBOX', context: { sandboxId, process: ref } });
     return row;
   }
 

@@ -157,7 +157,7 @@ export class SandboxManager {
   private mustRow(ref: string): SandboxRow {
     const row = this.rowByRef(ref);
     if (!row) {
-      throw new NookError('SANDBOX_NOT_FOUND', `no sandbox named ${ref}`, { hint: 'list sandboxes with: nook ls' });
+      throw new NookError('SANDBOX_NOT_FOUND', `no sandbox named ${ref}`, { hint: 'list sandboxes with: nook ls', context: { ref } });
     }
     return row;
   }

@@ -129,7 +129,7 @@ export class SnapshotManager {
 
   private get(id: string): Snapshot {
     const row = this.db.prepare('SELECT * FROM snapshots WHERE id = ?').get(id) as SnapshotRow | undefined;
-    if (!row) throw new NookError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`);
+    if (!row) throw new NookError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`, { context: { ref: id } });
     return this.toSnapshot(row);
   }
 
@@ -171,7 +171,7 @@ export class SnapshotManager {
       ) as SnapshotRow | undefined;
     }
     if (!row) {
-      throw new NookError('SNAPSHOT_NOT_FOUND', `no snapshot ${JSON.stringify(spec)}`, { hint: 'name it SANDBOX@SNAPSHOT or by id; list them with: nook snapshot ls' });
+      throw new NookError('SNAPSHOT_NOT_FOUND', `no snapshot ${JSON.stringify(spec)}`, { hint: 'name it SANDBOX@SNAPSHOT or by id; list them with: nook snapshot ls', context: { ref: spec } });
     }
     return row;
   }

@@ -69,7 +69,7 @@ export class TarTransfer {
         () => idle.touch(),
       );
       const exit = await session.exited;
-      if (idle.fired) throw new NookError('RUNTIME_ERROR', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`);
+      if (idle.fired) throw new NookError('TIMEOUT', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`, { context: { timeoutMs: IDLE_TIMEOUT_MS } });
       if (exit.exitCode !== 0) throw tarFailed(exit.exitCode, stderr, 'unpacking the archive');
     } finally {
       idle.stop();
@@ -94,7 +94,7 @@ export class TarTransfer {
     const out = new SessionOutput();
     let stderr = '';
     let cut = false;
-    const idle = new IdleTimer(() => out.fail(new NookError('RUNTIME_ERROR', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`)));
+    const idle = new IdleTimer(() => out.fail(new NookError('TIMEOUT', `the copy made no progress for ${IDLE_TIMEOUT_MS} ms`, { context: { timeoutMs: IDLE_TIMEOUT_MS } })));
     const session = this.runtime.openSession(
       sb.id,
       { argv: ['tar', '-cf', '-', '-C', parent, base], env: ENV, cwd: '/' },

@@ -129,7 +129,7 @@ export class VolumeManager {
 
   private row(name: string): VolumeRow {
     const r = this.db.prepare('SELECT * FROM volumes WHERE name = ? OR id = ?').get(name, name) as VolumeRow | undefined;
-    if (!r || r.state === 'creating') throw new NookError('NOT_FOUND', `no volume named ${name}`, { hint: 'list them: nook volume ls' });
+    if (!r || r.state === 'creating') throw new NookError('VOLUME_NOT_FOUND', `no volume named ${name}`, { hint: 'list them: nook volume ls', context: { name } });
     return r;
   }
 
@@ -304,7 +304,7 @@ export class VolumeManager {
     if (!guest.startsWith('/') || guest.split('/').includes('..') || guest === '/') throw new NookError('INVALID_ARGUMENT', `guest path ${guest} must be an absolute directory below / without ..`);
     if (r.holder_id && r.holder_id !== sb.id) {
       const holder = this.sandboxes.find(r.holder_id);
-      if (holder && hasCompute(holder)) throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name}`, { hint: `single-attach: unmount it there first (nook volume unmount ${holder.name} ${r.guest_path})`, context: { holder: holder.name } });
+      if (holder && hasCompute(holder)) throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name}`, { hint: `single-attach: unmount it there first (nook volume unmount ${holder.name} ${r.guest_path})`, context: { sandbox: holder.name, sandboxId: holder.id, path: r.guest_path } });
     }
     const pid = await this.runtime.initPid(sb.id);
     if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sb.name} has no running compute`);
@@ -323,7 +323,7 @@ export class VolumeManager {
   async unmount(ref: string, guest: string, force = false): Promise<Volume> {
     const sb = this.sandboxes.record(ref);
     const r = this.db.prepare('SELECT * FROM volumes WHERE holder_id = ? AND guest_path = ?').get(sb.id, guest) as VolumeRow | undefined;
-    if (!r) throw new NookError('NOT_FOUND', `no volume is mounted at ${guest} in ${sb.name}`, { hint: `list them: nook volume ls ${sb.name}` });
+    if (!r) throw new NookError('VOLUME_NOT_FOUND', `no volume is mounted at ${guest} in ${sb.name}`, { hint: `list them: nook volume ls ${sb.name}`, context: { sandbox: sb.name, guest } });
     await this.detach(sb.id, r, force);
     this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
     this.sandboxes.events.publish('volume.unmounted', { sandbox: sb.name, sandboxId: sb.id, detail: { volume: r.name, path: guest } });

@@ -11,8 +11,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { create } from 'tar';
 import { NookError } from '../api/errors.js';
-import { ByteLimit } from '../util/byte-limit.js';
-import { safeUntar } from '../util/safe-untar.js';
+import { ByteLimit, safeUntar } from './safe-untar.js';
 
 /** A tar stream of the contents of `hostDir` (entries relative to it, ids written as 0). */
 export function packDir(hostDir: string): Readable {

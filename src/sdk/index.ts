@@ -1,6 +1,29 @@
-export { NookClient, Sandbox, type ExecOptions, type RunOptions, type CreateOptions, type Command, type PtyOptions, type PtySession } from './client.js';
-export { Transport, type TransportOptions } from './transport.js';
-export { NookError, ERROR_CODES, type ErrorCode, type ApiErrorBody } from '../api/errors.js';
+/**
+ * The nook SDK: `new NookClient()`, its collections (sandboxes, images, volumes...), one
+ * class per resource of a sandbox, and the typed error tree (`e instanceof SandboxNotFoundError`).
+ */
+export { NookClient, type HostSettingName } from './client.js';
+export { Sandbox } from './sandbox/sandbox.js';
+export { Files } from './sandbox/files.js';
+export { Processes, ProcessHandle, type LogOptions } from './sandbox/processes.js';
+export { Network, Exposures } from './sandbox/network.js';
+export { SandboxSnapshots } from './sandbox/snapshots.js';
+export { SandboxVolumes } from './sandbox/volumes.js';
+export { Terminals, type PtyOptions, type PtySession } from './sandbox/terminal.js';
+export { Sandboxes, type CreateOptions } from './sandboxes.js';
+export { Images, Templates } from './images.js';
+export { Builds } from './builds.js';
+export { Volumes } from './volumes.js';
+export { Profiles } from './profiles.js';
+export { Audit } from './audit.js';
+export { Snapshots } from './snapshots.js';
+export type { Command, ExecOptions, RunOptions } from './exec.js';
+export type { Unpacked } from './dir-transfer.js';
+export { Transport, type TransportOptions, type CallOptions } from './transport.js';
+export { pathOf, type PathParams } from './routes.js';
+export { routes, type RouteName, type RouteDef } from '../api/routes.js';
+export { NookError, ERROR_CODES, type ErrorCode, type ErrorContexts, type ApiErrorBody, type NookErrorOptions, type VolumeHolder, type Issue } from '../api/errors.js';
+export * from '../api/error-classes.js';
 export type {
   Sandbox as SandboxInfo,
   SandboxState,
@@ -23,4 +46,14 @@ export type {
   FileInfo,
   Volume,
   AuditVerify,
+  TarResult,
+  Template,
+  Profile,
+  ProfileSpec,
+  HostConfig,
+  RetainedItem,
+  Usage,
+  DoneReport,
+  BuildEvent,
+  BuildResult,
 } from '../api/schemas.js';

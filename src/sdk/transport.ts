@@ -3,7 +3,8 @@ import { request, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { request as requestHttps } from 'node:https';
 import { hostname, userInfo } from 'node:os';
-import { isErrorCode, NookError, type ApiErrorBody } from '../api/errors.js';
+import { createNookError, DaemonUnavailableError, InvalidStateError } from '../api/error-classes.js';
+import { isErrorCode, type ApiErrorBody, type NookError, type NookErrorOptions } from '../api/errors.js';
 
 export interface TransportOptions {
   /** Unix socket of the daemon (default: NOOK_SOCKET or /run/nook/nook.sock). */
@@ -79,10 +80,10 @@ export class Transport {
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
-        if (options.signal?.aborted) return reject(new NookError('INVALID_STATE', 'the request was aborted'));
+        if (options.signal?.aborted) return reject(new InvalidStateError('the request was aborted'));
         if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
           return reject(
-            new NookError('DAEMON_UNAVAILABLE', `no nook daemon answers at ${this.socketPath ?? this.baseUrl}`, {
+            new DaemonUnavailableError(`no nook daemon answers at ${this.socketPath ?? this.baseUrl}`, {
               hint: 'start it with: nook daemon (the CLI starts it for you)',
               cause: e,
             }),
@@ -173,12 +174,17 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Turns an error body back into the same NookError the daemon threw. */
+/**
+ * Turns an error body back into the error the daemon threw, as the class of its code
+ * (SandboxNotFoundError, VolumeBusyError...; all NookErrors). An unknown code is INTERNAL.
+ */
 export function toError(body: unknown, status: number): NookError {
   const b = (body ?? {}) as Partial<ApiErrorBody>;
   const code = isErrorCode(b.code) ? b.code : 'INTERNAL';
-  return new NookError(code, b.message ?? `HTTP ${status}`, {
-    ...(b.hint ? { hint: b.hint } : {}),
-    ...(b.context ? { context: b.context } : {}),
-  });
+  const options: NookErrorOptions = {
+    ...(typeof b.hint === 'string' ? { hint: b.hint } : {}),
+    // The daemon builds the context from the table's shape for this code; taken as sent.
+    ...(b.context && typeof b.context === 'object' ? { context: b.context as NookErrorOptions['context'] } : {}),
+  };
+  return createNookError(code, typeof b.message === 'string' ? b.message : `HTTP ${status}`, options);
 }

@@ -2,6 +2,8 @@
  * Unpacking an untrusted tar on the host: only files, directories, symlinks and in-tree
  * hard links; no absolute or `..` paths (node-tar also never writes through a symlink it
  * made); no setuid/setgid bits; no ownership from the archive; a byte bound.
+ * The SDK keeps a copy (sdk/safe-untar.ts, as it imports only api/): change both;
+ * test/unit/safe-untar.test.ts holds them to the same behaviour.
  */
 import type { Stats } from 'node:fs';
 import type { Readable } from 'node:stream';

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NookClient } from '../../src/sdk/client.js';
-import { forceClean, startDaemon, TestDaemon } from '../helpers/daemon.js';
+import { run } from '../../src/util/proc.js';
+import { CLI_MAIN, forceClean, startDaemon, TestDaemon, waitFor } from '../helpers/daemon.js';
 
 describe('nook CLI end to end', () => {
   let d: TestDaemon;
@@ -149,5 +151,43 @@ describe('nook CLI starts the daemon on demand', () => {
     assert.equal(h.ok, true);
     assert.equal(h.stateDir, stateDir);
     assert.ok(h.pid > 0);
+  });
+});
+
+describe('nook daemon runs the installed nookd in the foreground', () => {
+  const stateDir = mkdtempSync('/tmp/nookt-fg-');
+  const env = { ...process.env, NOOK_STATE_DIR: stateDir, NOOK_SOCKET: join(stateDir, 'nook.sock'), NOOK_POOL_SIZE_GIB: '8' };
+  let cli: ChildProcess | undefined;
+
+  after(async () => {
+    if (cli && cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+    // SIGTERM stops nookd without release (the pool stays mounted, as for any plain stop): clean it up.
+    const leaks = await forceClean(stateDir);
+    assert.deepEqual(leaks.filter((l) => !/^(mount|loop) /.test(l)), [], 'no container or cgroup left');
+  });
+
+  it('as a child with inherited stdio; SIGTERM reaches it and its exit status comes back', async () => {
+    const proc = spawn(process.execPath, [CLI_MAIN, 'daemon'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    cli = proc;
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const client = new NookClient({ socketPath: env.NOOK_SOCKET });
+    await waitFor(() => client.health().then(() => true, () => false), 30_000, 'nookd to answer');
+    const h = await client.health();
+    assert.notEqual(h.pid, proc.pid, 'nookd is its own process, not the CLI');
+    assert.ok(existsSync(`/proc/${h.pid}`));
+    await waitFor(() => out.includes('nookd ready'), 5_000, 'nookd to log through the inherited stdio');
+
+    // A second `nook daemon` on the same socket: nookd refuses, and its exit status is the CLI's.
+    const second = await run([process.execPath, CLI_MAIN, 'daemon'], { env, allowFail: true });
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /a daemon already answers/);
+
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0, out);
+    assert.ok(!existsSync(`/proc/${h.pid}`), 'the signal reached nookd, which stopped');
+    assert.ok(!existsSync(env.NOOK_SOCKET), 'and removed its socket');
   });
 });

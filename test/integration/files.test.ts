@@ -72,12 +72,12 @@ describe('copy in and out, file verbs', () => {
     assert.deepEqual([info.type, info.size, info.mode, info.uid], ['file', 5, 0o600, 0]);
     assert.equal((await sb.files.read('/work/dir/a.txt')).toString(), 'hello');
     assert.deepEqual((await sb.files.list('/work/dir')).map((f) => f.name), ['a.txt']);
-    await rejectsWith(sb.files.read('/work/nope'), 'NOT_FOUND');
+    await rejectsWith(sb.files.read('/work/nope'), 'FILE_NOT_FOUND');
     await rejectsWith(sb.files.read('/work/dir'), 'INVALID_ARGUMENT');
     await rejectsWith(sb.files.read('relative/path'), 'INVALID_ARGUMENT');
     await rejectsWith(sb.files.remove('/work/dir'), 'RUNTIME_ERROR');
     await sb.files.remove('/work/dir', { recursive: true });
-    await rejectsWith(sb.files.stat('/work/dir'), 'NOT_FOUND');
+    await rejectsWith(sb.files.stat('/work/dir'), 'FILE_NOT_FOUND');
     const ls = await d.cli(['fs', 'ls', 'files', '/work']);
     assert.match(ls.stdout, /^MODE\s+UID\s+GID\s+SIZE\s+NAME/);
     assert.match(ls.stdout, /evil -> /);

@@ -129,7 +129,7 @@ sys.stdout.write(repr(out) + '\\n' + str(os.waitstatus_to_exitcode(status)) + '\
     const p = await sb.processes.kill('tree');
     assert.equal(p.state, 'killed');
     assert.doesNotMatch((await sb.exec(['ps', '-o', 'args'])).stdout, new RegExp(marker));
-    await rejectsWith(sb.processes.kill('no-such-process'), 'NOT_FOUND');
+    await rejectsWith(sb.processes.kill('no-such-process'), 'PROCESS_NOT_FOUND');
   });
 
   it('a process declared restart on-resume comes back after stop and resume; others end with the sandbox', async () => {

@@ -1,7 +1,30 @@
+import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { NookClient } from '../../sdk/client.js';
-import { connect } from '../connect.js';
+import { connect, daemonEntry } from '../connect.js';
 import { printJson } from '../render.js';
+
+const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Runs the installed nookd (dist/src/daemon/main.js beside this CLI) in the foreground:
+ * the CLI does not load the daemon's code, it execs it, passing stdio, signals and the
+ * exit status through.
+ */
+function runNookd(args: string[]): Promise<never> {
+  const child = spawn(process.execPath, [daemonEntry(), ...args], { stdio: 'inherit', env: process.env });
+  const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
+  for (const s of FORWARDED_SIGNALS) process.on(s, forward);
+  return new Promise((_, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+      // Die the way nookd died, so a supervisor sees the same thing.
+      if (signal) process.kill(process.pid, signal);
+      process.exit(code ?? 1);
+    });
+  });
+}
 
 export function registerDaemonCommands(program: Command): void {
   const daemon = program
@@ -9,10 +32,7 @@ export function registerDaemonCommands(program: Command): void {
     .description('run nookd in the foreground (the CLI starts it in the background on demand)')
     .option('--tcp <host:port>', 'also listen on TCP; requires NOOK_TOKEN or NOOK_TOKEN_FILE')
     .action(async (flags: { tcp?: string }) => {
-      // Loaded only here: the daemon's modules (SQLite, drivers) would slow every other command.
-      const { guardProcess, runDaemon } = await import('../../daemon/main.js');
-      guardProcess();
-      await runDaemon(flags.tcp ? { tcp: flags.tcp } : {});
+      await runNookd(flags.tcp ? ['--tcp', flags.tcp] : []);
     });
 
   daemon

@@ -1,0 +1,71 @@
+/**
+ * Unpacking an untrusted tar on the host, the SDK's copy: only files, directories, symlinks
+ * and in-tree hard links; no absolute or `..` paths (node-tar also never writes through a
+ * symlink it made); no setuid/setgid bits; no ownership from the archive; a byte bound.
+ *
+ * A copy by design of util/safe-untar.ts (the daemon's, for build contexts): the SDK
+ * imports only api/, so it ships without the daemon's code. test/unit/safe-untar.test.ts
+ * runs the same hostile archives through both, so they cannot drift apart.
+ */
+import type { Stats } from 'node:fs';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { extract, type ReadEntry } from 'tar';
+import { NookError } from '../api/errors.js';
+
+/**
+ * Passes bytes through and counts them, failing the pipeline with `tooLarge()` past
+ * `maxBytes`. A Transform rather than an async generator: node-tar's Minipass writer stalls
+ * behind the latter in stream.pipeline.
+ */
+export class ByteLimit extends Transform {
+  bytes = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly tooLarge: () => Error,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) done(this.tooLarge());
+    else done(null, chunk);
+  }
+}
+
+const KEPT_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
+
+export interface Untarred {
+  bytes: number;
+  entries: number;
+  skipped: string[];
+}
+
+export async function safeUntar(archive: Readable | NodeJS.ReadableStream, cwd: string, maxBytes: number): Promise<Untarred> {
+  const result: Untarred = { bytes: 0, entries: 0, skipped: [] };
+  const counter = new ByteLimit(maxBytes, () => new NookError('PAYLOAD_TOO_LARGE', `the archive is more than ${maxBytes} bytes: stopped, nothing kept`, { hint: 'raise the limit, or copy less' }));
+  const escapes = (p: string): boolean => p.startsWith('/') || p.split('/').includes('..');
+  await pipeline(
+    archive,
+    counter,
+    extract({
+      cwd,
+      strict: true,
+      preserveOwner: false,
+      filter: (path: string, entry: ReadEntry | Stats) => {
+        const e = entry as ReadEntry;
+        if (!KEPT_TYPES.has(e.type) || escapes(path) || (e.type === 'Link' && escapes(e.linkpath ?? ''))) {
+          result.skipped.push(`${path} (${e.type})`);
+          return false;
+        }
+        if (typeof e.mode === 'number') e.mode &= 0o1777;
+        result.entries++;
+        return true;
+      },
+    }),
+  );
+  result.bytes = counter.bytes;
+  return result;
+}
