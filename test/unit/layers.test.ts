@@ -1,3 +1,7 @@
+/**
+ * The import rules of docs/architecture.md: every relative import (static or dynamic) in
+ * src/ goes down the layer map, never up or sideways.
+ */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -5,32 +9,51 @@ import { describe, it } from 'node:test';
 
 const SRC = join(import.meta.dirname, '..', '..', '..', 'src');
 
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+/** Which layers each layer may import (besides itself). */
+const ALLOWED: Record<string, string[]> = {
+  api: [],
+  util: ['api'],
+  store: ['api', 'util'],
+  storage: ['api', 'util'],
+  runtime: ['api', 'util'],
+  net: ['api', 'util'],
+  oci: ['api', 'util'],
+  core: ['api', 'util', 'store', 'storage', 'runtime', 'net', 'oci'],
+  daemon: ['api', 'util', 'core'],
+  sdk: ['api'],
+  cli: ['api', 'util', 'sdk'],
+};
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
 }
 
-/** The src/ top-level directories a file imports from (relative imports only; packages are not layers). */
-function layersImported(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  const specs = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.[^']+)'/g)].map((m) => m[1] ?? '');
-  return specs.map((s) => relative(SRC, resolve(dirname(file), s)).split('/')[0] ?? '');
+function layerOf(file: string): string {
+  return relative(SRC, file).split('/')[0] ?? '';
 }
 
 describe('layers', () => {
-  it('the SDK imports only api/ (and itself), so it ships without the daemon', () => {
-    const bad = sources(join(SRC, 'sdk')).flatMap((f) => layersImported(f).filter((l) => l !== 'sdk' && l !== 'api').map((l) => `${relative(SRC, f)} -> ${l}/`));
-    assert.deepEqual(bad, []);
+  it('every layer of src/ is on the map', () => {
+    const layers = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    assert.deepEqual(layers.filter((l) => !(l in ALLOWED)), []);
   });
-  it('api/ imports nothing else of nook', () => {
-    const bad = sources(join(SRC, 'api')).flatMap((f) => layersImported(f).filter((l) => l !== 'api').map((l) => `${relative(SRC, f)} -> ${l}/`));
-    assert.deepEqual(bad, []);
+
+  it('imports only go down', () => {
+    const bad: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*)'(\.{1,2}\/[^']+)'/g)) {
+        const target = resolve(dirname(file), m[1] ?? '');
+        const from = layerOf(file);
+        const to = layerOf(target);
+        if (from !== to && !(ALLOWED[from] ?? []).includes(to)) bad.push(`${relative(SRC, file)} -> ${relative(SRC, target)}`);
+      }
+    }
+    assert.deepEqual(bad, [], 'imports that go up or sideways');
   });
-  it('the CLI never loads the daemon\'s code (nook daemon execs nookd)', () => {
-    const bad = sources(join(SRC, 'cli')).flatMap((f) => layersImported(f).filter((l) => l === 'daemon' || l === 'core').map((l) => `${relative(SRC, f)} -> ${l}/`));
-    assert.deepEqual(bad, []);
-  });
+
   it('no hand-written /v1 path in the SDK: every path comes from the route table', () => {
-    const bad = sources(join(SRC, 'sdk')).filter((f) => /['"`]\/v1\//.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    const bad = sourceFiles(join(SRC, 'sdk')).filter((f) => /['"`]\/v1\//.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
     assert.deepEqual(bad, []);
   });
 });
