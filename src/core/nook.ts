@@ -88,12 +88,12 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     },
   });
   snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
-  const network = new NetworkManager(db, runtime, sandboxes, init, policy);
+  const network = new NetworkManager(db, runtime, sandboxes, policy);
   const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
   files = new FileManager(sandboxes, runtime, audit);
   const tar = new TarTransfer(sandboxes, runtime, files, audit);
   const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
-  const mounts = new AttachmentManager(runtime, sandboxes, policy, init);
+  const mounts = new AttachmentManager(runtime, sandboxes, policy, paths.sandboxRunDir);
   attachments = mounts;
   const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'), volumes);
   const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit);
@@ -197,7 +197,8 @@ export class Nook {
   /** Startup: finish or undo what a crash interrupted, then bring back what was running. */
   private async reconcile(): Promise<void> {
     const started = Date.now();
-    await this.network.stopStrayBridges(this.paths.bundlesDir);
+    // Helpers (port bridges) a daemon that died left behind, before anything else looks.
+    await this.runtime.sweepStrays();
     await this.images.reconcile();
     await this.sandboxes.reconcile();
     await this.snapshots.reconcile();

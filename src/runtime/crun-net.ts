@@ -1,5 +1,6 @@
 /**
- * Bridges between a sandbox's network namespace (loopback only) and the daemon. The sandbox
+ * The crun driver's network primitives: bridges between a sandbox's network namespace
+ * (loopback only, entered through its PID 1) and the daemon. The sandbox
  * gets no interface and no route; the daemon stays the only way out or in.
  *
  * Egress: `nook-init netns-listen` creates the proxy's listener inside the namespace and
@@ -11,7 +12,10 @@
  */
 import { spawn } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
+import { exists } from '../util/fs.js';
+import type { ListenHandle } from './driver.js';
 
 function alive(pid: number): boolean {
   try {
@@ -22,7 +26,7 @@ function alive(pid: number): boolean {
 }
 
 /** Stops the bridge whose pid is in pidFile (checking it still is a socat, never by name). */
-export async function stopBridge(pidFile: string): Promise<void> {
+async function stopBridge(pidFile: string): Promise<void> {
   let pid: number;
   try {
     pid = Number((await fsp.readFile(pidFile, 'utf8')).trim());
@@ -44,7 +48,7 @@ export async function stopBridge(pidFile: string): Promise<void> {
  * Starts `socat <listen> <connect>` inside the network namespace of process `netnsPid`
  * and waits until `ready()` says it listens.
  */
-export async function startBridge(netnsPid: number, listen: string, target: string, pidFile: string, ready: () => Promise<boolean>): Promise<void> {
+async function startBridge(netnsPid: number, listen: string, target: string, pidFile: string, ready: () => Promise<boolean>): Promise<void> {
   await stopBridge(pidFile);
   // -b: 128 KiB transfers instead of socat's 8 KiB, a large part of the bridge's cost on bulk downloads.
   const child = spawn('nsenter', ['-t', String(netnsPid), '-n', 'socat', '-b', '131072', listen, target], { detached: true, stdio: 'ignore' });
@@ -65,7 +69,7 @@ export async function startBridge(netnsPid: number, listen: string, target: stri
  * A listening TCP socket on 127.0.0.1:`port` inside the network namespace of `netnsPid`,
  * created by nook-init and received over an IPC channel: a handle for `server.listen()`.
  */
-export function listenInNetns(initBinary: string, netnsPid: number, port: number): Promise<object> {
+function listenInNetns(initBinary: string, netnsPid: number, port: number): Promise<ListenHandle> {
   const child = spawn(initBinary, ['netns-listen', String(netnsPid), String(port)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
@@ -86,4 +90,55 @@ export function listenInNetns(initBinary: string, netnsPid: number, port: number
     child.once('error', (e) => fail(e.message));
     child.once('exit', (code) => fail(stderr.trim() || `nook-init exited ${code}`));
   });
+}
+
+export interface CrunNetDeps {
+  /** nook-init on the host (its netns-listen mode). */
+  helper: string;
+  /** Host pid of the sandbox's PID 1, or null without compute. */
+  initPid(sandboxId: string): Promise<number | null>;
+  /** The driver's root-only per-sandbox directory (sockets, pid files). */
+  runDir(sandboxId: string): string;
+  /** Where every sandbox's runDir lives (for strays of a dead daemon). */
+  bundlesDir: string;
+}
+
+const EGRESS_PID_FILE = 'egress.bridge.pid';
+
+export class CrunNet {
+  constructor(private readonly d: CrunNetDeps) {}
+
+  private async pid(sandboxId: string): Promise<number> {
+    const pid = await this.d.initPid(sandboxId);
+    if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sandboxId} has no running compute`);
+    return pid;
+  }
+
+  async listenInSandbox(sandboxId: string, port: number): Promise<ListenHandle> {
+    const pid = await this.pid(sandboxId);
+    // A socat bridge left by an older daemon would hold the port.
+    await stopBridge(join(this.d.runDir(sandboxId), EGRESS_PID_FILE));
+    return listenInNetns(this.d.helper, pid, port);
+  }
+
+  /** socat in the sandbox's netns, listening on a root-only host socket in the run dir. */
+  async exposePort(sandboxId: string, port: number, opts: { maxConnections: number }): Promise<string> {
+    const pid = await this.pid(sandboxId);
+    const dir = this.d.runDir(sandboxId);
+    const sock = join(dir, `expose-${port}.sock`);
+    const listen = `UNIX-LISTEN:${sock},fork,max-children=${opts.maxConnections},mode=600,unlink-early`;
+    await startBridge(pid, listen, `TCP:127.0.0.1:${port}`, join(dir, `expose-${port}.bridge.pid`), () => exists(sock));
+    return sock;
+  }
+
+  async unexposePort(sandboxId: string, port: number | 'all'): Promise<void> {
+    const dir = this.d.runDir(sandboxId);
+    if (port !== 'all') return stopBridge(join(dir, `expose-${port}.bridge.pid`));
+    for (const f of await fsp.readdir(dir).catch(() => [] as string[])) if (f.endsWith('.bridge.pid')) await stopBridge(join(dir, f));
+  }
+
+  /** Bridges left by a daemon that died: stopped before anything else looks at run dirs. */
+  async sweepStrays(): Promise<void> {
+    for (const sb of await fsp.readdir(this.d.bundlesDir).catch(() => [] as string[])) await this.unexposePort(sb, 'all');
+  }
 }
