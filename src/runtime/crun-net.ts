@@ -14,7 +14,6 @@ import { spawn } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { exists } from '../util/fs.js';
 import type { ListenHandle } from './driver.js';
 
 function alive(pid: number): boolean {
@@ -23,6 +22,16 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether `pid` listens on the unix socket `path` (listening, not only bound: socat binds
+ * before it listens). Read in the netns the process is in.
+ */
+async function unixListening(pid: number, path: string): Promise<boolean> {
+  const table = await fsp.readFile(`/proc/${pid}/net/unix`, 'utf8').catch(() => '');
+  // "Num RefCount Protocol Flags Type St Inode Path"; flag __SO_ACCEPTCON (0x10000) is a listener.
+  return table.split('\n').some((l) => l.endsWith(` ${path}`) && l.trim().split(/\s+/)[3] === '00010000');
 }
 
 /** Stops the bridge whose pid is in pidFile (checking it still is a socat, never by name). */
@@ -40,6 +49,8 @@ async function stopBridge(pidFile: string): Promise<void> {
     } catch {
       // already gone
     }
+    // Closed means closed when this returns: nothing answers on its socket any more.
+    for (const deadline = Date.now() + 2000; alive(pid) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
   }
   await fsp.rm(pidFile, { force: true });
 }
@@ -48,7 +59,7 @@ async function stopBridge(pidFile: string): Promise<void> {
  * Starts `socat <listen> <connect>` inside the network namespace of process `netnsPid`
  * and waits until `ready()` says it listens.
  */
-async function startBridge(netnsPid: number, listen: string, target: string, pidFile: string, ready: () => Promise<boolean>): Promise<void> {
+async function startBridge(netnsPid: number, listen: string, target: string, pidFile: string, ready: (pid: number) => Promise<boolean>): Promise<void> {
   await stopBridge(pidFile);
   // -b: 128 KiB transfers instead of socat's 8 KiB, a large part of the bridge's cost on bulk downloads.
   const child = spawn('nsenter', ['-t', String(netnsPid), '-n', 'socat', '-b', '131072', listen, target], { detached: true, stdio: 'ignore' });
@@ -58,7 +69,7 @@ async function startBridge(netnsPid: number, listen: string, target: string, pid
   const deadline = Date.now() + 3000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
-    if (await ready()) return;
+    if (await ready(child.pid)) return;
     await new Promise((r) => setTimeout(r, 5));
   }
   await stopBridge(pidFile);
@@ -127,14 +138,17 @@ export class CrunNet {
     const dir = this.d.runDir(sandboxId);
     const sock = join(dir, `expose-${port}.sock`);
     const listen = `UNIX-LISTEN:${sock},fork,max-children=${opts.maxConnections},mode=600,unlink-early`;
-    await startBridge(pid, listen, `TCP:127.0.0.1:${port}`, join(dir, `expose-${port}.bridge.pid`), () => exists(sock));
+    await startBridge(pid, listen, `TCP:127.0.0.1:${port}`, join(dir, `expose-${port}.bridge.pid`), (socat) => unixListening(socat, sock));
     return sock;
   }
 
   async unexposePort(sandboxId: string, port: number | 'all'): Promise<void> {
     const dir = this.d.runDir(sandboxId);
-    if (port !== 'all') return stopBridge(join(dir, `expose-${port}.bridge.pid`));
-    for (const f of await fsp.readdir(dir).catch(() => [] as string[])) if (f.endsWith('.bridge.pid')) await stopBridge(join(dir, f));
+    const files = port === 'all' ? await fsp.readdir(dir).catch(() => [] as string[]) : [`expose-${port}.bridge.pid`];
+    for (const f of files.filter((n) => n.endsWith('.bridge.pid'))) {
+      await stopBridge(join(dir, f));
+      await fsp.rm(join(dir, f.replace(/\.bridge\.pid$/, '.sock')), { force: true });
+    }
   }
 
   /** Bridges left by a daemon that died: stopped before anything else looks at run dirs. */
