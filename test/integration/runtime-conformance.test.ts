@@ -5,7 +5,7 @@
  * nook-init from native/build), so any host kind (the cgroup v2 guest too) can run it.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +24,8 @@ interface Rig {
   name: 'crun' | 'runc';
   root: string;
   rootfs: string;
+  /** Names the cgroup parent (nook-<instance>). */
+  instance: string;
   driver: RuntimeDriver;
 }
 
@@ -36,9 +38,10 @@ async function makeRig(name: 'crun' | 'runc'): Promise<Rig | string> {
   for (const d of ['bin', 'oci', 'bundles']) mkdirSync(join(root, d), { mode: 0o711 });
   copyFileSync(HELPER, join(root, 'bin', 'nook-init'));
   chmodSync(join(root, 'bin', 'nook-init'), 0o755);
+  const instance = `rt${process.pid}${name}`;
   try {
-    const driver = await chooseRuntime({ stateRoot: join(root, 'oci'), bundlesDir: join(root, 'bundles'), initDir: join(root, 'bin'), instance: `rt${process.pid}${name}` }, name);
-    return { name, root, rootfs: join(root, 'rootfs'), driver };
+    const driver = await chooseRuntime({ stateRoot: join(root, 'oci'), bundlesDir: join(root, 'bundles'), initDir: join(root, 'bin'), instance }, name);
+    return { name, root, rootfs: join(root, 'rootfs'), instance, driver };
   } catch (e) {
     rmSync(root, { recursive: true, force: true });
     return `${name} driver unavailable here: ${(e as Error).message}`;
@@ -98,6 +101,8 @@ for (const rig of rigs) {
       for (const sb of [id, `${id}-lim`]) await driver.stop(sb, 0).catch(() => undefined);
       await driver.release();
       for (const m of hostMounts) await run(['umount', m], { allowFail: true });
+      const cgroups = readdirSync('/sys/fs/cgroup').filter((c) => existsSync(join('/sys/fs/cgroup', c, `nook-${rig.instance}`)));
+      assert.deepEqual(cgroups, [], 'release leaves no cgroup of ours in any hierarchy');
       assert.deepEqual(await mountsUnder(rig.root), [], 'nothing stays mounted');
       rmSync(rig.root, { recursive: true, force: true });
     });
