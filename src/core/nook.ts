@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { NookError } from '../api/errors.js';
 import type { Health } from '../api/schemas.js';
 import { chooseRuntime, type RuntimeDriver } from '../runtime/index.js';
+import { restrictRuntime } from '../runtime/restricted.js';
 import { chooseStorage, type StorageDriver } from '../storage/index.js';
 import { openDb, type Db } from '../store/db.js';
 import { log } from '../util/log.js';
@@ -185,7 +186,8 @@ export class Nook {
 
   static async open(paths: Paths): Promise<Nook> {
     const init = await prepareStateDir(paths);
-    const runtime = await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance });
+    // NOOK_RUNTIME_DISABLE turns driver features off: this host then answers as a backend without them would.
+    const runtime = restrictRuntime(await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance }));
     const storage = await chooseStorage(paths.storageDir, init);
     await storage.init();
     const nook = new Nook(wire(paths, openDb(paths.dbPath), storage, runtime, init));
