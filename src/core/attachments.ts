@@ -6,6 +6,7 @@ import { mountsUnder } from '../util/fs.js';
 import { run } from '../util/proc.js';
 import type { PolicyManager } from './policy.js';
 import type { SandboxManager } from './sandboxes.js';
+import { mountError } from './volumes.js';
 
 type Attachment = { kind: 'disk' | 'bundle' | 'dir'; source: string; guest: string; rw?: boolean };
 
@@ -20,7 +21,8 @@ export class AttachmentManager {
     private readonly runtime: RuntimeDriver,
     private readonly sandboxes: SandboxManager,
     private readonly policy: PolicyManager,
-    private readonly helper: string,
+    /** Core's per-sandbox dirs (host-side disk mounts, bundle disks); one per sandbox under it. */
+    private readonly runRoot: string,
   ) {}
 
   /** Checked at create, before anything exists. */
@@ -39,15 +41,15 @@ export class AttachmentManager {
   }
 
   private dir(sandboxId: string): string {
-    return join(this.runtime.runDir(sandboxId), 'attach');
+    return join(this.runRoot, sandboxId, 'attach');
   }
 
   /** Compute up: every attachment the sandbox declared. */
   async attachAll(sandboxId: string): Promise<void> {
     const list = this.sandboxes.record(sandboxId).spec.attach ?? [];
     if (list.length === 0) return;
-    const pid = await this.runtime.initPid(sandboxId);
-    if (!pid) throw new NookError('INVALID_STATE', 'the sandbox has no running compute');
+    const rt = this.runtime.info();
+    if (!rt.hotMounts) throw new NookError('NOT_SUPPORTED', `the ${rt.name} runtime cannot mount into a running sandbox, so -v disks, bundles and --add-dir cannot be attached`, { hint: 'copy the files in with nook cp, or use a runtime with hot mounts (crun)' });
     for (const [i, a] of list.entries()) {
       let source = a.source;
       const st = await fsp.stat(a.source).catch(() => null);
@@ -62,8 +64,9 @@ export class AttachmentManager {
         if (m.code !== 0) throw new NookError('INVALID_ARGUMENT', `${a.source} is not an ext4 disk image: ${m.stderr.trim()}`);
         source = mnt;
       }
-      const r = await run([this.helper, 'mount-into', String(pid), source, a.guest, a.rw && a.kind !== 'bundle' ? 'rw' : 'ro'], { allowFail: true });
-      if (r.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot mount ${a.source} at ${a.guest}: ${r.stderr.trim()}`);
+      await this.runtime.mountInto(sandboxId, source, a.guest, { rw: !!a.rw && a.kind !== 'bundle' }).catch((e: unknown) => {
+        throw mountError(e, a.source, a.guest);
+      });
     }
   }
 
@@ -93,6 +96,6 @@ export class AttachmentManager {
   async detachAll(sandboxId: string): Promise<void> {
     // Mounts inside the sandbox go with its mount namespace; the host-side disk mounts stay: undo them.
     for (const m of await mountsUnder(this.dir(sandboxId))) await run(['umount', '-l', m], { allowFail: true });
-    await fsp.rm(this.dir(sandboxId), { recursive: true, force: true });
+    await fsp.rm(join(this.runRoot, sandboxId), { recursive: true, force: true });
   }
 }

@@ -1,16 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import type { Exposure, NetworkDecision, NetworkPolicy, NetworkShow } from '../api/schemas.js';
-import { listenInNetns, startBridge, stopBridge } from '../net/bridge.js';
 import { DenialAggregator, type DenialSummary } from '../net/denials.js';
 import { ExposureListener } from '../net/expose.js';
 import { parsePattern, suggest } from '../net/policy.js';
 import { EgressProxy, PROXY_PORT_IN_SANDBOX, Resolver, proxyLimitsFromEnv, type Decision } from '../net/proxy.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { Db } from '../store/db.js';
-import { exists } from '../util/fs.js';
 import { log } from '../util/log.js';
 import type { SandboxManager } from './sandboxes.js';
 
@@ -58,8 +54,6 @@ export class NetworkManager {
     private readonly db: Db,
     private readonly runtime: RuntimeDriver,
     private readonly sandboxes: SandboxManager,
-    /** nook-init, whose netns-listen mode creates the proxy's listener inside a sandbox. */
-    private readonly initBinary: string,
     /** Host settings: network.allowed=false closes egress for every sandbox. */
     private readonly policy: { setting: (key: 'network.allowed') => boolean },
   ) {}
@@ -101,6 +95,7 @@ export class NetworkManager {
       mode: change.mode ?? (change.allow && sb.spec.network.mode === 'none' ? 'allowlist' : sb.spec.network.mode),
       allow: change.allow ? normaliseAllow(change.allow) : sb.spec.network.allow,
     };
+    if (next.mode !== 'none') this.need('egress', 'give a sandbox egress (no listener inside it for the proxy)');
     if (next.mode !== 'none' && !this.policy.setting('network.allowed')) {
       throw new NookError('POLICY_DENIED', 'network.allowed is false on this host: no sandbox may open egress', { hint: 'an operator can change it: nook config set network.allowed true' });
     }
@@ -186,19 +181,22 @@ export class NetworkManager {
     for (const l of live?.exposures.values() ?? []) await l.close();
     await live?.proxy?.close();
     this.denials.close(sandboxId);
-    const dir = this.runtime.runDir(sandboxId);
-    for (const f of await fsp.readdir(dir).catch(() => [] as string[])) if (f.endsWith('.bridge.pid')) await stopBridge(join(dir, f));
+    if (this.runtime.info().exposePorts) await this.runtime.unexposePort(sandboxId, 'all');
+  }
+
+  /** A runtime without the feature answers NOT_SUPPORTED, never a sandbox quietly cut off or left open. */
+  private need(feature: 'egress' | 'exposePorts', what: string): void {
+    const info = this.runtime.info();
+    if (!info[feature]) {
+      throw new NookError('NOT_SUPPORTED', `the ${info.name} runtime cannot ${what}`, { hint: feature === 'egress' ? 'use network mode none, or a runtime that supports egress (crun)' : 'reach the port from inside (nook exec), or use a runtime that can expose ports (crun)' });
+    }
   }
 
   private async startEgress(sandboxId: string): Promise<void> {
-    const pid = await this.runtime.initPid(sandboxId);
-    if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sandboxId} has no running compute`);
-    const dir = this.runtime.runDir(sandboxId);
+    this.need('egress', 'give a sandbox egress (no listener inside it for the proxy)');
     const live: Live = this.live.get(sandboxId) ?? { exposures: new Map() };
     this.live.set(sandboxId, live);
     await live.proxy?.close();
-    // A socat bridge left by an older daemon would hold the port.
-    await stopBridge(join(dir, 'egress.bridge.pid'));
     const proxy = new EgressProxy(
       {
         policy: () => this.sandboxes.find(sandboxId)?.spec.network ?? { mode: 'none', allow: [] },
@@ -206,14 +204,12 @@ export class NetworkManager {
       },
       this.resolver,
     );
-    const handle = await listenInNetns(this.initBinary, pid, PROXY_PORT_IN_SANDBOX);
+    const handle = await this.runtime.listenInSandbox(sandboxId, PROXY_PORT_IN_SANDBOX);
     await proxy.listen(handle);
     live.proxy = proxy;
   }
 
   private async stopEgress(sandboxId: string): Promise<void> {
-    const dir = this.runtime.runDir(sandboxId);
-    await stopBridge(join(dir, 'egress.bridge.pid'));
     const live = this.live.get(sandboxId);
     await live?.proxy?.close();
     if (live) delete live.proxy;
@@ -238,18 +234,16 @@ export class NetworkManager {
   }
 
   private async openExposure(row: ExposureRow): Promise<number> {
-    const pid = await this.runtime.initPid(row.sandbox_id);
+    this.need('exposePorts', 'expose a port of a sandbox');
     const live = this.live.get(row.sandbox_id);
-    if (!pid || !live) throw new NookError('INVALID_STATE', 'the sandbox is not running');
-    const dir = this.runtime.runDir(row.sandbox_id);
-    const sock = join(dir, `expose-${row.port}.sock`);
-    await startBridge(pid, `UNIX-LISTEN:${sock},fork,max-children=${EXPOSE_MAX_CONNECTIONS},mode=600,unlink-early`, `TCP:127.0.0.1:${row.port}`, join(dir, `expose-${row.port}.bridge.pid`), () => exists(sock));
+    if (!live) throw new NookError('INVALID_STATE', 'the sandbox is not running');
+    const sock = await this.runtime.exposePort(row.sandbox_id, row.port, { maxConnections: EXPOSE_MAX_CONNECTIONS });
     const listener = new ExposureListener(row.token, sock, { maxConnections: EXPOSE_MAX_CONNECTIONS, headTimeoutMs: 10_000 });
     let port: number;
     try {
       port = await listener.start(row.host_port);
     } catch (e) {
-      await stopBridge(join(dir, `expose-${row.port}.bridge.pid`));
+      await this.runtime.unexposePort(row.sandbox_id, row.port);
       const err = e as NodeJS.ErrnoException;
       throw new NookError(err.code === 'EADDRINUSE' ? 'BUSY' : 'INTERNAL', `cannot listen on 127.0.0.1:${row.host_port}: ${err.message}`, { hint: 'choose another --host-port' });
     }
@@ -259,6 +253,7 @@ export class NetworkManager {
 
   async expose(ref: string, port: number, hostPort?: number): Promise<Exposure> {
     const sb = this.sandboxes.record(ref);
+    this.need('exposePorts', 'expose a port of a sandbox');
     if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`, { hint: `resume it first: nook resume ${sb.name}` });
     const existing = this.exposureRows(sb.id).find((r) => r.port === port);
     if (existing) return this.toExposure(existing);
@@ -281,7 +276,7 @@ export class NetworkManager {
     const exposure = this.toExposure(row);
     await this.live.get(sb.id)?.exposures.get(port)?.close();
     this.live.get(sb.id)?.exposures.delete(port);
-    await stopBridge(join(this.runtime.runDir(sb.id), `expose-${port}.bridge.pid`));
+    if (this.runtime.info().exposePorts) await this.runtime.unexposePort(sb.id, port);
     this.db.prepare('DELETE FROM exposures WHERE sandbox_id = ? AND port = ?').run(sb.id, port);
     return { ...exposure, active: false };
   }
@@ -294,15 +289,6 @@ export class NetworkManager {
   }
 
   // ---- daemon start and stop ---------------------------------------------------------------
-
-  /** Bridges left by a daemon that died: stopped before anything else looks at run dirs. */
-  async stopStrayBridges(bundlesDir: string): Promise<void> {
-    for (const sb of await fsp.readdir(bundlesDir).catch(() => [] as string[])) {
-      for (const f of await fsp.readdir(join(bundlesDir, sb)).catch(() => [] as string[])) {
-        if (f.endsWith('.bridge.pid')) await stopBridge(join(bundlesDir, sb, f));
-      }
-    }
-  }
 
   /** Egress and exposures of every running sandbox (daemon start). */
   async attachRunning(): Promise<void> {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { NookError } from '../api/errors.js';
 import type { Health } from '../api/schemas.js';
 import { chooseRuntime, type RuntimeDriver } from '../runtime/index.js';
+import { restrictRuntime } from '../runtime/restricted.js';
 import { chooseStorage, type StorageDriver } from '../storage/index.js';
 import { openDb, type Db } from '../store/db.js';
 import { log } from '../util/log.js';
@@ -88,12 +89,12 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     },
   });
   snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
-  const network = new NetworkManager(db, runtime, sandboxes, init, policy);
+  const network = new NetworkManager(db, runtime, sandboxes, policy);
   const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
   files = new FileManager(sandboxes, runtime, audit);
   const tar = new TarTransfer(sandboxes, runtime, files, audit);
   const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
-  const mounts = new AttachmentManager(runtime, sandboxes, policy, init);
+  const mounts = new AttachmentManager(runtime, sandboxes, policy, paths.sandboxRunDir);
   attachments = mounts;
   const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'), volumes);
   const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit);
@@ -185,7 +186,8 @@ export class Nook {
 
   static async open(paths: Paths): Promise<Nook> {
     const init = await prepareStateDir(paths);
-    const runtime = await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance });
+    // NOOK_RUNTIME_DISABLE turns driver features off: this host then answers as a backend without them would.
+    const runtime = restrictRuntime(await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance }));
     const storage = await chooseStorage(paths.storageDir, init);
     await storage.init();
     const nook = new Nook(wire(paths, openDb(paths.dbPath), storage, runtime, init));
@@ -197,7 +199,8 @@ export class Nook {
   /** Startup: finish or undo what a crash interrupted, then bring back what was running. */
   private async reconcile(): Promise<void> {
     const started = Date.now();
-    await this.network.stopStrayBridges(this.paths.bundlesDir);
+    // Helpers (port bridges) a daemon that died left behind, before anything else looks.
+    await this.runtime.sweepStrays();
     await this.images.reconcile();
     await this.sandboxes.reconcile();
     await this.snapshots.reconcile();

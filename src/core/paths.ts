@@ -10,6 +10,8 @@ export interface Paths {
   bundlesDir: string;
   initDir: string;
   cacheDir: string;
+  /** Core's own per-sandbox files while compute is up (attachment disks), never the runtime's dir. */
+  sandboxRunDir: string;
   /** Scratch space for exports and imports (same filesystem as the state). */
   tmpDir: string;
   /** Short, unique per state dir: names cgroups so daemons on one host never collide. */
@@ -30,6 +32,7 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
     runtimeStateDir: join(stateDir, 'run', 'oci'),
     bundlesDir: join(stateDir, 'run', 'bundles'),
     initDir: join(stateDir, 'bin'),
+    sandboxRunDir: join(stateDir, 'run', 'sandboxes'),
     cacheDir: resolve(env.NOOK_CACHE_DIR || DEFAULT_CACHE_DIR),
     tmpDir: join(stateDir, 'tmp'),
     instance: createHash('sha256').update(stateDir).digest('hex').slice(0, 8),

@@ -11,7 +11,7 @@ import { log } from '../util/log.js';
 import { UndoStack } from '../util/undo.js';
 import { run } from '../util/proc.js';
 import type { SandboxManager } from './sandboxes.js';
-import { allPids, findHolders, holderLines, isGone, mountsOf, sandboxPids, type Holder } from './volume-holders.js';
+import { allPids, findHolders, holderLines, mountsOf, type Holder } from '../util/holders.js';
 
 interface VolumeRow {
   name: string;
@@ -28,8 +28,6 @@ interface VolumeRow {
 
 export const DEFAULT_MASTER_KEY_FILE = '/etc/nook/master.key';
 const MiB = 1024 * 1024;
-/** How long killed holders get to close their files before unmount gives up. */
-const HOLDERS_EXIT_MS = 5000;
 
 /** A sandbox whose compute exists (its processes can reach what is mounted in it). */
 function hasCompute(sb: { state: string } | undefined): boolean {
@@ -263,7 +261,7 @@ export class VolumeManager {
 
   /** The device of a volume's host mount (what every file on it reports as st_dev). */
   private async hostDev(id: string): Promise<string | null> {
-    return (await mountsOf(process.pid)).find((m) => m.point === this.mnt(id))?.dev ?? null;
+    return (await mountsOf('self')).find((m) => m.point === this.mnt(id))?.dev ?? null;
   }
 
   async mount(ref: string, name: string, guest: string, rw: boolean): Promise<Volume> {
@@ -288,10 +286,7 @@ export class VolumeManager {
         hint: 'use a managed volume (nook volume create), or encrypt the directory with fscrypt first',
       });
     }
-    const pid = await this.runtime.initPid(sb.id);
-    if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sb.name} has no running compute`);
-    const m = await run([this.helper, 'mount-into', String(pid), hostDir, guest, rw ? 'rw' : 'ro'], { allowFail: true });
-    if (m.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot mount ${hostDir} at ${guest}: ${m.stderr.trim()}`);
+    await this.mountInto(sb.id, hostDir, hostDir, guest, rw);
     this.sandboxes.events.publish('volume.mounted', { sandbox: sb.name, sandboxId: sb.id, detail: { volume: label, host: hostDir, path: guest, rw } });
     return { volume: label, host: hostDir, guest, rw };
   }
@@ -306,10 +301,7 @@ export class VolumeManager {
       const holder = this.sandboxes.find(r.holder_id);
       if (holder && hasCompute(holder)) throw new NookError('VOLUME_IN_USE', `volume ${r.name} is mounted in ${holder.name}`, { hint: `single-attach: unmount it there first (nook volume unmount ${holder.name} ${r.guest_path})`, context: { sandbox: holder.name, sandboxId: holder.id, path: r.guest_path } });
     }
-    const pid = await this.runtime.initPid(sb.id);
-    if (!pid) throw new NookError('INVALID_STATE', `sandbox ${sb.name} has no running compute`);
-    const m = await run([this.helper, 'mount-into', String(pid), join(this.mnt(r.id), 'data'), guest, rw ? 'rw' : 'ro'], { allowFail: true });
-    if (m.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot mount ${r.name} at ${guest}: ${m.stderr.trim()}`);
+    await this.mountInto(sb.id, r.name, join(this.mnt(r.id), 'data'), guest, rw);
     this.db.prepare('UPDATE volumes SET holder_id = ?, guest_path = ?, rw = ? WHERE id = ?').run(sb.id, guest, rw ? 1 : 0, r.id);
     this.sandboxes.events.publish('volume.mounted', { sandbox: sb.name, sandboxId: sb.id, detail: { volume: r.name, path: guest, rw } });
     return this.get(r.id);
@@ -324,49 +316,33 @@ export class VolumeManager {
     const sb = this.sandboxes.record(ref);
     const r = this.db.prepare('SELECT * FROM volumes WHERE holder_id = ? AND guest_path = ?').get(sb.id, guest) as VolumeRow | undefined;
     if (!r) throw new NookError('VOLUME_NOT_FOUND', `no volume is mounted at ${guest} in ${sb.name}`, { hint: `list them: nook volume ls ${sb.name}`, context: { sandbox: sb.name, guest } });
+    const rt = this.runtime.info();
+    if (force && !rt.holders) throw new NookError('NOT_SUPPORTED', `the ${rt.name} runtime cannot find the processes holding a mount, so it cannot force an unmount`, { hint: `stop what uses ${guest} (nook ps ${sb.name}) and unmount without --force` });
     await this.detach(sb.id, r, force);
     this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
     this.sandboxes.events.publish('volume.unmounted', { sandbox: sb.name, sandboxId: sb.id, detail: { volume: r.name, path: guest } });
     return this.get(r.id);
   }
 
+  /** Through the runtime, which alone reaches inside; `label` names the source in errors (never a host path of ours). */
+  private async mountInto(sandboxId: string, label: string, source: string, guest: string, rw: boolean): Promise<void> {
+    const rt = this.runtime.info();
+    if (!rt.hotMounts) throw new NookError('NOT_SUPPORTED', `the ${rt.name} runtime cannot mount into a running sandbox`, { hint: 'copy files in with nook cp, or use a runtime with hot mounts (crun)' });
+    await this.runtime.mountInto(sandboxId, source, guest, { rw }).catch((e: unknown) => {
+      throw mountError(e, label, guest);
+    });
+  }
+
   /**
-   * Ends a sandbox's access to a volume. The sandbox is frozen while it is looked at, so no
-   * process opens anything between the scan and the unmount, and a pid cannot be reused
-   * between being found and being killed.
+   * Ends a sandbox's access to a volume: the runtime freezes it, finds what still reaches
+   * the mount, kills that when forced, and unmounts every copy of it for real.
    */
   private async detach(sandboxId: string, r: VolumeRow, force: boolean): Promise<void> {
     const sb = this.sandboxes.record(sandboxId);
-    const pid = await this.runtime.initPid(sandboxId);
-    if (!pid) return; // no compute: nothing reaches it any more
-    const initNs = await fsp.readlink(`/proc/${pid}/ns/mnt`).catch(() => null);
-    const dev = (await mountsOf(pid).catch(() => [])).find((m) => m.point === r.guest_path)?.dev;
-    if (!dev) return; // not mounted there any more (the sandbox unmounted it itself)
-    const freeze = this.runtime.info().freeze;
-    if (freeze) await this.runtime.freeze(sandboxId);
-    let frozen = freeze;
-    try {
-      let holders = await findHolders(await sandboxPids(sandboxId), dev, initNs);
-      if (holders.length > 0 && !force) throw this.busy(r, sb.name, holders);
-      if (holders.length > 0) {
-        const victims = holders.filter((h) => h.pid !== pid);
-        for (const h of victims) process.kill(h.pid, 'SIGKILL');
-        if (frozen) await this.runtime.thaw(sandboxId);
-        frozen = false;
-        await this.waitGone(victims.map((h) => h.pid));
-        if (freeze) await this.runtime.freeze(sandboxId);
-        frozen = freeze;
-        holders = await findHolders(await sandboxPids(sandboxId), dev, initNs);
-        if (holders.length > 0) throw this.busy(r, sb.name, holders, 'still held after killing its holders');
-        log('volume: killed processes holding it', { volume: r.name, sandbox: sb.name, pids: victims.map((h) => h.pid) });
-      }
-      // Every mount of it in the sandbox's namespace (a bind copy would keep it reachable), deepest first.
-      const points = [...new Set((await mountsOf(pid)).filter((m) => m.dev === dev).map((m) => m.point))].sort((a, b) => b.length - a.length);
-      const u = await run([this.helper, 'umount-from', String(pid), ...points], { allowFail: true });
-      if (u.code === 16) throw this.busy(r, sb.name, await findHolders(await sandboxPids(sandboxId), dev, initNs));
-      if (u.code !== 0) throw new NookError('RUNTIME_ERROR', `cannot unmount ${r.guest_path}: ${u.stderr.trim()}`, { hint: 'the volume stays attached; see the daemon log' });
-    } finally {
-      if (frozen) await this.runtime.thaw(sandboxId).catch((e: Error) => log('volume: thaw failed', { sandbox: sb.name, error: e.message }));
+    const outcome = await this.runtime.unmountFrom(sandboxId, r.guest_path ?? '', { force });
+    if (outcome.status === 'busy') throw this.busy(r, sb.name, outcome.holders, outcome.why);
+    if (outcome.status === 'unmounted' && outcome.killed.length > 0) {
+      log('volume: killed processes holding it', { volume: r.name, sandbox: sb.name, holders: holderLines(outcome.killed) });
     }
   }
 
@@ -376,16 +352,6 @@ export class VolumeManager {
       hint: `stop these processes or use nook volume unmount --force ${sandbox} ${r.guest_path} (kills them)`,
       context: { sandbox, path: r.guest_path, holders },
     });
-  }
-
-  private async waitGone(pids: number[]): Promise<void> {
-    const deadline = Date.now() + HOLDERS_EXIT_MS;
-    for (;;) {
-      const left = [];
-      for (const p of pids) if (!(await isGone(p))) left.push(p);
-      if (left.length === 0 || Date.now() > deadline) return;
-      await new Promise((res) => setTimeout(res, 20));
-    }
   }
 
   async remove(name: string): Promise<Volume> {
@@ -442,4 +408,15 @@ export class VolumeManager {
       }
     }
   }
+}
+
+/**
+ * A failed hot mount, named by what the user gave (`label`), never by a host path of ours:
+ * the runtime's code is kept, its message is replaced by the detail it reported.
+ */
+export function mountError(e: unknown, label: string, guest: string): NookError {
+  if (!(e instanceof NookError)) return new NookError('RUNTIME_ERROR', `cannot mount ${label} at ${guest}: ${(e as Error).message}`);
+  const detail = (e.context as { detail?: unknown } | undefined)?.detail;
+  e.message = `cannot mount ${label} at ${guest}: ${typeof detail === 'string' ? detail : e.message}`;
+  return e;
 }

@@ -80,7 +80,8 @@ export class CgroupV1 {
   }
 
   async removeParent(): Promise<void> {
-    for (const c of await this.controllers()) await fsp.rmdir(join(ROOT, c, this.parent)).catch(() => undefined);
+    // 'unified' too: runc on a hybrid host makes the parent there as well (crun runs with it hidden).
+    for (const c of [...(await this.controllers()), 'unified']) await fsp.rmdir(join(ROOT, c, this.parent)).catch(() => undefined);
   }
 
 }

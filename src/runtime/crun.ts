@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { run } from '../util/proc.js';
 import { CgroupV1, sleep } from './cgroups.js';
-import type { ContainerStatus, ExecOutcome, ExecSpec, RuntimeDriver, RuntimeInfo, SessionHandle, SessionSpec, StartSpec } from './driver.js';
+import type { ContainerStatus, ExecOutcome, ExecSpec, Holder, ListenHandle, RuntimeDriver, RuntimeInfo, SessionHandle, SessionSpec, StartSpec, UnmountOutcome } from './driver.js';
 import { AgentSession, agentExec } from './agent-client.js';
+import { CrunMounts } from './crun-mounts.js';
+import { CrunNet } from './crun-net.js';
 import { buildOciSpec } from './oci-config.js';
 
 export interface OciRuntimeOptions {
@@ -27,10 +29,19 @@ export interface OciRuntimeOptions {
 
 /** The crun driver (runc, same CLI, as fallback): thin and stateless. */
 export class OciRuntimeDriver implements RuntimeDriver {
-  constructor(private readonly o: OciRuntimeOptions) {}
+  /** Hot mounts and the network go through the sandbox's PID 1, which only this driver knows. */
+  private readonly mounts: CrunMounts;
+  private readonly net: CrunNet;
+
+  constructor(private readonly o: OciRuntimeOptions) {
+    const helper = join(o.initDir, 'nook-init');
+    const initPid = (id: string): Promise<number | null> => this.initPid(id);
+    this.mounts = new CrunMounts({ helper, initPid, canFreeze: true, freeze: (id) => this.freeze(id), thaw: (id) => this.thaw(id) });
+    this.net = new CrunNet({ helper, initPid, runDir: (id) => this.bundleDir(id), bundlesDir: o.bundlesDir });
+  }
 
   info(): RuntimeInfo {
-    return { name: this.o.binary, version: this.o.version, memorySnapshots: false, freeze: true };
+    return { name: this.o.binary, version: this.o.version, memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true };
   }
 
   /** The runtime command line; `wrap` for create/delete on hybrid hosts, `listen` to hand over the agent socket. */
@@ -96,7 +107,8 @@ export class OciRuntimeDriver implements RuntimeDriver {
     }
   }
 
-  async initPid(sandboxId: string): Promise<number | null> {
+  /** Host pid of the sandbox's PID 1 (its namespaces are entered through it): private to the driver. */
+  private async initPid(sandboxId: string): Promise<number | null> {
     const r = await run(this.argv(['state', sandboxId]), { allowFail: true });
     if (r.code !== 0) return null;
     try {
@@ -105,10 +117,6 @@ export class OciRuntimeDriver implements RuntimeDriver {
     } catch {
       return null;
     }
-  }
-
-  runDir(sandboxId: string): string {
-    return this.bundleDir(sandboxId);
   }
 
   freeze(sandboxId: string): Promise<void> {
@@ -144,6 +152,8 @@ export class OciRuntimeDriver implements RuntimeDriver {
       }
     }
     await this.o.cgroups.removeSandboxGroups(sandboxId);
+    // Port bridges hold the sandbox's netns: they go with it, whoever forgot them.
+    await this.net.unexposePort(sandboxId, 'all');
     await fsp.rm(this.bundleDir(sandboxId), { recursive: true, force: true });
   }
 
@@ -163,6 +173,34 @@ export class OciRuntimeDriver implements RuntimeDriver {
 
   openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle {
     return new AgentSession(this.agentSocket(sandboxId), spec, handlers);
+  }
+
+  mountInto(sandboxId: string, hostPath: string, guestPath: string, opts: { rw: boolean }): Promise<void> {
+    return this.mounts.mountInto(sandboxId, hostPath, guestPath, opts);
+  }
+
+  unmountFrom(sandboxId: string, guestPath: string, opts: { force: boolean }): Promise<UnmountOutcome> {
+    return this.mounts.unmountFrom(sandboxId, guestPath, opts);
+  }
+
+  holdersOf(sandboxId: string, guestPath: string): Promise<Holder[]> {
+    return this.mounts.holdersOf(sandboxId, guestPath);
+  }
+
+  listenInSandbox(sandboxId: string, port: number): Promise<ListenHandle> {
+    return this.net.listenInSandbox(sandboxId, port);
+  }
+
+  exposePort(sandboxId: string, port: number, opts: { maxConnections: number }): Promise<string> {
+    return this.net.exposePort(sandboxId, port, opts);
+  }
+
+  unexposePort(sandboxId: string, port: number | 'all'): Promise<void> {
+    return this.net.unexposePort(sandboxId, port);
+  }
+
+  sweepStrays(): Promise<void> {
+    return this.net.sweepStrays();
   }
 
   listCgroups(): Promise<string[]> {

@@ -1,4 +1,7 @@
 import type { Limits } from '../api/schemas.js';
+import type { Holder } from '../util/holders.js';
+
+export type { Holder };
 
 /** What a driver can do; core answers NOT_SUPPORTED for a missing feature, never a no-op. */
 export interface RuntimeInfo {
@@ -8,7 +11,25 @@ export interface RuntimeInfo {
   memorySnapshots: boolean;
   /** Can pause every process of a sandbox (cgroup freezer): snapshots of running sandboxes and safe volume unmounts need it. */
   freeze: boolean;
+  /** mountInto/unmountFrom on a running sandbox (volumes, attachments, host dirs). */
+  hotMounts: boolean;
+  /** listenInSandbox: the egress proxy's listener on the sandbox's loopback. */
+  egress: boolean;
+  /** exposePort/unexposePort: host connections reaching a port inside. */
+  exposePorts: boolean;
+  /** holdersOf, and unmountFrom naming (and with force killing) what keeps a mount busy. */
+  holders: boolean;
 }
+
+/** What unmountFrom did: core turns `busy` into VOLUME_BUSY with its own names. */
+export type UnmountOutcome =
+  | { status: 'unmounted'; killed: Holder[] }
+  /** Nothing there (no compute, or the sandbox unmounted it itself). */
+  | { status: 'not-mounted' }
+  | { status: 'busy'; holders: Holder[]; why: string };
+
+/** Something `net.Server.listen()` accepts: a listening socket the daemon accepts on. */
+export type ListenHandle = object;
 
 export interface StartSpec {
   sandboxId: string;
@@ -69,10 +90,6 @@ export interface RuntimeDriver {
   /** SIGTERM, then SIGKILL after graceMs; removes the container and its cgroups. Idempotent. */
   stop(sandboxId: string, graceMs: number): Promise<void>;
   status(sandboxId: string): Promise<ContainerStatus>;
-  /** Host pid of the sandbox's PID 1 (its namespaces are entered through it), or null. */
-  initPid(sandboxId: string): Promise<number | null>;
-  /** A per-sandbox directory on the host for runtime files (sockets, pid files), root-only. */
-  runDir(sandboxId: string): string;
   /** Stops every process of the sandbox in place (for a consistent snapshot); `thaw` undoes it. */
   freeze(sandboxId: string): Promise<void>;
   thaw(sandboxId: string): Promise<void>;
@@ -84,6 +101,31 @@ export interface RuntimeDriver {
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome>;
   /** An open-ended command (background process, terminal); the caller bounds it. */
   openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle;
+  /**
+   * Mounts a host path into the running sandbox at guestPath (made if missing), owned by
+   * the sandbox's root; read-only unless rw. RUNTIME_ERROR when it cannot.
+   */
+  mountInto(sandboxId: string, hostPath: string, guestPath: string, opts: { rw: boolean }): Promise<void>;
+  /**
+   * Ends the sandbox's access to what is mounted at guestPath, for real (never lazily):
+   * every mount of it there goes. While processes still reach it the answer is `busy`
+   * naming them, unless force, which kills them first. The sandbox is frozen meanwhile
+   * where the driver can, so nothing opens it between the scan and the unmount.
+   */
+  unmountFrom(sandboxId: string, guestPath: string, opts: { force: boolean }): Promise<UnmountOutcome>;
+  /** Processes of the sandbox that reach what is mounted at guestPath. */
+  holdersOf(sandboxId: string, guestPath: string): Promise<Holder[]>;
+  /** A listening TCP socket on 127.0.0.1:port inside the sandbox, accepted on by the daemon. */
+  listenInSandbox(sandboxId: string, port: number): Promise<ListenHandle>;
+  /**
+   * A root-only host unix socket whose every connection reaches 127.0.0.1:port inside the
+   * sandbox (at most maxConnections at once). Returns its path.
+   */
+  exposePort(sandboxId: string, port: number, opts: { maxConnections: number }): Promise<string>;
+  /** Closes one exposed port, or every one of the sandbox ('all'). Idempotent. */
+  unexposePort(sandboxId: string, port: number | 'all'): Promise<void>;
+  /** Daemon start: ends helpers a dead daemon left behind (port bridges), before anything else runs. */
+  sweepStrays(): Promise<void>;
   /** Removes cgroups of sandboxes this daemon no longer knows. */
   listCgroups(): Promise<string[]>;
   removeCgroups(sandboxId: string): Promise<void>;

@@ -10,8 +10,9 @@ import { promises as fsp } from 'node:fs';
 /** A device as the kernel prints it in mountinfo: "major:minor" (decimal). */
 export type DevId = string;
 
+/** A process that keeps a mount busy, as users see it in VOLUME_BUSY. */
 export interface Holder {
-  /** Host pid. */
+  /** The pid on the host, for the operator (core never acts on it). */
   pid: number;
   /** The pid as the sandbox sees it (innermost pid namespace). */
   nsPid: number;
@@ -48,25 +49,13 @@ export interface MountEntry {
 }
 
 /** The mounts a process sees, as paths under its own root. */
-export async function mountsOf(pid: number): Promise<MountEntry[]> {
+export async function mountsOf(pid: number | 'self'): Promise<MountEntry[]> {
   const text = await fsp.readFile(`/proc/${pid}/mountinfo`, 'utf8');
   return text
     .split('\n')
     .map((l) => l.split(' '))
     .filter((f) => f.length > 4)
     .map((f) => ({ dev: f[2] ?? '', point: unescape(f[4] ?? '') }));
-}
-
-/** Host pids whose cgroup path names the sandbox (every process crun put there, and their children). */
-export async function sandboxPids(sandboxId: string): Promise<number[]> {
-  const out: number[] = [];
-  const needle = new RegExp(`/${sandboxId.replace(/[^\w-]/g, '')}(/|$)`, 'm');
-  for (const e of await fsp.readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const cg = await fsp.readFile(`/proc/${e}/cgroup`, 'utf8').catch(() => '');
-    if (needle.test(cg)) out.push(Number(e));
-  }
-  return out;
 }
 
 /** Every host pid (for holders outside any sandbox). */
