@@ -13,6 +13,7 @@ import { BuildSpec, Preset, type BuildEvent, type BuildResult, type Image } from
 import { log } from '../util/log.js';
 import { safeUntar } from '../util/safe-untar.js';
 import type { AuditLog } from './audit.js';
+import type { CommandRunner } from './commands.js';
 import type { FileManager } from './files.js';
 import { BUILD_STEP_SOURCE, type ImageConfig, type ImageManager } from './images.js';
 import type { SandboxManager } from './sandboxes.js';
@@ -86,6 +87,7 @@ export class BuildManager {
     private readonly files: FileManager,
     private readonly tar: TarTransfer,
     private readonly audit: AuditLog,
+    private readonly commands: CommandRunner,
   ) {}
 
   /** The base image: a local image, a preset (built on first use), or a registry reference (pulled). */
@@ -114,7 +116,7 @@ export class BuildManager {
         tail = (tail + text).slice(-2000);
         emit({ type: 'log', step: index, stream, text });
       };
-      const r = await this.sandboxes.exec(builderId, { argv: ['/bin/sh', '-c', script], env, cwd, user: '0', timeoutMs }, { onStdout: (b) => keep(b, 'stdout'), onStderr: (b) => keep(b, 'stderr') });
+      const r = await this.commands.exec(builderId, { argv: ['/bin/sh', '-c', script], env, cwd, user: '0', timeoutMs }, { onStdout: (b) => keep(b, 'stdout'), onStderr: (b) => keep(b, 'stderr') });
       if (r.exitCode !== 0 || r.timedOut) {
         const why = r.timedOut ? `timed out after ${timeoutMs} ms` : r.exitCode === 127 && /not found/.test(tail) ? 'exited 127 (command not found)' : `exited ${r.exitCode}`;
         throw new NookError('IMAGE_BUILD_FAILED', `step ${index + 1} (${script.slice(0, 80)}) ${why}: ${tail.trim().split('\n').slice(-8).join('\n')}`, {

@@ -24,6 +24,7 @@ import { TarTransfer } from './tar-transfer.js';
 import { BuildManager } from './builds.js';
 import { VolumeManager } from './volumes.js';
 import { AttachmentManager } from './attachments.js';
+import { CommandRunner } from './commands.js';
 import { ComputeLifecycle } from './lifecycle.js';
 import { TtlScheduler } from './ttl.js';
 
@@ -72,7 +73,6 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   const lifecycle = new ComputeLifecycle();
   // Built after the sandbox manager, which reaches them through `peers` (below).
   let attachments: AttachmentManager | undefined;
-  let files: FileManager | undefined;
   let snapshots: SnapshotManager | undefined;
   let ttl: TtlScheduler | undefined;
   const built = <T>(m: T | undefined): T => {
@@ -83,7 +83,6 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     db, storage, runtime, images, audit, policy, lifecycle,
     peers: {
       checkAttach: (list, rw) => built(attachments).check(list, rw),
-      readOutput: (id, path, maxBytes) => built(files).read(id, path, maxBytes),
       afterDestroy: (id, withSnapshots) => built(snapshots).afterSandboxDestroyed(id, withSnapshots),
       scheduleChanged: () => ttl?.reschedule(),
     },
@@ -91,13 +90,14 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
   const network = new NetworkManager(db, runtime, sandboxes, policy);
   const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
-  files = new FileManager(sandboxes, runtime, audit);
+  const files = new FileManager(sandboxes, runtime, audit);
+  const commands = new CommandRunner(db, runtime, sandboxes, files, audit);
   const tar = new TarTransfer(sandboxes, runtime, files, audit);
   const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);
   const mounts = new AttachmentManager(runtime, sandboxes, policy, paths.sandboxRunDir);
   attachments = mounts;
   const retention = new RetentionManager(db, storage, sandboxes, snapshots, images, network, audit, join(paths.stateDir, 'logs'), volumes);
-  const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit);
+  const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit, commands);
   const terminals = new TerminalManager(sandboxes, runtime, audit);
   ttl = new TtlScheduler(sandboxes);
   // Up in this order, down in reverse: the egress proxy first, then what is mounted, and only
@@ -108,7 +108,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     { name: 'attachments', up: (id) => mounts.attachAll(id), down: (id) => mounts.detachAll(id) },
     { name: 'processes', up: (id) => processes.restartOnResume(id), forget: (id) => processes.forget(id) },
   ]);
-  return { paths, db, storage, runtime, images, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, volumes, attachments: mounts, tar, builds, terminals, ttl };
+  return { paths, db, storage, runtime, images, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl };
 }
 
 /** Makes the state dir and its parts, and installs the nook-init the sandboxes bind-mount. */
@@ -143,6 +143,7 @@ export interface NookParts {
   policy: PolicyManager;
   retention: RetentionManager;
   files: FileManager;
+  commands: CommandRunner;
   volumes: VolumeManager;
   attachments: AttachmentManager;
   tar: TarTransfer;
@@ -167,6 +168,8 @@ export class Nook {
   readonly policy: PolicyManager;
   readonly retention: RetentionManager;
   readonly files: FileManager;
+  /** exec and run. */
+  readonly commands: CommandRunner;
   readonly volumes: VolumeManager;
   readonly attachments: AttachmentManager;
   readonly tar: TarTransfer;
@@ -179,7 +182,7 @@ export class Nook {
     ({
       paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, sandboxes: this.sandboxes,
       lifecycle: this.lifecycle, snapshots: this.snapshots, network: this.network, processes: this.processes, audit: this.audit,
-      policy: this.policy, retention: this.retention, files: this.files, volumes: this.volumes, attachments: this.attachments,
+      policy: this.policy, retention: this.retention, files: this.files, commands: this.commands, volumes: this.volumes, attachments: this.attachments,
       tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl,
     } = parts);
   }

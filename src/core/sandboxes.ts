@@ -7,12 +7,7 @@ import {
   NAME_RULE,
   type CreateSandboxRequest,
   type DestroyResult,
-  type ExecRequest,
-  type ExecResult,
-  type Limits,
-  type RunRequest,
   type Sandbox,
-  type SandboxState,
 } from '../api/schemas.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -21,110 +16,19 @@ import { newId } from '../util/ids.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import { log } from '../util/log.js';
 import { UndoStack } from '../util/undo.js';
-import { OutputCapture } from './output.js';
 import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
 import type { ComputeLifecycle } from './lifecycle.js';
-import { sha256, type AuditLog } from './audit.js';
+import { SandboxStore } from './sandbox-store.js';
+import type { ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxRow, SandboxSpec } from './sandbox-model.js';
+import type { AuditLog } from './audit.js';
 import { EventBus } from './events.js';
 import type { PolicyManager } from './policy.js';
-import { redact } from './redact.js';
 import { normaliseAllow, proxyEnv } from './network.js';
 import { applyTemplate } from './templates.js';
 import type { ProgressFn } from '../oci/presets.js';
 
-export interface SandboxSpec {
-  limits: Limits;
-  labels: Record<string, string>;
-  env: Record<string, string>;
-  cwd: string;
-  /** Persisted paths; empty means the whole rootfs persists. */
-  persist: string[];
-  /** What this sandbox was restored or forked from, for people reading inspect. */
-  origin: string | null;
-  /** Egress policy (mode and allow-list); `none` = loopback only. */
-  network: NetworkPolicy;
-  /** The profile version that admitted it, and what host policy changed in the request. */
-  profile?: string | null;
-  adjusted?: string[];
-  /** Managed volumes mounted whenever compute starts. */
-  volumes?: { volume: string; guest: string; rw?: boolean }[];
-  /** Disks, bundles and host directories mounted whenever compute starts. */
-  attach?: { kind: 'disk' | 'bundle' | 'dir'; source: string; guest: string; rw?: boolean }[];
-}
-
-/** Restore or fork: the files come from a snapshot, not from the image. */
-export interface RestoreSource {
-  snapshotId: string;
-  imageId: string;
-  persist: string[];
-  origin: string;
-}
-
-export interface SandboxRecord {
-  id: string;
-  name: string;
-  state: SandboxState;
-  imageId: string;
-  persistent: boolean;
-  ttlMs: number | null;
-  spec: SandboxSpec;
-}
-
-interface SandboxRow {
-  id: string;
-  name: string;
-  state: SandboxState;
-  image_id: string;
-  persistent: number;
-  created_at: number;
-  updated_at: number;
-  ttl_ms: number | null;
-  expires_at: number | null;
-  spec_json: string;
-}
-
-/** Each declared output file is bounded to this (the daemon holds it in memory). */
-const OUTPUT_MAX_BYTES = 16 * 1024 * 1024;
-
-export interface ExecSink {
-  onStdout?: (chunk: Buffer) => void;
-  onStderr?: (chunk: Buffer) => void;
-}
-
-export interface ListFilter {
-  labels?: Record<string, string>;
-  state?: string;
-}
-
-/**
- * Collaborators that themselves need the sandbox manager (so they are built after it). They
- * are reached through this one interface, which core/nook.ts fills: no manager assigns
- * another's fields.
- */
-export interface SandboxPeers {
-  /** Refuses attachments host policy forbids, before anything exists (attachments). */
-  checkAttach(list: NonNullable<CreateSandboxRequest['attach']>, profileAllowsRw: boolean): void;
-  /** Reads a declared output from inside the sandbox (files). */
-  readOutput(sandboxId: string, path: string, maxBytes: number): Promise<Buffer>;
-  /** What becomes of a destroyed sandbox's snapshots (snapshots). */
-  afterDestroy(sandboxId: string, withSnapshots: boolean): Promise<{ kept: string[]; deleted: string[] }>;
-  /** A change that can move the next TTL expiry (the TTL scheduler). */
-  scheduleChanged(): void;
-}
-
-export interface SandboxDeps {
-  db: Db;
-  storage: StorageDriver;
-  runtime: RuntimeDriver;
-  images: ImageManager;
-  audit: AuditLog;
-  /** Admission: profile defaults under a request, host limits over it. */
-  policy: PolicyManager;
-  /** What happens around compute, in the order core/nook.ts declares. */
-  lifecycle: ComputeLifecycle;
-  peers: SandboxPeers;
-}
+export type { ExecSink, ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxSpec } from './sandbox-model.js';
 
 /**
  * The sandbox state machine. Every state change is one SQLite write made before (for
@@ -144,114 +48,49 @@ export class SandboxManager {
   private readonly lifecycle: ComputeLifecycle;
   private readonly peers: SandboxPeers;
 
+  private readonly store: SandboxStore;
+
   constructor(deps: SandboxDeps) {
     ({ db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, audit: this.audit, policy: this.policy, lifecycle: this.lifecycle, peers: this.peers } = deps);
+    this.store = new SandboxStore(deps.db, () => ({ runtime: deps.runtime.info().name, storage: deps.storage.info().driver }));
   }
 
-  // ---- reading -------------------------------------------------------------------
+  // ---- reading (the rows themselves live in SandboxStore) ---------------------------
 
-  private rowByRef(ref: string): SandboxRow | undefined {
-    return this.db.prepare('SELECT * FROM sandboxes WHERE name = ? OR id = ?').get(ref, ref) as SandboxRow | undefined;
-  }
-
-  private mustRow(ref: string): SandboxRow {
-    const row = this.rowByRef(ref);
-    if (!row) {
-      throw new NookError('SANDBOX_NOT_FOUND', `no sandbox named ${ref}`, { hint: 'list sandboxes with: nook ls', context: { ref } });
-    }
-    return row;
-  }
-
-  private spec(row: SandboxRow): SandboxSpec {
-    const spec = JSON.parse(row.spec_json) as Partial<SandboxSpec> & Omit<SandboxSpec, 'persist' | 'origin' | 'network'>;
-    return { ...spec, persist: spec.persist ?? [], origin: spec.origin ?? null, network: spec.network ?? { mode: 'none', allow: [] } };
-  }
-
-  private toSandbox(row: SandboxRow): Sandbox {
-    const spec = this.spec(row);
-    const image = this.db.prepare('SELECT name FROM images WHERE id = ?').get(row.image_id) as { name: string } | undefined;
-    return {
-      id: row.id,
-      name: row.name,
-      state: row.state,
-      image: image?.name ?? row.image_id,
-      persistent: row.persistent === 1,
-      createdAt: new Date(row.created_at).toISOString(),
-      updatedAt: new Date(row.updated_at).toISOString(),
-      expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
-      ttlMs: row.ttl_ms,
-      limits: { ...spec.limits, diskMiB: spec.limits.diskMiB ?? null },
-      labels: spec.labels,
-      envKeys: Object.keys(spec.env),
-      cwd: spec.cwd,
-      network: spec.network,
-      runtime: this.runtime.info().name,
-      storage: this.storage.info().driver,
-      persist: spec.persist,
-      origin: spec.origin,
-      profile: spec.profile ?? null,
-      adjusted: spec.adjusted ?? [],
-    };
-  }
-
-  /** The internal record of a sandbox (for the snapshot manager). */
+  /** The internal record of a sandbox (for the other managers). */
   record(ref: string): SandboxRecord {
-    const row = this.mustRow(ref);
-    return { id: row.id, name: row.name, state: row.state, imageId: row.image_id, persistent: row.persistent === 1, ttlMs: row.ttl_ms, spec: this.spec(row) };
-  }
-
-  /** Replaces a sandbox's egress policy (the network manager applies it). */
-  setNetworkPolicy(id: string, policy: NetworkPolicy): void {
-    const row = this.mustRow(id);
-    const spec = { ...this.spec(row), network: policy };
-    this.db.prepare('UPDATE sandboxes SET spec_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), Date.now(), id);
-  }
-
-  /** Compute time so far, in ms (the running stretch included). */
-  computeMs(id: string): number {
-    const r = this.db.prepare('SELECT compute_ms, running_since FROM sandboxes WHERE id = ?').get(id) as { compute_ms: number; running_since: number | null } | undefined;
-    return r ? r.compute_ms + (r.running_since ? Date.now() - r.running_since : 0) : 0;
+    return this.store.record(ref);
   }
 
   /** The live sandbox with this name or id, if any (no error). */
   find(ref: string): SandboxRecord | undefined {
-    return this.rowByRef(ref) ? this.record(ref) : undefined;
+    return this.store.find(ref);
   }
 
   get(ref: string): Sandbox {
-    return this.toSandbox(this.mustRow(ref));
+    return this.store.get(ref);
   }
 
   list(filter: ListFilter = {}): Sandbox[] {
-    // Sandboxes being created or destroyed are listed too: a TTL destroy in progress is
-    // visible as `destroying` until its files are gone, never silently half-present.
-    const rows = this.db.prepare('SELECT * FROM sandboxes ORDER BY created_at').all() as SandboxRow[];
-    return rows
-      .map((r) => this.toSandbox(r))
-      .filter((s) => !filter.state || s.state === filter.state)
-      .filter((s) => Object.entries(filter.labels ?? {}).every(([k, v]) => s.labels[k] === v));
+    return this.store.list(filter);
   }
 
   count(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM sandboxes').get() as { n: number }).n;
+    return this.store.count();
   }
 
-  private setState(id: string, state: SandboxState, extra: { expiresAt?: number | null } = {}): void {
-    const now = Date.now();
-    // Compute time: the clock runs while running (or snapshotting), stops otherwise.
-    const computing = state === 'running' || state === 'snapshotting';
-    this.db
-      .prepare(
-        computing
-          ? 'UPDATE sandboxes SET running_since = COALESCE(running_since, ?) WHERE id = ?'
-          : 'UPDATE sandboxes SET compute_ms = compute_ms + (? - COALESCE(running_since, ?)), running_since = NULL WHERE id = ?',
-      )
-      .run(...(computing ? [now, id] : [now, now, id]));
-    if (extra.expiresAt !== undefined) {
-      this.db.prepare('UPDATE sandboxes SET state = ?, updated_at = ?, expires_at = ? WHERE id = ?').run(state, now, extra.expiresAt, id);
-    } else {
-      this.db.prepare('UPDATE sandboxes SET state = ?, updated_at = ? WHERE id = ?').run(state, now, id);
-    }
+  /** Replaces a sandbox's egress policy (the network manager applies it). */
+  setNetworkPolicy(id: string, policy: NetworkPolicy): void {
+    this.store.setNetworkPolicy(id, policy);
+  }
+
+  /** Compute time so far, in ms (the running stretch included). */
+  computeMs(id: string): number {
+    return this.store.computeMs(id);
+  }
+
+  nextExpiry(): number | null {
+    return this.store.nextExpiry();
   }
 
   // ---- lifecycle -----------------------------------------------------------------
@@ -265,7 +104,7 @@ export class SandboxManager {
     if (!NAME_PATTERN.test(name)) {
       throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
     }
-    if (this.rowByRef(name)) {
+    if (this.store.rowByRef(name)) {
       throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
     }
     const diskMiB = await this.diskLimit(req.diskMiB);
@@ -288,20 +127,10 @@ export class SandboxManager {
       ...(req.attach ? { attach: req.attach } : {}),
     };
     const now = Date.now();
-    try {
-      this.db
-        .prepare(
-          `INSERT INTO sandboxes (id, name, state, image_id, persistent, created_at, updated_at, ttl_ms, expires_at, spec_json)
-           VALUES (?, ?, 'creating', ?, ?, ?, ?, ?, NULL, ?)`,
-        )
-        .run(id, name, imageId, req.persistent === false ? 0 : 1, now, now, req.ttlMs ?? null, JSON.stringify(spec));
-    } catch (e) {
-      if (/UNIQUE/.test((e as Error).message)) throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`);
-      throw e;
-    }
+    this.store.insert({ id, name, imageId, persistent: req.persistent !== false, ttlMs: req.ttlMs ?? null, spec }, now);
     return this.locks.run(id, async () => {
       const undo = new UndoStack();
-      undo.push('record', () => void this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id));
+      undo.push('record', () => this.store.remove(id));
       const phases: Record<string, number> = {};
       let mark = performance.now();
       const phase = (what: string): void => {
@@ -315,7 +144,7 @@ export class SandboxManager {
         undo.push('rootfs', () => this.storage.deleteSandbox(id));
         await this.startCompute(id, name, spec, imageId, undo);
         phase('computeMs');
-        this.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
+        this.store.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
       } catch (e) {
         await undo.rollback((m) => log(m, { sandbox: id }));
         throw e;
@@ -358,7 +187,7 @@ export class SandboxManager {
   private generateName(): string {
     for (;;) {
       const name = newId('sb', 8).replace('_', '-');
-      if (!this.rowByRef(name)) return name;
+      if (!this.store.rowByRef(name)) return name;
     }
   }
 
@@ -385,7 +214,7 @@ export class SandboxManager {
   /** Stops compute. Persistent: paused with files kept. Non-persistent: destroyed. */
   /** Refuses work on a sandbox that is being created or destroyed. */
   private settledRow(ref: string): SandboxRow {
-    const row = this.mustRow(ref);
+    const row = this.store.mustRow(ref);
     if (row.state === 'creating' || row.state === 'destroying') {
       throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}`, { hint: 'wait a moment and try again' });
     }
@@ -406,11 +235,11 @@ export class SandboxManager {
       return null;
     }
     return this.locks.run(row.id, async () => {
-      const current = this.mustRow(row.id);
-      if (current.state === 'paused') return this.toSandbox(current);
-      this.setState(row.id, 'stopping');
+      const current = this.store.mustRow(row.id);
+      if (current.state === 'paused') return this.store.toSandbox(current);
+      this.store.setState(row.id, 'stopping');
       await this.stopCompute(row.id);
-      this.setState(row.id, 'paused', { expiresAt: null });
+      this.store.setState(row.id, 'paused', { expiresAt: null });
       this.peers.scheduleChanged();
       log('sandbox stopped', { id: row.id, name: row.name, reason });
       this.events.publish('sandbox.stopped', { sandbox: row.name, sandboxId: row.id, detail: { reason } });
@@ -424,12 +253,12 @@ export class SandboxManager {
   }
 
   private async resumeLocked(id: string): Promise<Sandbox> {
-    const row = this.mustRow(id);
-    if (row.state === 'running') return this.toSandbox(row);
+    const row = this.store.mustRow(id);
+    if (row.state === 'running') return this.store.toSandbox(row);
     if (row.state !== 'paused') {
       throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${row.state}; it can be resumed only when paused`);
     }
-    const spec = this.spec(row);
+    const spec = this.store.spec(row);
     const undo = new UndoStack();
     try {
       // With persisted paths, only they survive: every start gets a fresh rootfs.
@@ -439,7 +268,7 @@ export class SandboxManager {
       await undo.rollback((m) => log(m, { sandbox: id }));
       throw e;
     }
-    this.setState(id, 'running', { expiresAt: row.ttl_ms ? Date.now() + row.ttl_ms : null });
+    this.store.setState(id, 'running', { expiresAt: row.ttl_ms ? Date.now() + row.ttl_ms : null });
     this.peers.scheduleChanged();
     log('sandbox resumed', { id, name: row.name });
     this.events.publish('sandbox.resumed', { sandbox: row.name, sandboxId: id });
@@ -449,7 +278,7 @@ export class SandboxManager {
   async destroy(ref: string, options: { withSnapshots?: boolean; reason?: 'request' | 'ttl' } = {}): Promise<DestroyResult> {
     const row = this.settledRow(ref);
     return this.locks.run(row.id, async () => {
-      this.setState(row.id, 'destroying');
+      this.store.setState(row.id, 'destroying');
       await this.finishDestroy(row.id);
       const snaps = await this.peers.afterDestroy(row.id, options.withSnapshots ?? false);
       this.peers.scheduleChanged();
@@ -462,17 +291,17 @@ export class SandboxManager {
   /** New compute from the image plus the persisted paths (sandboxes created with persist). */
   async recycle(ref: string): Promise<Sandbox> {
     const row = this.settledRow(ref);
-    if (this.spec(row).persist.length === 0) {
+    if (this.store.spec(row).persist.length === 0) {
       throw new NookError('INVALID_STATE', `sandbox ${row.name} persists its whole rootfs, so recycling would discard everything in it`, {
         hint: 'recycle is for sandboxes created with --persist PATH; use stop and resume to restart compute',
       });
     }
     return this.locks.run(row.id, async () => {
-      const current = this.mustRow(row.id);
+      const current = this.store.mustRow(row.id);
       if (current.state === 'running') {
-        this.setState(row.id, 'stopping');
+        this.store.setState(row.id, 'stopping');
         await this.stopCompute(row.id);
-        this.setState(row.id, 'paused', { expiresAt: null });
+        this.store.setState(row.id, 'paused', { expiresAt: null });
       }
       log('sandbox recycling', { id: row.id, name: row.name });
       return this.resumeLocked(row.id);
@@ -495,13 +324,13 @@ export class SandboxManager {
           hint: `stop it first (nook stop ${row.name}), then snapshot, fork or commit`,
         });
       }
-      this.setState(row.id, 'snapshotting');
+      this.store.setState(row.id, 'snapshotting');
       await this.runtime.freeze(row.id);
       try {
         return await fn(current);
       } finally {
         await this.runtime.thaw(row.id).catch((e: Error) => log('thaw failed', { id: row.id, error: e.message }));
-        this.setState(row.id, 'running');
+        this.store.setState(row.id, 'running');
       }
     });
   }
@@ -511,7 +340,7 @@ export class SandboxManager {
     await this.runtime.stop(id, 0);
     await this.storage.deleteSandbox(id);
     await this.lifecycle.forget(id);
-    this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
+    this.store.remove(id);
   }
 
   // ---- exec ------------------------------------------------------------------------
@@ -536,116 +365,11 @@ export class SandboxManager {
     return user ? { user } : {};
   }
 
-  async exec(ref: string, req: ExecRequest, sink: ExecSink = {}, signal?: AbortSignal): Promise<ExecResult> {
-    const sb = await this.ensureRunning(ref);
-    const row = { id: sb.id, name: sb.name };
-    const spec = sb.spec;
-    const execStarted = Date.now();
-    const secrets = [...Object.values(spec.env), ...Object.values(req.env ?? {})];
-    // Live chunks are redacted one by one (a secret split across two chunks can pass here;
-    // the final result is redacted whole).
-    const live: ExecSink = req.redact
-      ? {
-          ...(sink.onStdout ? { onStdout: (b: Buffer) => sink.onStdout?.(Buffer.from(redact(b.toString('utf8'), secrets).text)) } : {}),
-          ...(sink.onStderr ? { onStderr: (b: Buffer) => sink.onStderr?.(Buffer.from(redact(b.toString('utf8'), secrets).text)) } : {}),
-        }
-      : sink;
-    const capture = new OutputCapture(req.maxOutputBytes ?? DEFAULTS.maxOutputBytes, live);
-    const stdin = req.stdin ? Buffer.from(req.stdin, 'base64') : undefined;
-    const outcome = await this.runtime.exec(row.id, {
-      argv: req.argv,
-      env: this.commandEnv(sb, req.env),
-      cwd: req.cwd ?? spec.cwd,
-      ...this.commandUser(sb, req.user),
-      ...(stdin ? { stdin } : {}),
-      timeoutMs: req.timeoutMs ?? DEFAULTS.execTimeoutMs,
-      ...(signal ? { signal } : {}),
-      onStdout: (b) => capture.stdout(b),
-      onStderr: (b) => capture.stderr(b),
-    });
-    const captured = capture.result();
-    let redactions: number | undefined;
-    if (req.redact) {
-      const secrets = [...Object.values(spec.env), ...Object.values(req.env ?? {})];
-      const out = redact(captured.stdout, secrets);
-      const err = redact(captured.stderr, secrets);
-      captured.stdout = out.text;
-      captured.stderr = err.text;
-      redactions = out.count + err.count;
-    }
-    const outputs: NonNullable<ExecResult['outputs']> = [];
-    for (const path of req.outputs ?? []) {
-      try {
-        const data = await this.peers.readOutput(row.id, path, OUTPUT_MAX_BYTES);
-        outputs.push({ path, bytes: data.length, data: data.toString('base64') });
-      } catch (e) {
-        outputs.push({ path, bytes: 0, error: (e as Error).message });
-      }
-    }
-    const result = {
-      exitCode: outcome.exitCode,
-      signal: outcome.signal,
-      ...captured,
-      timedOut: outcome.timedOut,
-      durationMs: outcome.durationMs,
-      ...(redactions !== undefined ? { redactions } : {}),
-      ...(req.outputs ? { outputs } : {}),
-    };
-    const decisions = this.db
-      .prepare('SELECT SUM(allowed) AS allowed, COUNT(*) - SUM(allowed) AS denied FROM network_decisions WHERE sandbox_id = ? AND at >= ?')
-      .get(row.id, execStarted) as { allowed: number | null; denied: number | null };
-    this.audit.note(
-      {
-        exitCode: result.exitCode,
-        signal: result.signal,
-        durationMs: result.durationMs,
-        timedOut: result.timedOut,
-        truncated: result.truncated,
-        stdout: { sha256: sha256(result.stdout), bytes: Buffer.byteLength(result.stdout) },
-        stderr: { sha256: sha256(result.stderr), bytes: Buffer.byteLength(result.stderr) },
-        network: { allowed: decisions.allowed ?? 0, denied: decisions.denied ?? 0 },
-      },
-      { id: row.id, name: row.name },
-    );
-    return result;
-  }
-
-  /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens. */
-  async run(req: RunRequest, sink: ExecSink & { onSandbox?: (s: Sandbox) => void } = {}, signal?: AbortSignal): Promise<ExecResult> {
-    const { image, pull, memoryMiB, cpus, pids, labels, stream: _stream, ...exec } = req;
-    const sandbox = await this.create({
-      persistent: false,
-      ...(image ? { image } : {}),
-      ...(pull ? { pull } : {}),
-      ...(memoryMiB ? { memoryMiB } : {}),
-      ...(cpus ? { cpus } : {}),
-      ...(pids ? { pids } : {}),
-      labels: { ...(labels ?? {}), 'nook.run': 'true' },
-      ...(exec.timeoutMs ? { ttlMs: exec.timeoutMs + 60_000 } : {}),
-    });
-    sink.onSandbox?.(sandbox);
-    try {
-      return await this.exec(sandbox.id, exec, sink, signal);
-    } finally {
-      await this.destroy(sandbox.id).catch((e: Error) => log('run: destroy failed', { id: sandbox.id, error: e.message }));
-    }
-  }
-
   // ---- TTL ---------------------------------------------------------------------------
-
-  nextExpiry(): number | null {
-    const r = this.db.prepare("SELECT MIN(expires_at) AS t FROM sandboxes WHERE expires_at IS NOT NULL AND state = 'running'").get() as { t: number | null };
-    return r.t;
-  }
 
   /** Applies every expired TTL: persistent sandboxes stop, non-persistent ones are destroyed. */
   async expireDue(now = Date.now()): Promise<void> {
-    const due = this.db.prepare("SELECT id, name, persistent FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ? AND state = 'running'").all(now) as {
-      id: string;
-      name: string;
-      persistent: number;
-    }[];
-    for (const d of due) {
+    for (const d of this.store.due(now)) {
       try {
         log('ttl expired', { id: d.id, name: d.name, action: d.persistent ? 'stop' : 'destroy' });
         if (d.persistent) await this.stop(d.id, 'ttl');
@@ -675,7 +399,7 @@ export class SandboxManager {
         }
         if (!(await this.storage.sandboxExists(row.id))) {
           await this.runtime.stop(row.id, 0);
-          this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(row.id);
+          this.store.remove(row.id);
           log('reconcile: dropped sandbox whose rootfs is gone', { id: row.id });
           continue;
         }
@@ -683,7 +407,7 @@ export class SandboxManager {
         if (wantsCompute && (status === 'running' || status === 'paused')) {
           // A crash mid-snapshot leaves the sandbox frozen: thaw it.
           if (row.state === 'snapshotting') await this.runtime.thaw(row.id).catch(() => undefined);
-          if (row.state !== 'running') this.setState(row.id, 'running');
+          if (row.state !== 'running') this.store.setState(row.id, 'running');
           continue;
         }
         if (wantsCompute && row.persistent === 0) {
@@ -693,7 +417,7 @@ export class SandboxManager {
         }
         // Compute is gone (host reboot, OOM of init) or the sandbox was mid-stop: files are kept.
         await this.stopCompute(row.id);
-        this.setState(row.id, 'paused', { expiresAt: null });
+        this.store.setState(row.id, 'paused', { expiresAt: null });
         if (wantsCompute || row.state === 'stopping') log('reconcile: sandbox paused (its compute was gone)', { id: row.id });
       } catch (e) {
         log('reconcile: failed for sandbox', { id: row.id, error: (e as Error).message });

@@ -36,7 +36,8 @@ describe('a full state dir', () => {
   after(async () => {
     rmSync(filler(), { force: true });
     await d.teardown();
-    await run(['umount', mnt], { allowFail: true });
+    // The pool's loop device lets go of its file a moment after the pool is unmounted.
+    for (let i = 0; i < 50 && (await run(['umount', mnt], { allowFail: true })).code !== 0; i++) await new Promise((r) => setTimeout(r, 100));
     rmSync(mnt, { recursive: true, force: true });
   });
 

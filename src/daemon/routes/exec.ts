@@ -16,24 +16,25 @@ function execSink(emit: (e: ExecEvent) => void): { onStdout: (b: Buffer) => void
 
 export function register(app: Hono, { nook, answer }: RouteDeps): void {
   const sb = nook.sandboxes;
+  const commands = nook.commands;
   on(app, 'exec', async (c) => {
     const req = await parseBody(c, routes.exec.body);
     sb.get(ref(c)); // a missing sandbox is an HTTP error, before any stream starts
-    if (!req.stream) return answer(c, await sb.exec(ref(c), req, {}, c.req.raw.signal));
+    if (!req.stream) return answer(c, await commands.exec(ref(c), req, {}, c.req.raw.signal));
     return ndjson<ExecEvent>(
       c,
       nook.audit,
-      async (emit, signal) => emit({ type: 'result', result: await sb.exec(ref(c), req, execSink(emit), signal) }),
+      async (emit, signal) => emit({ type: 'result', result: await commands.exec(ref(c), req, execSink(emit), signal) }),
       errorEvent,
     );
   });
   on(app, 'run', async (c) => {
     const req = await parseBody(c, routes.run.body);
-    if (!req.stream) return answer(c, await sb.run(req, {}, c.req.raw.signal));
+    if (!req.stream) return answer(c, await commands.run(req, {}, c.req.raw.signal));
     return ndjson<ExecEvent>(
       c,
       nook.audit,
-      async (emit, signal) => emit({ type: 'result', result: await sb.run(req, { ...execSink(emit), onSandbox: (sandbox) => emit({ type: 'sandbox', sandbox }) }, signal) }),
+      async (emit, signal) => emit({ type: 'result', result: await commands.run(req, { ...execSink(emit), onSandbox: (sandbox) => emit({ type: 'sandbox', sandbox }) }, signal) }),
       errorEvent,
     );
   });
