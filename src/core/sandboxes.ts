@@ -208,6 +208,11 @@ export class SandboxManager {
   }
 
   /** Compute time so far, in ms (the running stretch included). */
+  /** Memory, CPU time and processes now, from the sandbox's cgroup (null when it is not running). */
+  liveStats(id: string): ReturnType<RuntimeDriver['stats']> {
+    return this.runtime.stats(id);
+  }
+
   computeMs(id: string): number {
     const r = this.db.prepare('SELECT compute_ms, running_since FROM sandboxes WHERE id = ?').get(id) as { compute_ms: number; running_since: number | null } | undefined;
     return r ? r.compute_ms + (r.running_since ? Date.now() - r.running_since : 0) : 0;

@@ -8,6 +8,8 @@ export interface RuntimeInfo {
   memorySnapshots: boolean;
   /** Can pause every process of a sandbox (cgroup freezer): snapshots of running sandboxes and safe volume unmounts need it. */
   freeze: boolean;
+  /** The host's cgroups: v1, v1 with a cgroup2 mount beside it (hybrid), or unified v2. */
+  cgroup: 'v1' | 'v1-hybrid' | 'v2';
 }
 
 export interface StartSpec {
@@ -84,6 +86,8 @@ export interface RuntimeDriver {
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome>;
   /** An open-ended command (background process, terminal); the caller bounds it. */
   openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle;
+  /** Live memory, CPU time and process count of a running sandbox (null when it has no cgroup). */
+  stats(sandboxId: string): Promise<{ memoryBytes: number | null; cpuSeconds: number | null; pids: number | null } | null>;
   /** Removes cgroups of sandboxes this daemon no longer knows. */
   listCgroups(): Promise<string[]>;
   removeCgroups(sandboxId: string): Promise<void>;
