@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { NookError } from '../api/errors.js';
 import { run, which } from '../util/proc.js';
 import { CgroupV1, detectCgroupKind, type CgroupHost } from './cgroups.js';
@@ -17,6 +18,7 @@ export interface RuntimeDirs {
 
 /** crun when installed (fast), else runc; NOOK_RUNTIME=runc|crun forces one. */
 export async function chooseRuntime(dirs: RuntimeDirs, wanted = process.env.NOOK_RUNTIME): Promise<RuntimeDriver> {
+  requireUserNamespaces();
   const mode = detectCgroupKind();
   const order: ('crun' | 'runc')[] = wanted === 'runc' ? ['runc'] : wanted === 'crun' ? ['crun'] : ['crun', 'runc'];
   for (const binary of order) {
@@ -38,4 +40,19 @@ export async function chooseRuntime(dirs: RuntimeDirs, wanted = process.env.NOOK
     });
   }
   throw new NookError('NOT_SUPPORTED', 'no OCI runtime found', { hint: 'apt-get install crun (or runc)' });
+}
+
+/** Every sandbox has its own user namespace: a kernel that allows none cannot run any. */
+function requireUserNamespaces(): void {
+  let max = '';
+  try {
+    max = readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim();
+  } catch {
+    throw new NookError('NOT_SUPPORTED', 'this kernel has no user namespaces (CONFIG_USER_NS)', { hint: 'use a kernel built with CONFIG_USER_NS=y (every stock distribution kernel is)' });
+  }
+  if (max === '0') {
+    throw new NookError('NOT_SUPPORTED', 'user namespaces are disabled on this host (user.max_user_namespaces = 0)', {
+      hint: 'sysctl -w user.max_user_namespaces=15000 (and set it in /etc/sysctl.d/ to keep it)',
+    });
+  }
 }
