@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { detectCgroupKind } from '../../src/runtime/cgroups.js';
 import { resolvePaths } from '../../src/core/paths.js';
 import { run } from '../../src/util/proc.js';
 import { rejectsWith } from '../helpers/assert.js';
@@ -222,7 +223,8 @@ describe('snapshot crash safety', () => {
     db.prepare("UPDATE sandboxes SET state = 'snapshotting' WHERE name = 'frozen'").run();
     db.close();
     const paths = resolvePaths({ NOOK_STATE_DIR: d.stateDir });
-    writeFileSync(join('/sys/fs/cgroup/freezer', `nook-${paths.instance}`, sb.id, 'freezer.state'), 'FROZEN');
+    if (detectCgroupKind() === 'v2') writeFileSync(join('/sys/fs/cgroup', `nook-${paths.instance}`, sb.id, 'cgroup.freeze'), '1');
+    else writeFileSync(join('/sys/fs/cgroup/freezer', `nook-${paths.instance}`, sb.id, 'freezer.state'), 'FROZEN');
     await run(['btrfs', 'subvolume', 'snapshot', join(d.stateDir, 'storage/btrfs/pool/sandboxes', sb.id, 'rootfs'), join(d.stateDir, 'storage/btrfs/pool/snapshots/snap_orphan')]);
     await d.start();
     assert.deepEqual((await sb.snapshots.list()).map((s) => s.name), ['complete']);
