@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     const bundle = (args: string[], id: string): string => {
       const dir = join(bundleBase, id);
       mkdirSync(dir, { recursive: true });
-      const spec = buildOciSpec({ rootfs, hostname: id, env, limits: { memoryMiB: 1024, cpus: 1, pids: 1024 }, cgroupsPath: `/nook-bench/${id}`, initDir: paths.initDir }) as {
+      const spec = buildOciSpec({ rootfs, hostname: id, env, limits: { memoryMiB: 1024, cpus: 1, pids: 1024 }, cgroupsPath: `/nook-bench/${id}`, swapLimit: false, initDir: paths.initDir }) as {
         process: { args: string[] };
         root: { readonly: boolean };
       };

@@ -19,6 +19,9 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
   crun runc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat libarchive-tools \
   build-essential python3 ca-certificates bubblewrap skopeo docker-registry openssl
+# qemu-system-x86, kmod and cpio: only for the cgroup v2 test host (npm run test:cgroup2 boots
+# Debian's kernel in QEMU with this machine's root read-only; scripts/guest/).
+apt-get install -y -q --no-install-recommends qemu-system-x86 kmod cpio
 # The package's own service would listen on :5000 on every interface; the tests start
 # their own on loopback, so the system one stays off.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
@@ -33,3 +36,13 @@ npm ci --no-fund --no-audit
 npm run build
 npm link --no-fund --no-audit >/dev/null
 echo "nook installed: $(command -v nook)"
+
+# Under systemd, nookd runs as a unit with a delegated cgroup subtree (required on cgroup v2
+# hosts: packaging/nookd.service). Without systemd, start nookd yourself; it takes
+# /sys/fs/cgroup/nook-<instance> on a v2 host.
+if [ -d /run/systemd/system ]; then
+  sed -e "s|@NODE@|$(command -v node)|" -e "s|@PREFIX@|$(pwd)|" packaging/nookd.service > /etc/systemd/system/nookd.service
+  systemctl daemon-reload
+  systemctl enable --now nookd.service
+  echo "nookd.service enabled (Delegate=yes)"
+fi

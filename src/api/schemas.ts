@@ -355,6 +355,8 @@ export const Health = z.object({
   pid: z.number().int(),
   stateDir: z.string(),
   runtime: z.object({ name: z.string(), version: z.string() }),
+  /** The host's cgroup kind, detected at start. */
+  cgroup: z.enum(['v1', 'v1-hybrid', 'v2']),
   storage: z.object({ driver: z.string(), constantTimeSnapshots: z.boolean() }),
   sandboxes: z.number().int(),
 });
@@ -556,6 +558,11 @@ export const Usage = z.object({
   storedBytes: z.object({ files: z.number().int(), snapshots: z.number().int(), logs: z.number().int() }),
   /** Bytes counted against the disk limit and the limit (null where limits are not enforced). */
   disk: z.object({ usedBytes: z.number().int().nullable(), limitMiB: z.number().int().nullable() }),
+  /** Now, from the running sandbox's cgroup (v1 or v2); null when stopped. Null fields: controller absent. */
+  live: z
+    .object({ memoryBytes: z.number().int().nullable(), cpuSeconds: z.number().nullable(), pids: z.number().int().nullable() })
+    .nullable()
+    .optional(),
 });
 export type Usage = z.infer<typeof Usage>;
 

@@ -223,6 +223,7 @@ export class Nook {
       pid: process.pid,
       stateDir: this.paths.stateDir,
       runtime: { name: rt.name, version: rt.version },
+      cgroup: rt.cgroup,
       storage: { driver: st.driver, constantTimeSnapshots: st.constantTimeSnapshots },
       sandboxes: this.sandboxes.count(),
     };

@@ -156,6 +156,7 @@ export class RetentionManager {
       computeSeconds: Math.round(this.sandboxes.computeMs(sb.id) / 100) / 10,
       storedBytes: { files: await this.storage.sandboxSizeBytes(sb.id), snapshots: snapshotBytes, logs: await duBytes(join(this.logsDir, sb.id)) },
       disk: { usedBytes: (await this.storage.diskUsage(sb.id))?.usedBytes ?? null, limitMiB: sb.spec.limits.diskMiB ?? null },
+      live: sb.state === 'running' ? await this.sandboxes.liveStats(sb.id) : null,
     };
   }
 }

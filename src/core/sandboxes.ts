@@ -62,6 +62,11 @@ export class SandboxManager {
     return this.store.record(ref);
   }
 
+  /** Memory, CPU time and processes now, from the sandbox's cgroup (null when it is not running). */
+  liveStats(id: string): ReturnType<RuntimeDriver['stats']> {
+    return this.runtime.stats(id);
+  }
+
   /** The live sandbox with this name or id, if any (no error). */
   find(ref: string): SandboxRecord | undefined {
     return this.store.find(ref);

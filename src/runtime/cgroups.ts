@@ -1,18 +1,56 @@
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 
-const ROOT = '/sys/fs/cgroup';
+export const CGROUP_ROOT = '/sys/fs/cgroup';
+const ROOT = CGROUP_ROOT;
+
+export type CgroupKind = 'v1' | 'v1-hybrid' | 'v2';
+
+/** Live figures of one sandbox's cgroup (null fields: the controller is not there). */
+export interface CgroupStats {
+  memoryBytes: number | null;
+  cpuSeconds: number | null;
+  pids: number | null;
+}
 
 /**
- * cgroup v1 helpers. The runtime (crun) creates each sandbox's cgroups under one parent
- * per daemon; nook finds and removes what a crash left behind.
+ * What the runtime needs from the host's cgroups, whatever their version. The runtime (crun)
+ * creates each sandbox's cgroup under one parent per daemon and writes its limits; nook
+ * freezes, reads, and removes what a crash left behind.
  */
-export class CgroupV1 {
-  /** e.g. `/nook-1a2b3c4d`: one parent per state dir, so two daemons never touch each other's. */
-  constructor(readonly parent: string) {}
+export interface CgroupHost {
+  readonly kind: CgroupKind;
+  /** The parent every sandbox cgroup of this daemon lives under (relative to the cgroup root). */
+  readonly parent: string;
+  /** The `linux.cgroupsPath` crun gets for a sandbox. */
+  sandboxPath(sandboxId: string): string;
+  /** Whether a swap limit can be set (the kernel may lack swap accounting; crun fails then). */
+  swapLimit(): boolean;
+  /** Freezes (or thaws) every task of a sandbox and waits until the kernel says it is done. */
+  setFrozen(sandboxId: string, frozen: boolean, waitMs?: number): Promise<void>;
+  stats(sandboxId: string): Promise<CgroupStats | null>;
+  /** Sandbox ids that have a cgroup under our parent. */
+  listSandboxGroups(): Promise<string[]>;
+  /** Removes a sandbox's cgroups (children first), killing whatever is still in them where the kernel allows. */
+  removeSandboxGroups(sandboxId: string): Promise<void>;
+  removeParent(): Promise<void>;
+}
 
-  static detect(): 'v1' | 'v1-hybrid' | 'v2' {
+export function detectCgroupKind(): CgroupKind {
+  return CgroupV1.detect();
+}
+
+/** cgroup v1 (and hybrid) hosts: one hierarchy per controller. */
+export class CgroupV1 implements CgroupHost {
+  readonly kind: CgroupKind;
+
+  /** e.g. `/nook-1a2b3c4d`: one parent per state dir, so two daemons never touch each other's. */
+  constructor(readonly parent: string, kind: 'v1' | 'v1-hybrid' = 'v1') {
+    this.kind = kind;
+  }
+
+  static detect(): CgroupKind {
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
     const v1 = / - cgroup cgroup /.test(mounts);
     if (!v1) return 'v2';
@@ -29,7 +67,21 @@ export class CgroupV1 {
     return `${this.parent}/${sandboxId}`;
   }
 
-  /** Freezes (or thaws) every task of a sandbox and waits until the kernel says it is done. */
+  swapLimit(): boolean {
+    return existsSync(join(ROOT, 'memory', 'memory.memsw.limit_in_bytes'));
+  }
+
+  async stats(sandboxId: string): Promise<CgroupStats | null> {
+    const dir = (ctl: string): string => join(ROOT, ctl, this.parent, sandboxId);
+    if (!existsSync(dir('memory')) && !existsSync(dir('pids'))) return null;
+    const cpuNs = await readNumber(join(dir('cpuacct'), 'cpuacct.usage'));
+    return {
+      memoryBytes: await readNumber(join(dir('memory'), 'memory.usage_in_bytes')),
+      cpuSeconds: cpuNs === null ? null : cpuNs / 1e9,
+      pids: await readNumber(join(dir('pids'), 'pids.current')),
+    };
+  }
+
   async setFrozen(sandboxId: string, frozen: boolean, waitMs = 5000): Promise<void> {
     const file = join(ROOT, 'freezer', this.parent, sandboxId, 'freezer.state');
     const want = frozen ? 'FROZEN' : 'THAWED';
@@ -100,6 +152,12 @@ async function removeTree(dir: string): Promise<void> {
     const err = e as NodeJS.ErrnoException;
     if (err.code !== 'ENOENT') throw new NookError('RUNTIME_ERROR', `cannot remove cgroup ${dir}: ${err.message}`);
   }
+}
+
+/** A cgroup file holding one integer, or null (absent, or `max`). */
+export async function readNumber(file: string): Promise<number | null> {
+  const text = (await fsp.readFile(file, 'utf8').catch(() => '')).trim();
+  return /^\d+$/.test(text) ? Number(text) : null;
 }
 
 export function sleep(ms: number): Promise<void> {

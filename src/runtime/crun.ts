@@ -3,7 +3,7 @@ import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { run } from '../util/proc.js';
-import { CgroupV1, sleep } from './cgroups.js';
+import { sleep, type CgroupHost, type CgroupStats } from './cgroups.js';
 import type { ContainerStatus, ExecOutcome, ExecSpec, Holder, ListenHandle, RuntimeDriver, RuntimeInfo, SessionHandle, SessionSpec, StartSpec, UnmountOutcome } from './driver.js';
 import { AgentSession, agentExec } from './agent-client.js';
 import { CrunMounts } from './crun-mounts.js';
@@ -18,11 +18,12 @@ export interface OciRuntimeOptions {
   stateRoot: string;
   bundlesDir: string;
   initDir: string;
-  cgroups: CgroupV1;
+  /** v1/hybrid or v2: crun writes the limits either way; freeze, stats and cleanup go through it. */
+  cgroups: CgroupHost;
   /**
    * crun 1.8 refuses hybrid cgroup hosts (a cgroup2 mount holding a controller). Run its
    * create/delete in a private mount namespace without that mount (platform notes), via
-   * `nook-init hide-cgroup2`.
+   * `nook-init hide-cgroup2`. Only on hybrid hosts: pure v1 and pure v2 need nothing.
    */
   hideUnifiedCgroup: boolean;
 }
@@ -41,7 +42,7 @@ export class OciRuntimeDriver implements RuntimeDriver {
   }
 
   info(): RuntimeInfo {
-    return { name: this.o.binary, version: this.o.version, memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true };
+    return { name: this.o.binary, version: this.o.version, memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true, cgroup: this.o.cgroups.kind };
   }
 
   /** The runtime command line; `wrap` for create/delete on hybrid hosts, `listen` to hand over the agent socket. */
@@ -73,6 +74,7 @@ export class OciRuntimeDriver implements RuntimeDriver {
       env: spec.env,
       limits: spec.limits,
       cgroupsPath: this.o.cgroups.sandboxPath(spec.sandboxId),
+      swapLimit: this.o.cgroups.swapLimit(),
       initDir: this.o.initDir,
       mounts: spec.mounts,
     });
@@ -201,6 +203,10 @@ export class OciRuntimeDriver implements RuntimeDriver {
 
   sweepStrays(): Promise<void> {
     return this.net.sweepStrays();
+  }
+
+  stats(sandboxId: string): Promise<CgroupStats | null> {
+    return this.o.cgroups.stats(sandboxId);
   }
 
   listCgroups(): Promise<string[]> {

@@ -19,6 +19,8 @@ export interface RuntimeInfo {
   exposePorts: boolean;
   /** holdersOf, and unmountFrom naming (and with force killing) what keeps a mount busy. */
   holders: boolean;
+  /** The host's cgroups: v1, v1 with a cgroup2 mount beside it (hybrid), or unified v2. */
+  cgroup: 'v1' | 'v1-hybrid' | 'v2';
 }
 
 /** What unmountFrom did: core turns `busy` into VOLUME_BUSY with its own names. */
@@ -126,6 +128,8 @@ export interface RuntimeDriver {
   unexposePort(sandboxId: string, port: number | 'all'): Promise<void>;
   /** Daemon start: ends helpers a dead daemon left behind (port bridges), before anything else runs. */
   sweepStrays(): Promise<void>;
+  /** Live memory, CPU time and process count of a running sandbox (null when it has no cgroup). */
+  stats(sandboxId: string): Promise<{ memoryBytes: number | null; cpuSeconds: number | null; pids: number | null } | null>;
   /** Removes cgroups of sandboxes this daemon no longer knows. */
   listCgroups(): Promise<string[]>;
   removeCgroups(sandboxId: string): Promise<void>;

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Limits } from '../api/schemas.js';
 import { ID_MAP } from '../util/id-map.js';
 import { defaultSeccompProfile } from './seccomp.js';
@@ -12,6 +12,8 @@ export interface OciSpecInput {
   env: Record<string, string>;
   limits: Limits;
   cgroupsPath: string;
+  /** Swap accounting is optional in the kernel; setting swap without it makes crun fail. */
+  swapLimit: boolean;
   /** Host directory holding nook-init, bind-mounted read-only at /.nook. */
   initDir: string;
   /** Host directories bind-mounted read-write (persisted paths). */
@@ -52,8 +54,6 @@ function nofileLimit(): { soft: number; hard: number } {
 
 export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const memoryBytes = input.limits.memoryMiB * 1024 * 1024;
-  // Swap accounting is optional in the kernel; setting swap without it makes crun fail.
-  const hasMemsw = existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes');
   return {
     ociVersion: '1.0.2',
     process: {
@@ -86,7 +86,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup', 'user'].map((type) => ({ type })),
       cgroupsPath: input.cgroupsPath,
       resources: {
-        memory: hasMemsw ? { limit: memoryBytes, swap: memoryBytes } : { limit: memoryBytes },
+        // swap is memory+swap in OCI terms: equal to the limit means no swap (crun writes
+        // memory.memsw.limit_in_bytes on v1, memory.swap.max = 0 on v2).
+        memory: input.swapLimit ? { limit: memoryBytes, swap: memoryBytes } : { limit: memoryBytes },
         cpu: { quota: Math.round(input.limits.cpus * PERIOD_US), period: PERIOD_US },
         pids: { limit: input.limits.pids },
         devices: [{ allow: false, access: 'rwm' }, ...DEVICE_ALLOW.map((d) => ({ allow: true, access: 'rwm', ...d }))],

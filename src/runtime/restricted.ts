@@ -92,6 +92,9 @@ export class RestrictedDriver implements RuntimeDriver {
   sweepStrays(): Promise<void> {
     return this.inner.sweepStrays();
   }
+  stats(sandboxId: string): ReturnType<RuntimeDriver['stats']> {
+    return this.inner.stats(sandboxId);
+  }
   listCgroups(): Promise<string[]> {
     return this.inner.listCgroups();
   }

@@ -10,6 +10,8 @@ import { NookClient } from '../../src/sdk/client.js';
 import { run } from '../../src/util/proc.js';
 import { mountsUnder } from '../../src/util/fs.js';
 import { resolvePaths } from '../../src/core/paths.js';
+import { detectCgroupKind } from '../../src/runtime/cgroups.js';
+import { removeTree as removeV2Tree } from '../../src/runtime/cgroups-v2.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 export const DAEMON_MAIN = join(REPO_ROOT, 'dist', 'src', 'daemon', 'main.js');
@@ -123,11 +125,20 @@ export async function forceClean(stateDir: string): Promise<string[]> {
     leaks.push(`mount ${m}`);
     await run(['umount', '-l', m], { allowFail: true });
   }
-  for (const ctl of readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', ctl, `nook-${paths.instance}`);
-    if (existsSync(dir)) {
+  if (detectCgroupKind() === 'v2') {
+    // Wherever the daemon's subtree was (the root, or a delegated unit's cgroup): by instance name.
+    const found = await run(['find', '/sys/fs/cgroup', '-mindepth', '1', '-type', 'd', '-name', `nook-${paths.instance}`, '-prune'], { allowFail: true });
+    for (const dir of found.stdout.split('\n').filter(Boolean)) {
       leaks.push(`cgroup ${dir}`);
-      await run(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { allowFail: true });
+      await removeV2Tree(dir).catch(() => undefined);
+    }
+  } else {
+    for (const ctl of readdirSync('/sys/fs/cgroup')) {
+      const dir = join('/sys/fs/cgroup', ctl, `nook-${paths.instance}`);
+      if (existsSync(dir)) {
+        leaks.push(`cgroup ${dir}`);
+        await run(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { allowFail: true });
+      }
     }
   }
   const loops = await run(['losetup', '-j', join(paths.storageDir, 'btrfs', 'pool.btrfs')], { allowFail: true });

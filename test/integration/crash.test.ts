@@ -54,7 +54,10 @@ describe('daemon crash and restart (SIGKILL)', () => {
     const pool = join(d.stateDir, 'storage', 'btrfs', 'pool', 'sandboxes', 'sb_orphanrootfs');
     await run(['btrfs', 'subvolume', 'create', pool]);
     const { resolvePaths } = await import('../../src/core/paths.js');
-    const cgroup = join('/sys/fs/cgroup/memory', `nook-${resolvePaths({ NOOK_STATE_DIR: d.stateDir }).instance}`, 'sb_orphancgroup');
+    const { detectCgroupKind } = await import('../../src/runtime/cgroups.js');
+    // v1: one hierarchy per controller (memory stands for all); v2: the one unified tree.
+    const hierarchy = detectCgroupKind() === 'v2' ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory';
+    const cgroup = join(hierarchy, `nook-${resolvePaths({ NOOK_STATE_DIR: d.stateDir }).instance}`, 'sb_orphancgroup');
     mkdirSync(cgroup, { recursive: true });
     await d.start();
     assert.ok(!existsSync(pool), 'orphaned rootfs removed');

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { detectCgroupKind } from '../../src/runtime/cgroups.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+/** Inside a sandbox its cgroup is the root of /sys/fs/cgroup: per controller on v1, unified on v2. */
+const V2 = detectCgroupKind() === 'v2';
 
 describe('resource limits (real cgroups)', () => {
   let d: TestDaemon;
@@ -29,7 +33,7 @@ describe('resource limits (real cgroups)', () => {
     assert.match(r.stderr, /fork|resource|again/i, `stderr: ${r.stderr}`);
     const bomb = await sb.exec(['sh', '-c', 'b() { b | b; }; b'], { timeoutMs: 5000 });
     assert.match(bomb.stderr, /can't fork/);
-    const pids = await sb.exec(['cat', '/sys/fs/cgroup/pids/pids.max']);
+    const pids = await sb.exec(['cat', V2 ? '/sys/fs/cgroup/pids.max' : '/sys/fs/cgroup/pids/pids.max']);
     assert.equal(pids.stdout.trim(), '32');
     const after = await sb.exec(['echo', 'alive']);
     assert.equal(after.stdout, 'alive\n');
@@ -38,8 +42,8 @@ describe('resource limits (real cgroups)', () => {
 
   it('applies the CPU quota', async () => {
     const sb = await d.client.sandboxes.create({ name: 'cpu', image: 'minimal', cpus: 0.5 });
-    const r = await sb.exec(['cat', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us', '/sys/fs/cgroup/cpu/cpu.cfs_period_us']);
-    assert.deepEqual(r.stdout.trim().split('\n').map(Number), [50_000, 100_000]);
+    const r = await sb.exec(['cat', ...(V2 ? ['/sys/fs/cgroup/cpu.max'] : ['/sys/fs/cgroup/cpu/cpu.cfs_quota_us', '/sys/fs/cgroup/cpu/cpu.cfs_period_us'])]);
+    assert.deepEqual(r.stdout.trim().split(/\s+/).map(Number), [50_000, 100_000]);
     await sb.destroy();
   });
 });

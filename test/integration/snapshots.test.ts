@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { detectCgroupKind } from '../../src/runtime/cgroups.js';
 import { resolvePaths } from '../../src/core/paths.js';
 import { run } from '../../src/util/proc.js';
 import { rejectsWith } from '../helpers/assert.js';
@@ -222,7 +223,8 @@ describe('snapshot crash safety', () => {
     db.prepare("UPDATE sandboxes SET state = 'snapshotting' WHERE name = 'frozen'").run();
     db.close();
     const paths = resolvePaths({ NOOK_STATE_DIR: d.stateDir });
-    writeFileSync(join('/sys/fs/cgroup/freezer', `nook-${paths.instance}`, sb.id, 'freezer.state'), 'FROZEN');
+    if (detectCgroupKind() === 'v2') writeFileSync(join('/sys/fs/cgroup', `nook-${paths.instance}`, sb.id, 'cgroup.freeze'), '1');
+    else writeFileSync(join('/sys/fs/cgroup/freezer', `nook-${paths.instance}`, sb.id, 'freezer.state'), 'FROZEN');
     await run(['btrfs', 'subvolume', 'snapshot', join(d.stateDir, 'storage/btrfs/pool/sandboxes', sb.id, 'rootfs'), join(d.stateDir, 'storage/btrfs/pool/snapshots/snap_orphan')]);
     await d.start();
     assert.deepEqual((await sb.snapshots.list()).map((s) => s.name), ['complete']);
@@ -244,7 +246,13 @@ describe('a full pool', () => {
   it('answers NO_SPACE with the pool usage, and damages nothing that existed', async () => {
     // A disk limit as big as the pool: the default (half the pool) would stop the filler first.
     const st = statfsSync(join(d.stateDir, 'storage', 'btrfs', 'pool'));
-    const sb = await d.client.sandboxes.create({ name: 'filler', image: 'minimal', diskMiB: Math.floor((st.blocks * st.bsize) / 1048576) });
+    // Kernels before 6.7 (the cgroup v2 guest's 6.1) have no btrfs simple quotas: no disk limits, no default one either.
+    const sb = await d.client.sandboxes
+      .create({ name: 'filler', image: 'minimal', diskMiB: Math.floor((st.blocks * st.bsize) / 1048576) })
+      .catch(async (e: { code?: string }) => {
+        if (e.code !== 'NOT_SUPPORTED') throw e;
+        return d.client.sandboxes.create({ name: 'filler', image: 'minimal' });
+      });
     await sb.exec(['sh', '-c', 'echo precious > /work/keep']);
     await sb.snapshots.create({ name: 'before-full' });
     const fill = await sb.exec(['sh', '-c', 'dd if=/dev/urandom of=/work/big bs=1M count=400; r=$?; sync; exit $r'], { timeoutMs: 120_000 });

@@ -10,10 +10,11 @@ describe('generated OCI config', () => {
     env: { PATH: '/bin' },
     limits: { memoryMiB: 256, cpus: 1.5, pids: 100 },
     cgroupsPath: '/nook-x/sb',
+    swapLimit: true,
     initDir: '/state/bin',
   }) as {
     process: { noNewPrivileges: boolean; args: string[]; capabilities: { bounding: string[] } };
-    linux: { namespaces: { type: string }[]; uidMappings: { hostID: number }[]; resources: { memory: { limit: number }; cpu: { quota: number; period: number }; pids: { limit: number } }; maskedPaths: string[]; readonlyPaths: string[] };
+    linux: { namespaces: { type: string }[]; uidMappings: { hostID: number }[]; resources: { memory: { limit: number; swap?: number }; cpu: { quota: number; period: number }; pids: { limit: number } }; maskedPaths: string[]; readonlyPaths: string[] };
     mounts: { destination: string; options?: string[] }[];
   };
 
@@ -23,6 +24,8 @@ describe('generated OCI config', () => {
   });
   it('translates limits into cgroup resources', () => {
     assert.equal(spec.linux.resources.memory.limit, 256 * 1024 * 1024);
+    // memory+swap equal to memory: no swap (v1 memsw, v2 memory.swap.max = 0).
+    assert.equal(spec.linux.resources.memory.swap, 256 * 1024 * 1024);
     assert.equal(spec.linux.resources.cpu.quota / spec.linux.resources.cpu.period, 1.5);
     assert.equal(spec.linux.resources.pids.limit, 100);
   });

@@ -49,7 +49,7 @@ export function registerDaemonCommands(program: Command): void {
 
   program
     .command('status')
-    .description('daemon status: version, runtime, storage, sandbox count')
+    .description('daemon status: version, runtime, cgroup kind, storage, sandbox count')
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }) => {
       const client = await connect();
@@ -57,7 +57,7 @@ export function registerDaemonCommands(program: Command): void {
       if (flags.json) printJson(h);
       else
         process.stdout.write(
-          `nookd ${h.version} (pid ${h.pid})\nstate dir: ${h.stateDir}\nruntime:   ${h.runtime.name} ${h.runtime.version}\nstorage:   ${h.storage.driver}\nsandboxes: ${h.sandboxes}\n`,
+          `nookd ${h.version} (pid ${h.pid})\nstate dir: ${h.stateDir}\nruntime:   ${h.runtime.name} ${h.runtime.version}\ncgroup:    ${h.cgroup}\nstorage:   ${h.storage.driver}\nsandboxes: ${h.sandboxes}\n`,
         );
     });
 }

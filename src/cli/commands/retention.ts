@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { HOST_SETTINGS, type RetainedItem } from '../../api/schemas.js';
+import { HOST_SETTINGS, type RetainedItem, type Usage } from '../../api/schemas.js';
 import { formatDurationMs } from '../../util/duration.js';
 import { connect } from '../connect.js';
 import { durationMs, positiveInt, positiveNumber } from '../parse.js';
@@ -72,7 +72,7 @@ export function registerRetentionCommands(program: Command): void {
       if (flags.json) printJson(u);
       else {
         const disk = u.disk.limitMiB === null ? 'no limit' : `${u.disk.usedBytes === null ? '?' : mib(u.disk.usedBytes)} of ${u.disk.limitMiB} MiB`;
-        process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${mib(u.storedBytes.files)}, snapshots ${mib(u.storedBytes.snapshots)}, logs ${mib(u.storedBytes.logs)}, disk ${disk}\n`);
+        process.stdout.write(`${u.sandbox}: compute ${u.computeSeconds}s, files ${mib(u.storedBytes.files)}, snapshots ${mib(u.storedBytes.snapshots)}, logs ${mib(u.storedBytes.logs)}, disk ${disk}${live(u.live)}\n`);
       }
     });
 
@@ -154,4 +154,15 @@ export function registerRetentionCommands(program: Command): void {
       if (flags.json) printJson(c);
       else process.stdout.write(`${key} ${c.settings[key]}\n`);
     });
+}
+
+/** `, now: 12.3 MiB memory, 0.4 s CPU, 3 processes` for a running sandbox. */
+function live(l: Usage['live']): string {
+  if (!l) return '';
+  const parts = [
+    l.memoryBytes === null ? null : `${(l.memoryBytes / 1048576).toFixed(1)} MiB memory`,
+    l.cpuSeconds === null ? null : `${l.cpuSeconds.toFixed(1)} s CPU`,
+    l.pids === null ? null : `${l.pids} processes`,
+  ].filter((p): p is string => p !== null);
+  return parts.length > 0 ? `, now: ${parts.join(', ')}` : '';
 }
