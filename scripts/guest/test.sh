@@ -5,6 +5,7 @@
 #   guest/cgroup2      v2 specifics: lifecycle (create, stop, resume, destroy) with the cgroup
 #                      files, limits, OOM, tree kill, freeze + fork, usage, crash reconcile of
 #                      orphans, two daemons, the delegation and user-namespace refusals
+#   runtime-conformance every RuntimeDriver (crun, runc) on the v2 host, driven directly
 #   exec               exit codes, streaming, tree kill on timeout, aborts, concurrency
 #   snapshots          snapshots of running sandboxes (freeze), forks, commits, crash mid-snapshot
 #   volumes            encrypted volumes hot-mounted into running sandboxes
@@ -14,7 +15,7 @@
 # (names under dist/test/, without .test.js).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-tests="${NOOK_GUEST_TESTS:-guest/cgroup2 integration/exec integration/snapshots integration/volumes integration/network}"
+tests="${NOOK_GUEST_TESTS:-guest/cgroup2 integration/runtime-conformance integration/exec integration/snapshots integration/volumes integration/network}"
 files=()
 for t in $tests; do files+=("dist/test/$t.test.js"); done
 start=$(date +%s)
