@@ -1,0 +1,21 @@
+/** The daemon itself: health and shutdown. */
+import { z } from 'zod';
+
+export const Health = z.object({
+  ok: z.boolean(),
+  version: z.string(),
+  pid: z.number().int(),
+  stateDir: z.string(),
+  runtime: z.object({ name: z.string(), version: z.string() }),
+  /** The host's cgroup kind, detected at start. */
+  cgroup: z.enum(['v1', 'v1-hybrid', 'v2']),
+  storage: z.object({ driver: z.string(), constantTimeSnapshots: z.boolean() }),
+  sandboxes: z.number().int(),
+});
+export type Health = z.infer<typeof Health>;
+
+export const ShutdownRequest = z.strictObject({
+  /** Stop every sandbox's compute and unmount the pool before exiting (files are kept). */
+  release: z.boolean().optional(),
+});
+export type ShutdownRequest = z.infer<typeof ShutdownRequest>;
