@@ -103,7 +103,7 @@ export const Sandbox = z.object({
 });
 export type Sandbox = z.infer<typeof Sandbox>;
 
-export const TemplateName = z.enum(['minimal', 'python', 'node', 'browser']);
+export const TemplateName = z.enum(['minimal', 'python', 'node', 'browser', 'base']);
 export const Template = z.object({
   name: TemplateName,
   image: z.string(),
@@ -228,7 +228,7 @@ export const RunRequest = z.strictObject({
 });
 export type RunRequest = z.infer<typeof RunRequest>;
 
-export const Preset = z.enum(['minimal', 'python', 'node', 'browser']);
+export const Preset = z.enum(['minimal', 'python', 'node', 'browser', 'base']);
 export type Preset = z.infer<typeof Preset>;
 
 export const Image = z.object({
