@@ -3,30 +3,11 @@
  * plane, commands, PTY, files, listing, timeouts, pause/resume and getHost.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { CommandExitError, Sandbox, TimeoutError, NotFoundError, SandboxNotFoundError } from 'e2b';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export async function startE2bDaemon(): Promise<{ d: TestDaemon; url: string; token: string; opts: { apiUrl: string; sandboxUrl: string; apiKey: string } }> {
-  const port = await freePort();
-  const token = randomBytes(24).toString('hex');
-  const d = await startDaemon({ NOOK_E2B_LISTEN: `127.0.0.1:${port}`, NOOK_TOKEN: token });
-  const url = `http://127.0.0.1:${port}`;
-  return { d, url, token, opts: { apiUrl: url, sandboxUrl: url, apiKey: token } };
-}
+import type { TestDaemon } from '../helpers/daemon.js';
+import { startE2bDaemon } from '../helpers/e2b.js';
 
 describe('E2B SDK on nook', () => {
   let d: TestDaemon;

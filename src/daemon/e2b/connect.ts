@@ -157,7 +157,9 @@ export function unaryResponse(message: object): Response {
 
 export function unaryError(e: unknown): Response {
   const err = toConnectError(e);
-  return new Response(JSON.stringify(err.toJSON()), { status: err.status, headers: { 'content-type': 'application/json' } });
+  // A body refused part-way is never read to its end: the connection cannot carry another request.
+  const close: Record<string, string> = err.code === 'resource_exhausted' ? { connection: 'close' } : {};
+  return new Response(JSON.stringify(err.toJSON()), { status: err.status, headers: { 'content-type': 'application/json', ...close } });
 }
 
 /** Connect-Timeout-Ms: at most 10 digits (the protocol's bound); undefined when absent. */
