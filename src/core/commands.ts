@@ -1,13 +1,37 @@
-import { DEFAULTS, type ExecRequest, type ExecResult, type RunRequest, type Sandbox } from '../api/schemas.js';
-import type { RuntimeDriver } from '../runtime/driver.js';
+import { createHash } from 'node:crypto';
+import { NookError } from '../api/errors.js';
+import { DEFAULTS, LIMITS, type ExecRequest, type ExecResult, type RunRequest, type Sandbox } from '../api/schemas.js';
+import type { RuntimeDriver, SessionHandle } from '../runtime/driver.js';
 import type { Db } from '../store/db.js';
 import { log } from '../util/log.js';
-import { sha256, type AuditLog } from './audit.js';
+import { AuditLog, digestInputs, sha256 } from './audit.js';
 import type { FileManager } from './files.js';
 import { OutputCapture } from './output.js';
 import { redact } from './redact.js';
 import type { ExecSink } from './sandbox-model.js';
 import type { SandboxManager } from './sandboxes.js';
+
+/** A command whose stdin, signals and terminal size stay live while it runs (the E2B front's processes). */
+export interface LiveCommandRequest {
+  argv: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  tty?: { cols: number; rows: number };
+  /** 0 or absent: the longest exec timeout (LIMITS.maxExecTimeoutMs). */
+  timeoutMs?: number;
+  /** Who asked, for the audit record. */
+  actor: string;
+}
+
+export interface LiveCommand {
+  readonly session: SessionHandle;
+  /** Resolves once the command has ended and its audit record is written; never rejects. */
+  readonly ended: Promise<{ exitCode: number; signal: string | null; timedOut: boolean; durationMs: number }>;
+}
+
+/** Each stream of a live command passes at most this much; the rest is dropped (its timeout bounds it). */
+const LIVE_OUTPUT_MAX_BYTES = LIMITS.maxOutputBytes;
 
 /** Each declared output file is bounded to this (the daemon holds it in memory). */
 const OUTPUT_MAX_BYTES = 16 * 1024 * 1024;
@@ -97,6 +121,73 @@ export class CommandRunner {
       { id: row.id, name: row.name },
     );
     return result;
+  }
+
+  /**
+   * Starts a live command: output goes to `sink` as it comes (each stream bounded), stdin
+   * and signals go through the returned session. Its whole life is one audit record: begun
+   * now, closed with the exit, the duration, and the size and sha256 of each stream.
+   */
+  async startLive(ref: string, req: LiveCommandRequest, sink: Required<ExecSink>): Promise<LiveCommand> {
+    const sb = await this.sandboxes.ensureRunning(ref);
+    const timeoutMs = Math.min(req.timeoutMs || LIMITS.maxExecTimeoutMs, LIMITS.maxExecTimeoutMs);
+    const ctx = {
+      receipt: AuditLog.newReceipt(),
+      actor: req.actor,
+      action: 'startCommand',
+      inputs: digestInputs({ argv: req.argv, env: req.env ?? {}, cwd: req.cwd, user: req.user, tty: req.tty, timeoutMs }),
+      result: {},
+      sandboxId: sb.id,
+      sandbox: sb.name,
+    };
+    this.audit.begin(ctx);
+    const streams = { stdout: { bytes: 0, hash: createHash('sha256') }, stderr: { bytes: 0, hash: createHash('sha256') } };
+    const pass = (which: 'stdout' | 'stderr', forward: (b: Buffer) => void) => (b: Buffer): void => {
+      const s = streams[which];
+      const kept = b.subarray(0, Math.max(0, LIVE_OUTPUT_MAX_BYTES - s.bytes));
+      s.bytes += b.length;
+      if (kept.length === 0) return;
+      s.hash.update(kept);
+      forward(kept);
+    };
+    let session: SessionHandle;
+    try {
+      session = this.runtime.openSession(
+        sb.id,
+        {
+          argv: req.argv,
+          env: this.sandboxes.commandEnv(sb, req.env),
+          cwd: req.cwd ?? sb.spec.cwd,
+          ...this.sandboxes.commandUser(sb, req.user),
+          ...(req.tty ? { tty: req.tty } : {}),
+        },
+        { onStdout: pass('stdout', sink.onStdout), onStderr: pass('stderr', sink.onStderr) },
+      );
+    } catch (e) {
+      const err = e instanceof NookError ? e : new NookError('INTERNAL', (e as Error).message);
+      this.audit.append({ ...ctx, result: { error: err.message } }, 'error', err.code);
+      throw err;
+    }
+    const startedAt = Date.now();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      session.kill();
+    }, timeoutMs);
+    const ended = session.exited
+      .catch(() => ({ exitCode: 137, signal: 'SIGKILL' as string | null }))
+      .then((end) => {
+        clearTimeout(timer);
+        const outcome = { ...end, timedOut, durationMs: Date.now() - startedAt };
+        const digest = (s: { bytes: number; hash: ReturnType<typeof createHash> }) => ({ bytes: s.bytes, sha256: s.hash.digest('hex'), truncated: s.bytes > LIVE_OUTPUT_MAX_BYTES });
+        try {
+          this.audit.append({ ...ctx, result: { ...outcome, stdout: digest(streams.stdout), stderr: digest(streams.stderr) } }, 'ok');
+        } catch (e) {
+          log('live command: closing audit record failed', { sandbox: sb.name, error: (e as Error).message });
+        }
+        return outcome;
+      });
+    return { session, ended };
   }
 
   /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens. */

@@ -27,6 +27,7 @@ import { AttachmentManager } from './attachments.js';
 import { CommandRunner } from './commands.js';
 import { ComputeLifecycle } from './lifecycle.js';
 import { TtlScheduler } from './ttl.js';
+import { ForeignIds } from './foreign-ids.js';
 
 import { VERSION } from '../api/version.js';
 
@@ -79,12 +80,14 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     if (!m) throw new Error('a collaborator was used before core/nook.ts built it');
     return m;
   };
+  const foreignIds = new ForeignIds(db);
   const sandboxes = new SandboxManager({
     db, storage, runtime, images, audit, policy, lifecycle,
     peers: {
       checkAttach: (list, rw) => built(attachments).check(list, rw),
       afterDestroy: (id, withSnapshots) => built(snapshots).afterSandboxDestroyed(id, withSnapshots),
       scheduleChanged: () => ttl?.reschedule(),
+      onExpiry: (id) => foreignIds.bySandbox(id)?.onExpiry,
     },
   });
   snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
@@ -108,7 +111,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     { name: 'attachments', up: (id) => mounts.attachAll(id), down: (id) => mounts.detachAll(id) },
     { name: 'processes', up: (id) => processes.restartOnResume(id), forget: (id) => processes.forget(id) },
   ]);
-  return { paths, db, storage, runtime, images, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl };
+  return { paths, db, storage, runtime, images, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds };
 }
 
 /** Makes the state dir and its parts, and installs the nook-init the sandboxes bind-mount. */
@@ -150,6 +153,7 @@ export interface NookParts {
   builds: BuildManager;
   terminals: TerminalManager;
   ttl: TtlScheduler;
+  foreignIds: ForeignIds;
 }
 
 /** The daemon's core: owns the database, the drivers and the managers. */
@@ -176,6 +180,8 @@ export class Nook {
   readonly builds: BuildManager;
   /** Interactive terminals: admitted and audited like exec. */
   readonly terminals: TerminalManager;
+  /** Sandbox ids as another platform's API names them (the E2B front). */
+  readonly foreignIds: ForeignIds;
   private readonly ttl: TtlScheduler;
 
   private constructor(parts: NookParts) {
@@ -183,7 +189,7 @@ export class Nook {
       paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, sandboxes: this.sandboxes,
       lifecycle: this.lifecycle, snapshots: this.snapshots, network: this.network, processes: this.processes, audit: this.audit,
       policy: this.policy, retention: this.retention, files: this.files, commands: this.commands, volumes: this.volumes, attachments: this.attachments,
-      tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl,
+      tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl, foreignIds: this.foreignIds,
     } = parts);
   }
 

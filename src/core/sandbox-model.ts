@@ -79,6 +79,8 @@ export interface SandboxPeers {
   checkAttach(list: NonNullable<CreateSandboxRequest['attach']>, profileAllowsRw: boolean): void;
   /** What becomes of a destroyed sandbox's snapshots (snapshots). */
   afterDestroy(sandboxId: string, withSnapshots: boolean): Promise<{ kept: string[]; deleted: string[] }>;
+  /** What a sandbox asked to become at TTL expiry, when it asked (foreign ids: E2B's onTimeout). */
+  onExpiry(sandboxId: string): 'stop' | 'destroy' | undefined;
   /** A change that can move the next TTL expiry (the TTL scheduler). */
   scheduleChanged(): void;
 }

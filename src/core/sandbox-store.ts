@@ -141,6 +141,13 @@ export class SandboxStore {
     this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
   }
 
+  /** A new TTL, counted from now while running (a paused sandbox keeps it for its next resume). */
+  setTtl(id: string, ttlMs: number | null): void {
+    const row = this.mustRow(id);
+    const expiresAt = ttlMs !== null && row.state === 'running' ? Date.now() + ttlMs : null;
+    this.db.prepare('UPDATE sandboxes SET ttl_ms = ?, expires_at = ?, updated_at = ? WHERE id = ?').run(ttlMs, expiresAt, Date.now(), id);
+  }
+
   /** Running sandboxes whose TTL has passed. */
   due(now: number): { id: string; name: string; persistent: number }[] {
     return this.db.prepare("SELECT id, name, persistent FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ? AND state = 'running'").all(now) as { id: string; name: string; persistent: number }[];

@@ -98,6 +98,14 @@ export class SandboxManager {
     return this.store.nextExpiry();
   }
 
+  /** Replaces the TTL (null: none), counted from now; the scheduler re-arms. */
+  setTtl(ref: string, ttlMs: number | null): Sandbox {
+    const row = this.settledRow(ref);
+    this.store.setTtl(row.id, ttlMs);
+    this.peers.scheduleChanged();
+    return this.get(row.id);
+  }
+
   // ---- lifecycle -----------------------------------------------------------------
 
   async create(asked: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
@@ -376,8 +384,10 @@ export class SandboxManager {
   async expireDue(now = Date.now()): Promise<void> {
     for (const d of this.store.due(now)) {
       try {
-        log('ttl expired', { id: d.id, name: d.name, action: d.persistent ? 'stop' : 'destroy' });
-        if (d.persistent) await this.stop(d.id, 'ttl');
+        // A persistent sandbox may still ask to be destroyed at expiry (E2B's default, "kill").
+        const stop = d.persistent && this.peers.onExpiry(d.id) !== 'destroy';
+        log('ttl expired', { id: d.id, name: d.name, action: stop ? 'stop' : 'destroy' });
+        if (stop) await this.stop(d.id, 'ttl');
         else await this.destroy(d.id, { reason: 'ttl' });
       } catch (e) {
         log('ttl action failed', { id: d.id, error: (e as Error).message });

@@ -8,6 +8,7 @@ export const TEMPLATES: Record<Template['name'], Omit<Template, 'name'> & { imag
   minimal: { image: 'minimal', description: 'busybox only: the smallest, fastest sandbox', memoryMiB: 256, pids: 256, env: {} },
   python: { image: 'python', description: 'Debian bookworm with python3', memoryMiB: 1024, pids: 1024, env: { PYTHONUNBUFFERED: '1' } },
   node: { image: 'node', description: "Debian bookworm with Node.js 18 (Debian's nodejs)", memoryMiB: 1024, pids: 1024, env: { NODE_ENV: 'development' } },
+  base: { image: 'base', description: "E2B's default: Debian bookworm with bash, python3, sudo and the login user (uid 1000)", memoryMiB: 1024, pids: 1024, env: {} },
   browser: {
     image: 'browser',
     description: "Debian's Chromium with a headless launcher (chromium-headless); pages only through the network allow-list",

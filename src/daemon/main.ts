@@ -11,6 +11,7 @@ import { resolvePaths } from '../core/paths.js';
 import { log } from '../util/log.js';
 import { ptyUpgradeHandler } from './pty.js';
 import { buildApp } from './server.js';
+import { buildE2bApp } from './e2b/server.js';
 
 /** True when something already answers on the socket. */
 function socketAnswers(path: string): Promise<boolean> {
@@ -122,11 +123,15 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
   servers.push(unix);
 
   const tcp = options.tcp ?? process.env.NOOK_TCP;
-  if (tcp) {
+  const daemonToken = (): string => {
     const token = process.env.NOOK_TOKEN ?? (process.env.NOOK_TOKEN_FILE ? readFileSync(process.env.NOOK_TOKEN_FILE, 'utf8').trim() : '');
     if (token.length < 16) {
-      throw new NookError('INVALID_ARGUMENT', 'the TCP listener needs a bearer token of at least 16 characters', { hint: 'set NOOK_TOKEN or NOOK_TOKEN_FILE' });
+      throw new NookError('INVALID_ARGUMENT', 'the TCP listeners need a bearer token of at least 16 characters', { hint: 'set NOOK_TOKEN or NOOK_TOKEN_FILE' });
     }
+    return token;
+  };
+  if (tcp) {
+    const token = daemonToken();
     const m = /^(.*):(\d+)$/.exec(tcp);
     if (!m) throw new NookError('INVALID_ARGUMENT', `--tcp ${tcp}: expected HOST:PORT`);
     const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
@@ -136,6 +141,20 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
     await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
     servers.push(server);
     log('listening on tcp', { address: tcp });
+  }
+
+  // The E2B-compatible front: E2B's SDKs, unmodified, with E2B_API_URL and E2B_SANDBOX_URL here.
+  const e2b = process.env.NOOK_E2B_LISTEN;
+  if (e2b) {
+    const token = daemonToken();
+    const m = /^(.*):(\d+)$/.exec(e2b);
+    if (!m) throw new NookError('INVALID_ARGUMENT', `NOOK_E2B_LISTEN=${e2b}: expected HOST:PORT`);
+    const server = createAdaptorServer({ fetch: buildE2bApp(nook, token).fetch, serverOptions: SERVER_OPTIONS }) as Server;
+    answerClientErrors(server);
+    server.maxConnections = TCP_MAX_CONNECTIONS;
+    await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
+    servers.push(server);
+    log('listening for E2B clients', { address: e2b });
   }
 
   process.on('SIGTERM', () => shutdown(false));

@@ -99,6 +99,24 @@ interface DebianPreset {
   marker: string;
   /** Extra files (path -> [mode, text]) written into the rootfs. */
   files?: Record<string, [number, string]>;
+  /** Last touches to the rootfs (before ownership is shifted into the sandbox range). */
+  setup?: (root: string) => Promise<void>;
+}
+
+/** The E2B-style login: `user` (uid and gid 1000) with a home and password-less sudo. */
+export const BASE_USER = { name: 'user', uid: 1000, home: '/home/user' };
+
+async function addBaseUser(root: string): Promise<void> {
+  const { name, uid, home } = BASE_USER;
+  await fsp.appendFile(join(root, 'etc/passwd'), `${name}:x:${uid}:${uid}::${home}:/bin/bash\n`);
+  await fsp.appendFile(join(root, 'etc/group'), `${name}:x:${uid}:\n`);
+  await fsp.appendFile(join(root, 'etc/shadow'), `${name}:*:19000:0:99999:7:::\n`).catch(() => undefined);
+  await fsp.mkdir(join(root, home), { recursive: true });
+  for (const f of ['.bashrc', '.profile']) await fsp.copyFile(join(root, 'etc/skel', f), join(root, home, f)).catch(() => undefined);
+  await run(['chown', '-R', `${uid}:${uid}`, join(root, home)]);
+  await fsp.chmod(join(root, home), 0o755);
+  await fsp.mkdir(join(root, 'etc/sudoers.d'), { recursive: true });
+  await fsp.writeFile(join(root, 'etc/sudoers.d/user'), `${name} ALL=(ALL:ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
 }
 
 /**
@@ -145,6 +163,7 @@ async function buildDebian(ctx: PresetContext, preset: DebianPreset): Promise<vo
       await fsp.writeFile(join(tmp, rel), text, { mode });
       await fsp.chmod(join(tmp, rel), mode);
     }
+    await preset.setup?.(tmp);
     ctx.progress('ownership', 88, 'mapping ownership into the sandbox user range');
     shiftOwnership(tmp, ID_MAP.hostId);
     await fsp.rm(cached, { recursive: true, force: true });
@@ -173,6 +192,8 @@ exec /usr/bin/chromium --headless=new --no-sandbox --disable-gpu --disable-dev-s
 
 const DEBIAN_PRESETS: Record<Exclude<Preset, 'minimal'>, DebianPreset> = {
   python: { cacheVersion: 'python-bookworm-1', packages: ['python3'], marker: 'usr/bin/python3' },
+  // E2B's default template: bash, python3, sudo and the `user` login (src/daemon/e2b/).
+  base: { cacheVersion: 'base-bookworm-1', packages: ['python3', 'sudo', 'procps'], marker: 'home/user/.nook-base', setup: addBaseUser, files: { 'home/user/.nook-base': [0o644, ''] } },
   node: { cacheVersion: 'node-bookworm-1', packages: ['nodejs', 'ca-certificates'], marker: 'usr/bin/node' },
   browser: {
     cacheVersion: 'browser-bookworm-3',
@@ -186,6 +207,7 @@ const DEBIAN_PRESETS: Record<Exclude<Preset, 'minimal'>, DebianPreset> = {
 export const PRESETS: Record<Preset, (ctx: PresetContext) => Promise<void>> = {
   minimal: buildMinimal,
   python: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.python),
+  base: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.base),
   node: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.node),
   browser: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.browser),
 };

@@ -123,4 +123,15 @@ export const MIGRATIONS: readonly string[] = [
      rw INTEGER NOT NULL DEFAULT 0,
      created_at INTEGER NOT NULL
    );`,
+  // 8: E2B-compatible front: E2B's sandbox ids and what E2B's API reports about them
+  `CREATE TABLE foreign_ids (
+     foreign_id TEXT PRIMARY KEY,
+     sandbox_id TEXT NOT NULL UNIQUE REFERENCES sandboxes(id) ON DELETE CASCADE,
+     kind TEXT NOT NULL,
+     template TEXT NOT NULL,
+     metadata_json TEXT NOT NULL,
+     on_expiry TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX foreign_ids_kind ON foreign_ids(kind, created_at);`,
 ];

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { AbsolutePath, ApiError, Env, ImageName, LIMITS, PullPolicy } from './common.js';
 
-export const Preset = z.enum(['minimal', 'python', 'node', 'browser']);
+export const Preset = z.enum(['minimal', 'python', 'node', 'browser', 'base']);
 export type Preset = z.infer<typeof Preset>;
 
 export const Image = z.object({

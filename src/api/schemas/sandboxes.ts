@@ -41,7 +41,7 @@ export const Sandbox = z.object({
 });
 export type Sandbox = z.infer<typeof Sandbox>;
 
-export const TemplateName = z.enum(['minimal', 'python', 'node', 'browser']);
+export const TemplateName = z.enum(['minimal', 'python', 'node', 'browser', 'base']);
 export const Template = z.object({
   name: TemplateName,
   image: z.string(),

@@ -17,6 +17,7 @@ const SAMPLES: Record<Preset, { file: string; text: string; check: string; cmd: 
     check: 'python3 -m py_compile task.py',
     cmd: ['python3', 'task.py'],
   },
+  base: { file: 'task.sh', text: 'echo "hello from a nook sandbox: $(python3 --version)"\n', check: 'bash -n task.sh', cmd: ['bash', 'task.sh'] },
   node: { file: 'task.js', text: "// A sample task: `nook up` starts it as the sandbox's main process.\nconsole.log(`hello from a nook sandbox: node ${process.version}`);\n", check: 'node --check task.js', cmd: ['node', 'task.js'] },
   browser: {
     file: 'task.py',
