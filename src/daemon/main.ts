@@ -56,11 +56,18 @@ function answerClientErrors(server: Server): void {
   });
 }
 
+/**
+ * Connections the kernel queues while the daemon is busy: agents open many at once (the
+ * load test's 1000 concurrent execs), and past Node's default of 511 a unix-socket client
+ * gets EAGAIN. The kernel caps it at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
 function listen(server: Server, target: string | { host: string; port: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    if (typeof target === 'string') server.listen(target, () => resolve());
-    else server.listen(target.port, target.host, () => resolve());
+    if (typeof target === 'string') server.listen({ path: target, backlog: LISTEN_BACKLOG }, () => resolve());
+    else server.listen({ port: target.port, host: target.host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
 }
 
