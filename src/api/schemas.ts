@@ -90,8 +90,11 @@ export const Sandbox = z.object({
   envKeys: z.array(z.string()),
   cwd: z.string(),
   network: z.object({ mode: z.enum(['none', 'allowlist', 'learn']), allow: z.array(z.string()) }),
+  /** The sandbox's isolation: crun (namespaces) or gvisor (a user-space kernel). */
   runtime: z.string(),
   storage: z.string(),
+  /** Saved process memory a paused (cold-stopped) sandbox holds: resume continues its processes. */
+  memory: z.object({ sizeBytes: z.number().int() }).nullable().optional(),
   /** Paths that survive compute replacement; empty = the whole rootfs persists. */
   persist: z.array(z.string()),
   /** The snapshot or sandbox this one was restored or forked from. */
@@ -115,6 +118,8 @@ export const Template = z.object({
 export type Template = z.infer<typeof Template>;
 export const TemplateList = z.object({ templates: z.array(Template) });
 
+export const RuntimeName = z.enum(['crun', 'gvisor']);
+export type RuntimeName = z.infer<typeof RuntimeName>;
 export const CreateSandboxRequest = z.strictObject({
   name: Name.optional(),
   image: ImageRef.optional(),
@@ -130,6 +135,8 @@ export const CreateSandboxRequest = z.strictObject({
   labels: Labels.optional(),
   env: Env.optional(),
   cwd: AbsolutePath.optional(),
+  /** crun (default; NOOK_DEFAULT_RUNTIME changes it) or gvisor: a user-space kernel between the sandbox and the host. */
+  runtime: RuntimeName.optional(),
   /** Restore: `SANDBOX@SNAPSHOT` or a snapshot id. The image and persisted paths come from the snapshot. */
   snapshot: z.string().min(1).max(200).optional(),
   /** Defaults and policy from a published profile (the newest version). */
@@ -360,6 +367,12 @@ export const Health = z.object({
 });
 export type Health = z.infer<typeof Health>;
 
+export const StopRequest = z.strictObject({
+  /** Cold stop: keep process memory too (gVisor); resume continues the processes. */
+  memory: z.boolean().optional(),
+});
+export type StopRequest = z.infer<typeof StopRequest>;
+
 export const ShutdownRequest = z.strictObject({
   /** Stop every sandbox's compute and unmount the pool before exiting (files are kept). */
   release: z.boolean().optional(),
@@ -390,6 +403,8 @@ export const Snapshot = z.object({
   /** Filled in shortly after the snapshot is taken (measuring walks the files). */
   sizeBytes: z.number().int().nullable(),
   durationMs: z.number(),
+  /** Process memory saved with the files (snapshot --memory): a restore continues its processes. */
+  memoryBytes: z.number().int().nullable().optional(),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 
@@ -405,6 +420,8 @@ export const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
 export const ForkRequest = z.strictObject({
   name: Name.optional(),
   count: z.number().int().min(1).max(64).optional(),
+  /** Copy process memory too (default on gVisor when the source runs): every fork continues from the same instant. */
+  memory: z.boolean().optional(),
 });
 export type ForkRequest = z.infer<typeof ForkRequest>;
 
@@ -564,8 +581,9 @@ export type Usage = z.infer<typeof Usage>;
  * Volumes and the audit log are listed too, but gc never takes them: a volume is user data
  * (nook volume rm) and the audit log is the evidence chain.
  */
-export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs', 'volume', 'audit']);
-export const GcKind = RetainedKind.exclude(['volume', 'audit']);
+export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs', 'volume', 'audit', 'memory']);
+/** Memory images go with their sandbox or snapshot (destroy, snapshot rm), never by age alone. */
+export const GcKind = RetainedKind.exclude(['volume', 'audit', 'memory']);
 export const RetainedItem = z.object({
   kind: RetainedKind,
   name: z.string(),
