@@ -43,7 +43,7 @@ export class OciRuntimeDriver implements RuntimeDriver {
   info(): RuntimeInfo {
     return {
       name: this.o.binary, kind: 'crun', version: this.o.version, available: ['crun'],
-      memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true,
+      memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true, perProcessLimits: true,
     };
   }
 

@@ -24,6 +24,12 @@ export interface RuntimeInfo {
   egress: boolean;
   /** exposePort/unexposePort: host connections reaching a port inside. */
   exposePorts: boolean;
+  /**
+   * An exceeded pids or memory limit fails the one process and the sandbox lives on. False
+   * on gVisor: the limits bound its whole kernel on the host, so exceeding one ends the
+   * sandbox's compute (its files are kept; the host is never at risk).
+   */
+  perProcessLimits: boolean;
   /** holdersOf, and unmountFrom naming (and with force killing) what keeps a mount busy. */
   holders: boolean;
 }

@@ -50,7 +50,7 @@ export class RunscDriver implements RuntimeDriver {
   info(): RuntimeInfo {
     return {
       name: 'runsc', kind: 'gvisor', version: this.o.version, available: ['gvisor'],
-      memorySnapshots: true, freeze: true, hotMounts: false, egress: false, exposePorts: false, holders: false,
+      memorySnapshots: true, freeze: true, hotMounts: false, egress: false, exposePorts: false, holders: false, perProcessLimits: false,
     };
   }
 
@@ -230,8 +230,22 @@ export class RunscDriver implements RuntimeDriver {
         throw new NookError('RUNTIME_ERROR', `runsc could not delete sandbox ${id}: ${del.stderr.trim()}`);
       }
     }
-    await this.o.cgroups.removeSandboxGroups(id);
+    await this.removeGroupsWhenEmpty(id);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true });
+  }
+
+  /** runsc's sandbox and gofer processes leave their cgroups a moment after delete returns. */
+  private async removeGroupsWhenEmpty(id: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        await this.o.cgroups.removeSandboxGroups(id);
+        return;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await sleep(20);
+      }
+    }
   }
 
   private async waitStopped(id: string, waitMs: number): Promise<ContainerStatus> {
