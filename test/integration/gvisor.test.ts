@@ -50,6 +50,45 @@ describe('gVisor runtime (real runsc, real btrfs)', { skip }, () => {
     await sb.destroy();
   });
 
+  it('a terminal and a background process work on gVisor', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'gv-term', image: 'minimal', runtime: 'gvisor' });
+    let screen = '';
+    const t = await sb.pty.create({ cols: 90, rows: 30, onData: (b: Buffer) => (screen += b.toString()) });
+    const waitScreen = async (re: RegExp): Promise<void> => {
+      for (let i = 0; i < 200 && !re.test(screen); i++) await sleep(25);
+      assert.match(screen, re);
+    };
+    await waitScreen(/# (\x1b\[6n)?$/);
+    t.write('stty size; exit 4\n');
+    await waitScreen(/30 90/);
+    assert.deepEqual(await t.wait(), { exitCode: 4, signal: null });
+    const p = await sb.processes.spawn(['sh', '-c', 'echo from-bg; sleep 0.2; echo done-bg']);
+    const ended = await p.wait();
+    assert.equal(ended.exitCode, 0);
+    let out = '';
+    for await (const e of sb.processes.logs(ended.id)) if (e.type === 'stdout') out += Buffer.from(e.data, 'base64').toString();
+    assert.match(out, /from-bg[\s\S]*done-bg/);
+    await sb.destroy();
+  });
+
+  it('survives a daemon crash: the restarted daemon still routes to gVisor, and a cold-stopped sandbox resumes with its memory', async () => {
+    const live = await d.client.sandboxes.create({ name: 'gv-crash', image: 'minimal', runtime: 'gvisor' });
+    const cold = await d.client.sandboxes.create({ name: 'gv-crash-cold', image: 'minimal', runtime: 'gvisor' });
+    await cold.exec(['sh', '-c', COUNTER]);
+    await sleep(300);
+    await cold.stop({ memory: true });
+    await d.restart();
+    const again = await d.client.sandboxes.get('gv-crash');
+    assert.equal(again.data.state, 'running');
+    assert.equal((await again.exec(['echo', 'still'])).stdout, 'still\n');
+    const c = await d.client.sandboxes.get('gv-crash-cold');
+    assert.ok(c.data.memory);
+    await c.resume();
+    assert.ok((await counter(c)).n > 2);
+    await again.destroy();
+    await c.destroy();
+  });
+
   it('a timed-out command loses its whole process tree, and the output is bounded', async () => {
     const sb = await d.client.sandboxes.create({ name: 'gv-tree', image: 'minimal', runtime: 'gvisor' });
     const r = await sb.exec(['sh', '-c', 'sleep 300 & sleep 300 & wait'], { timeoutMs: 500 });
