@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readdirSync, renameSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -87,6 +87,35 @@ describe('gVisor runtime (real runsc, real btrfs)', { skip }, () => {
     assert.ok((await counter(c)).n > 2);
     await again.destroy();
     await c.destroy();
+  });
+
+  it('the CLI: create --runtime gvisor, stop --memory, ls shows both, resume, snapshot create --memory, cp a directory both ways', async () => {
+    const created = await d.cli(['create', '--name', 'gv-cli', '--image', 'minimal', '--runtime', 'gvisor', '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal((JSON.parse(created.stdout) as { runtime: string }).runtime, 'gvisor');
+    const bad = await d.cli(['create', '--runtime', 'kvm']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /crun, gvisor/);
+    const host = mkdtempSync('/tmp/nook-gv-cp-');
+    writeFileSync(join(host, 'a.txt'), 'dir copy');
+    try {
+      assert.equal((await d.cli(['cp', host, 'gv-cli:/work/d'])).code, 0);
+      assert.equal((await d.cli(['exec', 'gv-cli', '--', 'cat', '/work/d/a.txt'])).stdout, 'dir copy');
+      assert.equal((await d.cli(['cp', 'gv-cli:/work/d', join(host, 'back')])).code, 0);
+      assert.equal(readFileSync(join(host, 'back', 'a.txt'), 'utf8'), 'dir copy');
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
+    const stopped = await d.cli(['stop', 'gv-cli', '--memory', '--json']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.ok(((JSON.parse(stopped.stdout) as { memory?: { sizeBytes: number } }).memory?.sizeBytes ?? 0) > 0);
+    const ls = await d.cli(['ls']);
+    assert.match(ls.stdout, /gv-cli\s+paused\+memory\s+minimal\s+gvisor/);
+    assert.equal((await d.cli(['resume', 'gv-cli'])).code, 0);
+    const snap = await d.cli(['snapshot', 'create', 'gv-cli', '--name', 'warm', '--memory', '--json']);
+    assert.equal(snap.code, 0, snap.stderr);
+    assert.ok(((JSON.parse(snap.stdout) as { memoryBytes?: number }).memoryBytes ?? 0) > 0);
+    assert.equal((await d.cli(['destroy', 'gv-cli', '--with-snapshots'])).code, 0);
   });
 
   it('a timed-out command loses its whole process tree, and the output is bounded', async () => {
