@@ -626,6 +626,8 @@ export const ProfileSpec = z.strictObject({
   diskMiB: Limits.shape.diskMiB.unwrap().unwrap().optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
   image: ImageName.optional(),
+  /** The isolation its sandboxes get unless the request says (crun or gvisor). */
+  runtime: RuntimeName.optional(),
   allowRwDirs: z.boolean().optional(),
 });
 export type ProfileSpec = z.infer<typeof ProfileSpec>;

@@ -118,6 +118,15 @@ describe('gVisor runtime (real runsc, real btrfs)', { skip }, () => {
     assert.equal((await d.cli(['destroy', 'gv-cli', '--with-snapshots'])).code, 0);
   });
 
+  it('a profile can make gVisor the default of its sandboxes', async () => {
+    await d.client.profiles.save('untrusted', { runtime: 'gvisor' });
+    await d.client.profiles.publish('untrusted');
+    const sb = await d.client.sandboxes.create({ name: 'gv-prof', image: 'minimal', profile: 'untrusted' });
+    assert.equal(sb.data.runtime, 'gvisor');
+    assert.match((await sb.exec(['dmesg'])).stdout, /gVisor/);
+    await sb.destroy();
+  });
+
   it('a timed-out command loses its whole process tree, and the output is bounded', async () => {
     const sb = await d.client.sandboxes.create({ name: 'gv-tree', image: 'minimal', runtime: 'gvisor' });
     const r = await sb.exec(['sh', '-c', 'sleep 300 & sleep 300 & wait'], { timeoutMs: 500 });
