@@ -34,6 +34,7 @@ export async function reconcileSandboxes(c: ReconcileDeps): Promise<void> {
       }
       if (!(await c.storage.sandboxExists(row.id))) {
         await c.runtime.stop(row.id, 0);
+        await c.runtime.forget(row.id);
         c.store.remove(row.id);
         log('reconcile: dropped sandbox whose rootfs is gone', { id: row.id });
         continue;
