@@ -70,7 +70,10 @@ static void child_exec(const struct request *r, int in, int out, int err, const 
     /* A new session opening its terminal: it becomes the controlling tty, so Ctrl-C
      * (a 0x03 byte) signals the foreground process group like on any terminal. */
     int slave = open(pty_slave, O_RDWR);
-    if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) != 0) _exit(125);
+    if (slave < 0) _exit(125);
+    /* Best effort: gVisor (runsc 20221219) refuses it with EINVAL. The shell then works
+     * without job control there; a Ctrl-C still reaches it as a signal frame. */
+    ioctl(slave, TIOCSCTTY, 0);
     in = out = err = slave;
   }
   dup2(in, 0);
@@ -180,9 +183,18 @@ int run_agent_session(int conn) {
     if (err_fd >= 0) fds[i_err = nf++] = (struct pollfd){err_fd, POLLIN, 0};
     if (!reaped) fds[i_sig = nf++] = (struct pollfd){sfd, POLLIN, 0};
     if (stdin_fd >= 0 && stdin_buf.off < stdin_buf.len) fds[i_in = nf++] = (struct pollfd){stdin_fd, POLLOUT, 0};
-    if (poll(fds, (nfds_t)nf, -1) < 0) {
+    /* Once the command is reaped (and what it left killed), nothing holds the terminal's
+     * slave: Linux says so with EIO on the master, gVisor never does. Drain, then stop. */
+    int draining = reaped && master >= 0 && out_fd == master;
+    int ready = poll(fds, (nfds_t)nf, draining ? 50 : -1);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (ready == 0 && draining) {
+      close(master);
+      out_fd = stdin_fd = master = -1;
+      continue;
     }
     if (i_conn >= 0 && fds[i_conn].revents) {
       char t;

@@ -16,7 +16,7 @@
  *
  *   nook-init netns-listen PID PORT           (host side; see netns.c)
  *
- *   nook-init init                          (PID 1 in every sandbox, bind-mounted read-only)
+ *   nook-init init [--listen PATH]          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
  *     fd 3 it is also the exec agent: each connection is one exec session, served by a
  *     forked process (agent.c). SIGTERM is forwarded to every process; init exits when
@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,27 +62,70 @@ static void stop_all(void) {
   }
 }
 
-static int run_init(void) {
+/* gVisor cannot hand a host fd to the sandbox's PID 1: there, init binds the agent socket
+ * itself at a path in a directory the runtime shares with the host (runsc --host-uds=create),
+ * and the daemon connects to it from the host side. */
+static int listen_at(const char *path) {
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof addr.sun_path) return -1;
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  unlink(path);
+  mode_t old = umask(0177);
+  int ok = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 128) == 0;
+  umask(old);
+  if (!ok) {
+    fprintf(stderr, "nook-init: cannot listen on %s: %s\n", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int run_init(int argc, char **argv) {
   prctl(PR_SET_DUMPABLE, 0);
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
   int listener = is_listening_socket(AGENT_FD) ? AGENT_FD : -1;
+  const char *listen_path = argc >= 4 && strcmp(argv[2], "--listen") == 0 ? argv[3] : NULL;
+  if (listener < 0 && listen_path) listener = listen_at(listen_path);
+  char closed_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8] = "";
+  if (listen_path) snprintf(closed_path, sizeof closed_path, "%s.closed", listen_path);
   if (listener >= 0) fcntl(listener, F_SETFD, FD_CLOEXEC);
   sigset_t wanted;
   sigemptyset(&wanted);
   sigaddset(&wanted, SIGCHLD);
   sigaddset(&wanted, SIGTERM);
   sigaddset(&wanted, SIGINT);
+  /* With --listen: SIGUSR1 closes the agent socket (gVisor cannot checkpoint a sandbox that
+   * holds a host socket), SIGUSR2 binds it again (after the checkpoint, or a restore). */
+  sigaddset(&wanted, SIGUSR1);
+  sigaddset(&wanted, SIGUSR2);
   int sfd = signalfd(-1, &wanted, SFD_CLOEXEC);
   for (;;) {
     struct pollfd fds[2] = {{sfd, POLLIN, 0}, {listener, POLLIN, 0}};
     if (poll(fds, listener >= 0 ? 2 : 1, -1) < 0) continue;
     if (fds[0].revents) {
       struct signalfd_siginfo si;
-      if (read(sfd, &si, sizeof si) == sizeof si && (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+      uint32_t signo = read(sfd, &si, sizeof si) == sizeof si ? si.ssi_signo : 0;
+      if (signo == SIGTERM || signo == SIGINT) {
         stop_all();
         return 0;
+      }
+      if (listen_path && signo == SIGUSR1 && listener >= 0) {
+        close(listener);
+        unlink(listen_path);
+        listener = -1;
+        /* The host cannot tell a closed listener from its side (the gofer still holds the
+         * host socket): PATH.closed says it is done. */
+        int fd = open(closed_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0) close(fd);
+      }
+      if (listen_path && signo == SIGUSR2 && listener < 0) {
+        unlink(closed_path);
+        listener = listen_at(listen_path);
       }
       while (waitpid(-1, NULL, WNOHANG) > 0) {
       }
@@ -147,7 +191,7 @@ static int run_listen(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init();
+  if (argc >= 2 && strcmp(argv[1], "init") == 0) return run_init(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "listen") == 0) return run_listen(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "subvol") == 0) return run_subvol(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "hide-cgroup2") == 0) return run_hide_cgroup2(argc, argv);

@@ -91,7 +91,7 @@ export const routes = {
   listSnapshots: { method: 'get', path: '/v1/snapshots', summary: 'Every snapshot on this host', response: s.SnapshotList },
   fork: { method: 'post', path: '/v1/sandboxes/{ref}/fork', summary: "New running sandboxes from this one's current files", body: s.ForkRequest, response: s.SandboxList },
   commit: { method: 'post', path: '/v1/sandboxes/{ref}/commit', summary: "A new image from the sandbox's files", body: s.CommitRequest, response: s.Image },
-  stopSandbox: { method: 'post', path: '/v1/sandboxes/{ref}/stop', summary: 'Stop compute; files are kept (non-persistent: destroyed)', response: s.Sandbox },
+  stopSandbox: { method: 'post', path: '/v1/sandboxes/{ref}/stop', summary: 'Stop compute; files are kept (non-persistent: destroyed); memory: keep process memory too (gVisor)', body: s.StopRequest, response: s.Sandbox },
   resumeSandbox: { method: 'post', path: '/v1/sandboxes/{ref}/resume', summary: 'Start compute again on the kept files', response: s.Sandbox },
   exec: {
     method: 'post',

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { parseDurationMs } from '../util/duration.js';
-import { PullPolicy } from '../api/schemas.js';
+import { PullPolicy, RuntimeName } from '../api/schemas.js';
 
 export function durationMs(value: string): number {
   const ms = parseDurationMs(value);
@@ -31,6 +31,13 @@ export function keyValue(value: string, previous: Record<string, string> = {}): 
 export function pullPolicy(v: string): PullPolicy {
   const parsed = PullPolicy.safeParse(v);
   if (!parsed.success) throw new InvalidArgumentError(`--pull takes ${PullPolicy.options.join(', ')}`);
+  return parsed.data;
+}
+
+/** `--runtime crun|gvisor`. */
+export function runtimeName(v: string): RuntimeName {
+  const parsed = RuntimeName.safeParse(v);
+  if (!parsed.success) throw new InvalidArgumentError(`--runtime takes ${RuntimeName.options.join(', ')}`);
   return parsed.data;
 }
 

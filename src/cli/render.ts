@@ -23,11 +23,13 @@ export function age(iso: string): string {
 
 export function sandboxRows(list: Sandbox[]): string {
   return table(
-    ['NAME', 'STATE', 'IMAGE', 'CREATED', 'EXPIRES', 'PERSISTENT', 'LABELS'],
+    ['NAME', 'STATE', 'IMAGE', 'RUNTIME', 'CREATED', 'EXPIRES', 'PERSISTENT', 'LABELS'],
     list.map((s) => [
       s.name,
-      s.state,
+      // A cold-stopped sandbox says it holds its processes' memory.
+      s.memory ? `${s.state}+memory` : s.state,
       s.image,
+      s.runtime,
       `${age(s.createdAt)} ago`,
       s.expiresAt ? `in ${formatDurationMs(Math.max(0, Date.parse(s.expiresAt) - Date.now()))}` : '-',
       s.persistent ? 'yes' : 'no',

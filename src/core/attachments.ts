@@ -48,7 +48,7 @@ export class AttachmentManager {
   async attachAll(sandboxId: string): Promise<void> {
     const list = this.sandboxes.record(sandboxId).spec.attach ?? [];
     if (list.length === 0) return;
-    const rt = this.runtime.info();
+    const rt = this.runtime.info(sandboxId);
     if (!rt.hotMounts) throw new NookError('NOT_SUPPORTED', `the ${rt.name} runtime cannot mount into a running sandbox, so -v disks, bundles and --add-dir cannot be attached`, { hint: 'copy the files in with nook cp, or use a runtime with hot mounts (crun)' });
     for (const [i, a] of list.entries()) {
       let source = a.source;

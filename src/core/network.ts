@@ -95,7 +95,7 @@ export class NetworkManager {
       mode: change.mode ?? (change.allow && sb.spec.network.mode === 'none' ? 'allowlist' : sb.spec.network.mode),
       allow: change.allow ? normaliseAllow(change.allow) : sb.spec.network.allow,
     };
-    if (next.mode !== 'none') this.need('egress', 'give a sandbox egress (no listener inside it for the proxy)');
+    if (next.mode !== 'none') this.need(sb.id, 'egress', 'give a sandbox egress (no listener inside it for the proxy)');
     if (next.mode !== 'none' && !this.policy.setting('network.allowed')) {
       throw new NookError('POLICY_DENIED', 'network.allowed is false on this host: no sandbox may open egress', { hint: 'an operator can change it: nook config set network.allowed true' });
     }
@@ -181,19 +181,19 @@ export class NetworkManager {
     for (const l of live?.exposures.values() ?? []) await l.close();
     await live?.proxy?.close();
     this.denials.close(sandboxId);
-    if (this.runtime.info().exposePorts) await this.runtime.unexposePort(sandboxId, 'all');
+    if (this.runtime.info(sandboxId).exposePorts) await this.runtime.unexposePort(sandboxId, 'all');
   }
 
   /** A runtime without the feature answers NOT_SUPPORTED, never a sandbox quietly cut off or left open. */
-  private need(feature: 'egress' | 'exposePorts', what: string): void {
-    const info = this.runtime.info();
+  private need(sandboxId: string, feature: 'egress' | 'exposePorts', what: string): void {
+    const info = this.runtime.info(sandboxId);
     if (!info[feature]) {
       throw new NookError('NOT_SUPPORTED', `the ${info.name} runtime cannot ${what}`, { hint: feature === 'egress' ? 'use network mode none, or a runtime that supports egress (crun)' : 'reach the port from inside (nook exec), or use a runtime that can expose ports (crun)' });
     }
   }
 
   private async startEgress(sandboxId: string): Promise<void> {
-    this.need('egress', 'give a sandbox egress (no listener inside it for the proxy)');
+    this.need(sandboxId, 'egress', 'give a sandbox egress (no listener inside it for the proxy)');
     const live: Live = this.live.get(sandboxId) ?? { exposures: new Map() };
     this.live.set(sandboxId, live);
     await live.proxy?.close();
@@ -234,7 +234,7 @@ export class NetworkManager {
   }
 
   private async openExposure(row: ExposureRow): Promise<number> {
-    this.need('exposePorts', 'expose a port of a sandbox');
+    this.need(row.sandbox_id, 'exposePorts', 'expose a port of a sandbox');
     const live = this.live.get(row.sandbox_id);
     if (!live) throw new NookError('INVALID_STATE', 'the sandbox is not running');
     const sock = await this.runtime.exposePort(row.sandbox_id, row.port, { maxConnections: EXPOSE_MAX_CONNECTIONS });
@@ -253,7 +253,7 @@ export class NetworkManager {
 
   async expose(ref: string, port: number, hostPort?: number): Promise<Exposure> {
     const sb = this.sandboxes.record(ref);
-    this.need('exposePorts', 'expose a port of a sandbox');
+    this.need(sb.id, 'exposePorts', 'expose a port of a sandbox');
     if (sb.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${sb.name} is ${sb.state}`, { hint: `resume it first: nook resume ${sb.name}` });
     const existing = this.exposureRows(sb.id).find((r) => r.port === port);
     if (existing) return this.toExposure(existing);
@@ -276,7 +276,7 @@ export class NetworkManager {
     const exposure = this.toExposure(row);
     await this.live.get(sb.id)?.exposures.get(port)?.close();
     this.live.get(sb.id)?.exposures.delete(port);
-    if (this.runtime.info().exposePorts) await this.runtime.unexposePort(sb.id, port);
+    if (this.runtime.info(sb.id).exposePorts) await this.runtime.unexposePort(sb.id, port);
     this.db.prepare('DELETE FROM exposures WHERE sandbox_id = ? AND port = ?').run(sb.id, port);
     return { ...exposure, active: false };
   }

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NookError } from '../api/errors.js';
 import type { Health } from '../api/schemas.js';
-import { chooseRuntime, type RuntimeDriver } from '../runtime/index.js';
+import { chooseBackends, type RuntimeDriver } from '../runtime/index.js';
 import { restrictRuntime } from '../runtime/restricted.js';
 import { chooseStorage, type StorageDriver } from '../storage/index.js';
 import { openDb, type Db } from '../store/db.js';
@@ -26,6 +26,7 @@ import { VolumeManager } from './volumes.js';
 import { AttachmentManager } from './attachments.js';
 import { CommandRunner } from './commands.js';
 import { ComputeLifecycle } from './lifecycle.js';
+import { MemoryImages } from './memory.js';
 import { TtlScheduler } from './ttl.js';
 import { ForeignIds } from './foreign-ids.js';
 
@@ -72,6 +73,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   const policy = new PolicyManager(db);
   const images = new ImageManager(db, storage, paths.cacheDir, audit);
   const lifecycle = new ComputeLifecycle();
+  const memory = new MemoryImages(paths.memoryDir);
   // Built after the sandbox manager, which reaches them through `peers` (below).
   let attachments: AttachmentManager | undefined;
   let snapshots: SnapshotManager | undefined;
@@ -82,7 +84,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   };
   const foreignIds = new ForeignIds(db);
   const sandboxes = new SandboxManager({
-    db, storage, runtime, images, audit, policy, lifecycle,
+    db, storage, runtime, images, audit, policy, lifecycle, memory,
     peers: {
       checkAttach: (list, rw) => built(attachments).check(list, rw),
       afterDestroy: (id, withSnapshots) => built(snapshots).afterSandboxDestroyed(id, withSnapshots),
@@ -90,7 +92,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
       onExpiry: (id) => foreignIds.bySandbox(id)?.onExpiry,
     },
   });
-  snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes);
+  snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes, memory);
   const network = new NetworkManager(db, runtime, sandboxes, policy);
   const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
   const files = new FileManager(sandboxes, runtime, audit);
@@ -111,7 +113,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     { name: 'attachments', up: (id) => mounts.attachAll(id), down: (id) => mounts.detachAll(id) },
     { name: 'processes', up: (id) => processes.restartOnResume(id), forget: (id) => processes.forget(id) },
   ]);
-  return { paths, db, storage, runtime, images, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds };
+  return { paths, db, storage, runtime, images, memory, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds };
 }
 
 /** Makes the state dir and its parts, and installs the nook-init the sandboxes bind-mount. */
@@ -119,6 +121,7 @@ async function prepareStateDir(paths: Paths): Promise<string> {
   await fsp.mkdir(paths.stateDir, { recursive: true, mode: 0o711 });
   await ensureTraversable(paths.stateDir);
   for (const d of [paths.storageDir, paths.runtimeStateDir, paths.bundlesDir, paths.initDir]) await fsp.mkdir(d, { recursive: true, mode: 0o711 });
+  await new MemoryImages(paths.memoryDir).init();
   await fsp.mkdir(paths.cacheDir, { recursive: true, mode: 0o700 });
   // Scratch files of exports and imports a crash interrupted.
   await fsp.rm(paths.tmpDir, { recursive: true, force: true });
@@ -137,6 +140,8 @@ export interface NookParts {
   storage: StorageDriver;
   runtime: RuntimeDriver;
   images: ImageManager;
+  /** Saved process memory (gVisor cold mode). */
+  memory: MemoryImages;
   sandboxes: SandboxManager;
   lifecycle: ComputeLifecycle;
   snapshots: SnapshotManager;
@@ -163,6 +168,7 @@ export class Nook {
   readonly storage: StorageDriver;
   readonly runtime: RuntimeDriver;
   readonly images: ImageManager;
+  readonly memory: MemoryImages;
   readonly sandboxes: SandboxManager;
   readonly lifecycle: ComputeLifecycle;
   readonly snapshots: SnapshotManager;
@@ -186,7 +192,7 @@ export class Nook {
 
   private constructor(parts: NookParts) {
     ({
-      paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, sandboxes: this.sandboxes,
+      paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, memory: this.memory, sandboxes: this.sandboxes,
       lifecycle: this.lifecycle, snapshots: this.snapshots, network: this.network, processes: this.processes, audit: this.audit,
       policy: this.policy, retention: this.retention, files: this.files, commands: this.commands, volumes: this.volumes, attachments: this.attachments,
       tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl, foreignIds: this.foreignIds,
@@ -196,7 +202,7 @@ export class Nook {
   static async open(paths: Paths): Promise<Nook> {
     const init = await prepareStateDir(paths);
     // NOOK_RUNTIME_DISABLE turns driver features off: this host then answers as a backend without them would.
-    const runtime = restrictRuntime(await chooseRuntime({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance }));
+    const runtime = restrictRuntime(await chooseBackends({ stateRoot: paths.runtimeStateDir, bundlesDir: paths.bundlesDir, initDir: paths.initDir, instance: paths.instance }));
     const storage = await chooseStorage(paths.storageDir, init);
     await storage.init();
     const nook = new Nook(wire(paths, openDb(paths.dbPath), storage, runtime, init));
@@ -213,6 +219,10 @@ export class Nook {
     await this.images.reconcile();
     await this.sandboxes.reconcile();
     await this.snapshots.reconcile();
+    // Whole images only (a crash mid-checkpoint leaves a temporary dir), and only owned ones.
+    for (const key of await this.memory.reconcile((k) => this.sandboxes.find(k) !== undefined || this.snapshots.exists(k))) {
+      log('reconcile: removed memory image', { key });
+    }
     this.processes.reconcile();
     await this.volumes.reconcile();
     await this.network.attachRunning();

@@ -12,6 +12,8 @@ export interface Paths {
   cacheDir: string;
   /** Core's own per-sandbox files while compute is up (attachment disks), never the runtime's dir. */
   sandboxRunDir: string;
+  /** Saved process memory (gVisor checkpoints), root-only. */
+  memoryDir: string;
   /** Scratch space for exports and imports (same filesystem as the state). */
   tmpDir: string;
   /** Short, unique per state dir: names cgroups so daemons on one host never collide. */
@@ -35,6 +37,7 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): Paths {
     sandboxRunDir: join(stateDir, 'run', 'sandboxes'),
     cacheDir: resolve(env.NOOK_CACHE_DIR || DEFAULT_CACHE_DIR),
     tmpDir: join(stateDir, 'tmp'),
+    memoryDir: join(stateDir, 'memory'),
     instance: createHash('sha256').update(stateDir).digest('hex').slice(0, 8),
   };
 }

@@ -52,9 +52,11 @@ export class RetentionManager {
       items.push({ kind: 'sandbox', name: s.name, id: s.id, sizeBytes: await this.storage.sandboxSizeBytes(s.id), ageSeconds: this.age(Date.parse(s.createdAt)), detail: `${s.state}, files kept until destroyed` });
       const logs = await duBytes(join(this.logsDir, s.id));
       if (logs > 0) items.push({ kind: 'logs', name: s.name, id: s.id, sizeBytes: logs, ageSeconds: this.age(Date.parse(s.createdAt)), detail: 'background process output' });
+      if (s.memory) items.push({ kind: 'memory', name: s.name, id: s.id, sizeBytes: s.memory.sizeBytes, ageSeconds: this.age(Date.parse(s.updatedAt)), detail: 'process memory of a cold-stopped sandbox; resume continues it, destroy removes it' });
     }
     for (const snap of this.snapshots.list(sandbox)) {
       items.push({ kind: 'snapshot', name: `${snap.sandbox}@${snap.name}`, id: snap.id, sizeBytes: snap.sizeBytes, ageSeconds: this.age(Date.parse(snap.createdAt)), detail: snap.sandboxExists ? 'sandbox exists' : 'its sandbox was destroyed' });
+      if (snap.memoryBytes) items.push({ kind: 'memory', name: `${snap.sandbox}@${snap.name}`, id: snap.id, sizeBytes: snap.memoryBytes, ageSeconds: this.age(Date.parse(snap.createdAt)), detail: 'process memory of a snapshot; snapshot rm removes it' });
     }
     if (!sandbox) {
       // The build step cache too: it is state, and gc may drop it (a build then reruns steps).

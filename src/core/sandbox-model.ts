@@ -1,11 +1,12 @@
 /** The shapes the sandbox manager and its collaborators share: specs, records, rows, wiring. */
 import type { CreateSandboxRequest, Limits, NetworkPolicy, SandboxState } from '../api/schemas.js';
-import type { RuntimeDriver } from '../runtime/driver.js';
+import type { RuntimeDriver, RuntimeKind } from '../runtime/driver.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from './audit.js';
 import type { ImageManager } from './images.js';
 import type { ComputeLifecycle } from './lifecycle.js';
+import type { MemoryImages } from './memory.js';
 import type { PolicyManager } from './policy.js';
 
 export interface SandboxSpec {
@@ -26,6 +27,8 @@ export interface SandboxSpec {
   volumes?: { volume: string; guest: string; rw?: boolean }[];
   /** Disks, bundles and host directories mounted whenever compute starts. */
   attach?: { kind: 'disk' | 'bundle' | 'dir'; source: string; guest: string; rw?: boolean }[];
+  /** The backend that runs it; absent on sandboxes made before there was a choice (crun). */
+  runtime?: RuntimeKind;
 }
 
 /** Restore or fork: the files come from a snapshot, not from the image. */
@@ -34,6 +37,10 @@ export interface RestoreSource {
   imageId: string;
   persist: string[];
   origin: string;
+  /** The source's backend (a restore or fork runs where its source ran). */
+  runtime?: RuntimeKind;
+  /** Saved process memory to start from (a memory snapshot, or a fork's checkpoint). */
+  memoryImage?: string;
 }
 
 export interface SandboxRecord {
@@ -95,5 +102,7 @@ export interface SandboxDeps {
   policy: PolicyManager;
   /** What happens around compute, in the order core/nook.ts declares. */
   lifecycle: ComputeLifecycle;
+  /** Saved process memory (cold stop, memory snapshots). */
+  memory: MemoryImages;
   peers: SandboxPeers;
 }

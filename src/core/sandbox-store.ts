@@ -11,7 +11,7 @@ export class SandboxStore {
   constructor(
     private readonly db: Db,
     /** Which drivers run sandboxes here, shown on each. */
-    private readonly drivers: () => { runtime: Sandbox['runtime']; storage: Sandbox['storage'] },
+    private readonly drivers: (id: string, spec: SandboxSpec) => { runtime: Sandbox['runtime']; storage: Sandbox['storage']; memory: Sandbox['memory'] },
   ) {}
 
   rowByRef(ref: string): SandboxRow | undefined {
@@ -49,7 +49,7 @@ export class SandboxStore {
       envKeys: Object.keys(spec.env),
       cwd: spec.cwd,
       network: spec.network,
-      ...this.drivers(),
+      ...this.drivers(row.id, spec),
       persist: spec.persist,
       origin: spec.origin,
       profile: spec.profile ?? null,

@@ -8,8 +8,9 @@ import {
   type CreateSandboxRequest,
   type DestroyResult,
   type Sandbox,
+  type StopRequest,
 } from '../api/schemas.js';
-import type { RuntimeDriver } from '../runtime/driver.js';
+import type { RuntimeDriver, RuntimeKind, StartSpec } from '../runtime/driver.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { Db } from '../store/db.js';
 import { newId } from '../util/ids.js';
@@ -19,6 +20,9 @@ import { UndoStack } from '../util/undo.js';
 import type { NetworkPolicy } from '../api/schemas.js';
 import type { ImageManager } from './images.js';
 import type { ComputeLifecycle } from './lifecycle.js';
+import type { MemoryImages } from './memory.js';
+import { ColdCompute } from './cold.js';
+import { diskLimit, reconcileSandboxes } from './sandbox-reconcile.js';
 import { SandboxStore } from './sandbox-store.js';
 import type { ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxRow, SandboxSpec } from './sandbox-model.js';
 import type { AuditLog } from './audit.js';
@@ -47,12 +51,34 @@ export class SandboxManager {
   private readonly policy: PolicyManager;
   private readonly lifecycle: ComputeLifecycle;
   private readonly peers: SandboxPeers;
+  private readonly memory: MemoryImages;
 
   private readonly store: SandboxStore;
+  private readonly cold: ColdCompute;
 
   constructor(deps: SandboxDeps) {
-    ({ db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, audit: this.audit, policy: this.policy, lifecycle: this.lifecycle, peers: this.peers } = deps);
-    this.store = new SandboxStore(deps.db, () => ({ runtime: deps.runtime.info().name, storage: deps.storage.info().driver }));
+    ({ db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, audit: this.audit, policy: this.policy, lifecycle: this.lifecycle, peers: this.peers, memory: this.memory } = deps);
+    this.store = new SandboxStore(deps.db, (id, spec) => {
+      const bytes = deps.memory.bytes(id);
+      return { runtime: spec.runtime ?? 'crun', storage: deps.storage.info().driver, memory: bytes === null ? null : { sizeBytes: bytes } };
+    });
+    this.cold = new ColdCompute({
+      runtime: this.runtime, storage: this.storage, memory: this.memory, lifecycle: this.lifecycle, store: this.store,
+      startSpec: (sb) => this.startSpec(sb.id, sb.name, sb.spec, sb.imageId),
+      stopCompute: (id) => this.stopCompute(id),
+    });
+  }
+
+  /** The backend a new sandbox runs on: the one asked for (or its source's), else the host default. */
+  private runtimeKind(asked: RuntimeKind | undefined): RuntimeKind {
+    const host = this.runtime.info();
+    const kind = asked ?? host.kind;
+    if (!host.available.includes(kind)) {
+      throw new NookError('NOT_SUPPORTED', `this host has no ${kind} runtime`, {
+        hint: kind === 'gvisor' ? 'install gVisor (apt-get install runsc) and restart nookd, or leave out --runtime gvisor' : 'apt-get install crun',
+      });
+    }
+    return kind;
   }
 
   // ---- reading (the rows themselves live in SandboxStore) ---------------------------
@@ -120,7 +146,8 @@ export class SandboxManager {
     if (this.store.rowByRef(name)) {
       throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
     }
-    const diskMiB = await this.diskLimit(req.diskMiB);
+    const runtime = this.runtimeKind(req.runtime ?? from?.runtime);
+    const diskMiB = await diskLimit(this.storage, req.diskMiB);
     const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress, req.pull)).id;
     const id = newId('sb');
     const spec: SandboxSpec = {
@@ -138,6 +165,7 @@ export class SandboxManager {
       adjusted: admission.adjusted,
       ...(req.volumes ? { volumes: req.volumes } : {}),
       ...(req.attach ? { attach: req.attach } : {}),
+      runtime,
     };
     const now = Date.now();
     this.store.insert({ id, name, imageId, persistent: req.persistent !== false, ttlMs: req.ttlMs ?? null, spec }, now);
@@ -155,7 +183,7 @@ export class SandboxManager {
         await this.storage.createSandbox(id, from ? { snapshotId: from.snapshotId } : { imageId }, spec.persist, diskMiB);
         phase('rootfsMs');
         undo.push('rootfs', () => this.storage.deleteSandbox(id));
-        await this.startCompute(id, name, spec, imageId, undo);
+        await this.startCompute(id, name, spec, imageId, undo, from?.memoryImage);
         phase('computeMs');
         this.store.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
       } catch (e) {
@@ -173,30 +201,6 @@ export class SandboxManager {
     });
   }
 
-  /**
-   * The disk limit a new sandbox gets: what was asked (at most the pool's size), else the
-   * default, at most half the pool so one default sandbox cannot starve the rest. Storage
-   * without limits (dir) answers NOT_SUPPORTED to an explicit ask and records null.
-   */
-  private async diskLimit(asked: number | undefined): Promise<number | null> {
-    if (!this.storage.info().diskLimits) {
-      if (asked === undefined) return null;
-      throw new NookError('NOT_SUPPORTED', `${this.storage.info().driver} storage cannot enforce a disk limit (diskMiB ${asked})`, {
-        hint: 'leave diskMiB out, or run nookd on btrfs storage with quotas (kernel 6.7+)',
-      });
-    }
-    const poolMiB = Math.floor((await this.storage.usage()).sizeBytes / MiB);
-    if (asked !== undefined) {
-      if (asked > poolMiB) {
-        throw new NookError('INVALID_ARGUMENT', `diskMiB ${asked} is more than the whole storage pool (${poolMiB} MiB)`, { hint: `ask for at most ${poolMiB}` });
-      }
-      return asked;
-    }
-    const fromEnv = Number(process.env.NOOK_DEFAULT_DISK_MIB);
-    const wanted = Number.isInteger(fromEnv) && fromEnv >= LIMITS.minDiskMiB ? fromEnv : DEFAULTS.diskMiB;
-    return Math.max(LIMITS.minDiskMiB, Math.min(wanted, Math.floor(poolMiB / 2)));
-  }
-
   private generateName(): string {
     for (;;) {
       const name = newId('sb', 8).replace('_', '-');
@@ -204,14 +208,21 @@ export class SandboxManager {
     }
   }
 
-  private async startCompute(id: string, name: string, spec: SandboxSpec, imageId: string, undo?: UndoStack): Promise<void> {
+  /** What the runtime needs to start a sandbox's compute (its rootfs is activated). */
+  private async startSpec(id: string, name: string, spec: SandboxSpec, imageId: string): Promise<StartSpec> {
     const rootfs = await this.storage.activateRootfs(id);
-    undo?.push('activate', () => this.storage.deactivateRootfs(id));
     const env = { ...this.images.config(imageId).env, ...spec.env };
     const dirs = await this.storage.persistDirs(id);
     const mounts = spec.persist.map((destination, i) => ({ destination, source: dirs[i] ?? '' })).filter((m) => m.source !== '');
     if (mounts.length !== spec.persist.length) throw new NookError('STORAGE_ERROR', `persisted directories of ${name} are missing`);
-    await this.runtime.start({ sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts });
+    return { sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts, ...(spec.runtime ? { runtime: spec.runtime } : {}) };
+  }
+
+  /** Compute up, booted or (memoryImage) restored from saved process memory. */
+  private async startCompute(id: string, name: string, spec: SandboxSpec, imageId: string, undo?: UndoStack, memoryImage?: string): Promise<void> {
+    undo?.push('activate', () => this.storage.deactivateRootfs(id));
+    const start = await this.startSpec(id, name, spec, imageId);
+    await this.runtime.start({ ...start, ...(memoryImage ? { memoryImage } : {}) });
     undo?.push('compute', () => this.runtime.stop(id, 0));
     // Registered first: a hook that fails halfway (a locked volume) must not leave the others' work.
     undo?.push('compute lifecycle', () => this.lifecycle.down(id));
@@ -235,14 +246,15 @@ export class SandboxManager {
   }
 
   /** Stop as a caller asks it: a non-persistent sandbox is destroyed, answered as destroying rather than a 404 on the next call. */
-  async stopForCaller(ref: string): Promise<Sandbox> {
+  async stopForCaller(ref: string, opts: StopRequest = {}): Promise<Sandbox> {
     const before = this.get(ref);
-    const after = await this.stop(ref);
+    const after = await this.stop(ref, 'request', opts);
     return after ?? { ...before, state: 'destroying' };
   }
 
-  async stop(ref: string, reason: 'request' | 'ttl' | 'release' = 'request'): Promise<Sandbox | null> {
+  async stop(ref: string, reason: 'request' | 'ttl' | 'release' = 'request', opts: StopRequest = {}): Promise<Sandbox | null> {
     const row = this.settledRow(ref);
+    if (opts.memory) this.cold.need(row.id, row.name, row.persistent === 1);
     if (row.persistent === 0) {
       await this.destroy(ref);
       return null;
@@ -251,10 +263,11 @@ export class SandboxManager {
       const current = this.store.mustRow(row.id);
       if (current.state === 'paused') return this.store.toSandbox(current);
       this.store.setState(row.id, 'stopping');
-      await this.stopCompute(row.id);
+      if (opts.memory) await this.cold.stop(row.id);
+      else await this.stopCompute(row.id);
       this.store.setState(row.id, 'paused', { expiresAt: null });
       this.peers.scheduleChanged();
-      log('sandbox stopped', { id: row.id, name: row.name, reason });
+      log('sandbox stopped', { id: row.id, name: row.name, reason, memory: opts.memory === true });
       this.events.publish('sandbox.stopped', { sandbox: row.name, sandboxId: row.id, detail: { reason } });
       return this.get(row.id);
     });
@@ -273,14 +286,22 @@ export class SandboxManager {
     }
     const spec = this.store.spec(row);
     const undo = new UndoStack();
+    // Cold-stopped: its processes continue from the saved memory, on the very files they left.
+    const cold = this.memory.exists(id);
     try {
       // With persisted paths, only they survive: every start gets a fresh rootfs.
-      if (spec.persist.length > 0) await this.storage.resetRootfs(id, row.image_id);
-      await this.startCompute(id, row.name, spec, row.image_id, undo);
+      if (spec.persist.length > 0 && !cold) await this.storage.resetRootfs(id, row.image_id);
+      await this.startCompute(id, row.name, spec, row.image_id, undo, cold ? this.memory.path(id) : undefined);
     } catch (e) {
       await undo.rollback((m) => log(m, { sandbox: id }));
-      throw e;
+      if (!cold) throw e;
+      // A damaged image must not make the sandbox unusable: it goes, the files stay.
+      await this.memory.remove(id);
+      throw new NookError('RUNTIME_ERROR', `the saved process memory of ${row.name} could not be restored (${(e as Error).message}); the image was discarded`, {
+        hint: `the sandbox stays paused with its files: nook resume ${row.name} starts its processes afresh`,
+      });
     }
+    if (cold) await this.memory.remove(id);
     this.store.setState(id, 'running', { expiresAt: row.ttl_ms ? Date.now() + row.ttl_ms : null });
     this.peers.scheduleChanged();
     log('sandbox resumed', { id, name: row.name });
@@ -332,8 +353,8 @@ export class SandboxManager {
       if (current.state === 'paused') return fn(current);
       if (current.state !== 'running') throw new NookError('INVALID_STATE', `sandbox ${row.name} is ${current.state}`);
       // A runtime that cannot freeze could only give a torn copy of a running sandbox.
-      if (!this.runtime.info().freeze) {
-        throw new NookError('NOT_SUPPORTED', `the ${this.runtime.info().name} runtime cannot freeze a running sandbox, so its files cannot be copied consistently`, {
+      if (!this.runtime.info(row.id).freeze) {
+        throw new NookError('NOT_SUPPORTED', `the ${this.runtime.info(row.id).name} runtime cannot freeze a running sandbox, so its files cannot be copied consistently`, {
           hint: `stop it first (nook stop ${row.name}), then snapshot, fork or commit`,
         });
       }
@@ -348,11 +369,30 @@ export class SandboxManager {
     });
   }
 
+  /**
+   * Runs `fn` on a running sandbox checkpointed (its processes saved, nothing running, files
+   * quiet), then lets it go on from the image `fn` says it kept (see ColdCompute.around).
+   */
+  async withCheckpoint<T>(ref: string, fn: (sandbox: SandboxRecord, image: string) => Promise<{ value: T; image: string }>): Promise<T> {
+    const row = this.settledRow(ref);
+    return this.locks.run(row.id, () => {
+      const sb = this.record(row.id);
+      return this.cold.around(sb, (image) => fn(sb, image));
+    });
+  }
+
+  /** Whether a paused sandbox holds saved process memory. */
+  holdsMemory(id: string): boolean {
+    return this.memory.exists(id);
+  }
+
   private async finishDestroy(id: string): Promise<void> {
     await this.lifecycle.down(id);
     await this.runtime.stop(id, 0);
     await this.storage.deleteSandbox(id);
+    await this.memory.remove(id);
     await this.lifecycle.forget(id);
+    await this.runtime.forget(id);
     this.store.remove(id);
   }
 
@@ -401,59 +441,11 @@ export class SandboxManager {
    * Makes the runtime, the storage and the database agree: finishes or undoes operations a
    * crash interrupted, and removes containers, rootfs and cgroups nobody lists.
    */
-  async reconcile(): Promise<void> {
-    const rows = this.db.prepare('SELECT * FROM sandboxes').all() as SandboxRow[];
-    const containers = new Map((await this.runtime.list()).map((c) => [c.id, c.status]));
-    for (const row of rows) {
-      const status = containers.get(row.id) ?? 'missing';
-      try {
-        if (row.state === 'creating' || row.state === 'destroying') {
-          await this.finishDestroy(row.id);
-          log('reconcile: removed interrupted sandbox', { id: row.id, state: row.state });
-          continue;
-        }
-        if (!(await this.storage.sandboxExists(row.id))) {
-          await this.runtime.stop(row.id, 0);
-          this.store.remove(row.id);
-          log('reconcile: dropped sandbox whose rootfs is gone', { id: row.id });
-          continue;
-        }
-        const wantsCompute = row.state === 'running' || row.state === 'snapshotting';
-        if (wantsCompute && (status === 'running' || status === 'paused')) {
-          // A crash mid-snapshot leaves the sandbox frozen: thaw it.
-          if (row.state === 'snapshotting') await this.runtime.thaw(row.id).catch(() => undefined);
-          if (row.state !== 'running') this.store.setState(row.id, 'running');
-          continue;
-        }
-        if (wantsCompute && row.persistent === 0) {
-          await this.finishDestroy(row.id);
-          log('reconcile: destroyed non-persistent sandbox whose compute ended', { id: row.id });
-          continue;
-        }
-        // Compute is gone (host reboot, OOM of init) or the sandbox was mid-stop: files are kept.
-        await this.stopCompute(row.id);
-        this.store.setState(row.id, 'paused', { expiresAt: null });
-        if (wantsCompute || row.state === 'stopping') log('reconcile: sandbox paused (its compute was gone)', { id: row.id });
-      } catch (e) {
-        log('reconcile: failed for sandbox', { id: row.id, error: (e as Error).message });
-      }
-    }
-    const known = new Set((this.db.prepare('SELECT id FROM sandboxes').all() as { id: string }[]).map((r) => r.id));
-    const orphans: [string, string[], (id: string) => Promise<void>][] = [
-      ['container', [...containers.keys()], (id) => this.runtime.stop(id, 0)],
-      ['sandbox files', await this.storage.listSandboxes(), (id) => this.storage.deleteSandbox(id)],
-      ['cgroups', await this.runtime.listCgroups(), (id) => this.runtime.removeCgroups(id)],
-    ];
-    for (const [what, ids, remove] of orphans) {
-      for (const id of ids.filter((i) => !known.has(i))) {
-        try {
-          await remove(id);
-          log(`reconcile: removed orphaned ${what}`, { id });
-        } catch (e) {
-          log(`reconcile: could not remove orphaned ${what}`, { id, error: (e as Error).message });
-        }
-      }
-    }
+  reconcile(): Promise<void> {
+    return reconcileSandboxes({
+      db: this.db, runtime: this.runtime, storage: this.storage, store: this.store,
+      finishDestroy: (id) => this.finishDestroy(id), stopCompute: (id) => this.stopCompute(id),
+    });
   }
 
   /** Stops every sandbox's compute (non-persistent ones are destroyed): for a clean host release. */

@@ -17,7 +17,8 @@ import { newId } from '../util/ids.js';
 import { log } from '../util/log.js';
 import { UndoStack } from '../util/undo.js';
 import type { ImageConfig, ImageManager } from './images.js';
-import type { SandboxManager, SandboxSpec } from './sandboxes.js';
+import type { MemoryImages } from './memory.js';
+import type { SandboxManager, SandboxRecord, SandboxSpec } from './sandboxes.js';
 
 interface SnapshotRow {
   id: string;
@@ -49,7 +50,13 @@ export class SnapshotManager {
     private readonly runtime: RuntimeDriver,
     private readonly images: ImageManager,
     private readonly sandboxes: SandboxManager,
+    private readonly memory: MemoryImages,
   ) {
+  }
+
+  /** Whether a snapshot (any state) of this id is recorded: its memory image is owned. */
+  exists(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM snapshots WHERE id = ?').get(id) !== undefined;
   }
 
   private toSnapshot(row: SnapshotRow): Snapshot {
@@ -66,18 +73,23 @@ export class SnapshotManager {
       createdAt: new Date(row.created_at).toISOString(),
       sizeBytes: row.size_bytes,
       durationMs: row.duration_ms,
+      memoryBytes: this.memory.bytes(row.id),
     };
   }
 
   // ---- snapshots ----------------------------------------------------------------------
 
   async create(ref: string, req: CreateSnapshotRequest): Promise<Snapshot> {
-    if (req.memory && !this.runtime.info().memorySnapshots) {
-      throw new NookError('NOT_SUPPORTED', `the ${this.runtime.info().name} runtime cannot save process memory on this host (CRIU does not work on this kernel)`, {
-        hint: 'take a files-only snapshot (without --memory); processes restart from the saved files',
+    const sandbox = this.sandboxes.record(ref);
+    const info = this.runtime.info(sandbox.id);
+    if (req.memory && !info.memorySnapshots) {
+      throw new NookError('NOT_SUPPORTED', `the ${info.name} runtime of ${sandbox.name} cannot save process memory (CRIU does not work on this kernel)`, {
+        hint: 'take a files-only snapshot (without --memory; processes restart from the saved files), or create the sandbox with --runtime gvisor',
       });
     }
-    const sandbox = this.sandboxes.record(ref);
+    if (req.memory && sandbox.state === 'paused' && !this.sandboxes.holdsMemory(sandbox.id)) {
+      throw new NookError('INVALID_STATE', `${sandbox.name} is stopped without process memory: there are no processes to save`, { hint: `resume it first (nook resume ${sandbox.name}), or leave out --memory` });
+    }
     if (this.db.prepare('SELECT 1 FROM snapshots WHERE sandbox_id = ? AND name = ?').get(sandbox.id, req.name)) {
       throw new NookError('NAME_TAKEN', `sandbox ${sandbox.name} already has a snapshot named ${JSON.stringify(req.name)}`, {
         hint: `choose another name, or delete it: nook snapshot rm ${sandbox.name} ${JSON.stringify(req.name)}`,
@@ -89,13 +101,30 @@ export class SnapshotManager {
       .prepare("INSERT INTO snapshots (id, sandbox_id, sandbox_name, name, state, image_id, created_at, spec_json) VALUES (?, ?, ?, ?, 'creating', ?, ?, ?)")
       .run(id, sandbox.id, sandbox.name, req.name, sandbox.imageId, Date.now(), JSON.stringify(sandbox.spec));
     let durationMs = 0;
+    const copyFiles = async (s: { id: string }): Promise<void> => {
+      const started = performance.now();
+      await this.storage.snapshotSandbox(s.id, id);
+      durationMs = Math.round((performance.now() - started) * 100) / 100;
+    };
     try {
-      await this.sandboxes.withQuiesced(sandbox.id, async (s) => {
-        const started = performance.now();
-        await this.storage.snapshotSandbox(s.id, id);
-        durationMs = Math.round((performance.now() - started) * 100) / 100;
-      });
+      if (req.memory && sandbox.state === 'paused') {
+        // Cold-stopped: its saved memory and its files are from the same instant already.
+        await this.sandboxes.withQuiesced(sandbox.id, async (s) => {
+          await copyFiles(s);
+          await this.memory.copy(s.id, id);
+        });
+      } else if (req.memory) {
+        await this.sandboxes.withCheckpoint(sandbox.id, async (s, image) => {
+          await copyFiles(s);
+          await this.memory.commit(image, id);
+          return { value: undefined, image: this.memory.path(id) };
+        });
+      } else {
+        await this.sandboxes.withQuiesced(sandbox.id, copyFiles);
+      }
     } catch (e) {
+      await this.storage.deleteSnapshot(id).catch(() => undefined);
+      await this.memory.remove(id);
       this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
       throw e;
     }
@@ -180,6 +209,7 @@ export class SnapshotManager {
     const row = this.resolve(`${sandboxRef}@${name}`);
     const snap = this.toSnapshot(row);
     await this.storage.deleteSnapshot(row.id);
+    await this.memory.remove(row.id);
     this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(row.id);
     log('snapshot deleted', { id: row.id, sandbox: row.sandbox_name, name: row.name });
     return snap;
@@ -190,6 +220,7 @@ export class SnapshotManager {
     if (!withSnapshots) return { kept: rows.map((r) => r.name), deleted: [] };
     for (const r of rows) {
       await this.storage.deleteSnapshot(r.id);
+      await this.memory.remove(r.id);
       this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
     }
     return { kept: [], deleted: rows.map((r) => r.name) };
@@ -204,10 +235,18 @@ export class SnapshotManager {
     const row = this.resolve(req.snapshot);
     const spec = JSON.parse(row.spec_json) as SandboxSpec;
     const { snapshot, ...rest } = req;
+    // Saved processes continue only on the kernel that saved them.
+    const memoryImage = this.memory.exists(row.id) ? this.memory.path(row.id) : undefined;
+    if (memoryImage && rest.runtime && rest.runtime !== spec.runtime) {
+      throw new NookError('INVALID_ARGUMENT', `snapshot ${snapshot} holds process memory saved on ${spec.runtime ?? 'crun'}; it restores only there`, { hint: 'leave out --runtime' });
+    }
     return this.sandboxes.create(
       { ...rest, env: rest.env ?? spec.env, cwd: rest.cwd ?? spec.cwd, memoryMiB: rest.memoryMiB ?? spec.limits.memoryMiB, cpus: rest.cpus ?? spec.limits.cpus, pids: rest.pids ?? spec.limits.pids, ...carryDisk(rest.diskMiB ?? spec.limits.diskMiB) },
       undefined,
-      { snapshotId: row.id, imageId: row.image_id, persist: spec.persist ?? [], origin: `snapshot ${row.sandbox_name}@${row.name} (${snapshot})` },
+      {
+        snapshotId: row.id, imageId: row.image_id, persist: spec.persist ?? [], origin: `snapshot ${row.sandbox_name}@${row.name} (${snapshot})`,
+        ...(spec.runtime ? { runtime: spec.runtime } : {}), ...(memoryImage ? { memoryImage } : {}),
+      },
     );
   }
 
@@ -225,7 +264,7 @@ export class SnapshotManager {
       if (this.sandboxes.find(n)) throw new NookError('NAME_TAKEN', `a sandbox named ${n} already exists`, { hint: 'give the fork another --name' });
     }
     const tmp = newId('snap');
-    await this.sandboxes.withQuiesced(source.id, (s) => this.storage.snapshotSandbox(s.id, tmp));
+    const memory = await this.forkFiles(source, tmp, req.memory);
     const made: Sandbox[] = [];
     const undo = new UndoStack();
     try {
@@ -246,7 +285,10 @@ export class SnapshotManager {
               allowHosts: source.spec.network.allow,
             },
             undefined,
-            { snapshotId: tmp, imageId: source.imageId, persist: source.spec.persist, origin: `fork of ${source.name}` },
+            {
+              snapshotId: tmp, imageId: source.imageId, persist: source.spec.persist, origin: `fork of ${source.name}`,
+              ...(source.spec.runtime ? { runtime: source.spec.runtime } : {}), ...(memory ? { memoryImage: memory.image } : {}),
+            },
           );
         undo.push(`fork ${fork.name}`, () => this.sandboxes.destroy(fork.id).then(() => undefined));
         made.push(fork);
@@ -258,8 +300,36 @@ export class SnapshotManager {
     } finally {
       // Off the caller's path: the forks no longer need it, and startup removes it if we die first.
       void this.storage.deleteSnapshot(tmp).catch((e: Error) => log('fork: temporary snapshot not removed', { id: tmp, error: e.message }));
+      if (memory?.temporary) await this.memory.remove(memory.image);
     }
     return made;
+  }
+
+  /**
+   * The files every fork starts from, snapshotted as `tmp`, and (memory: asked, or by
+   * default a running gVisor source) the process memory they all continue from: one
+   * checkpoint of a running source (which then goes on), or a stopped one's saved memory.
+   */
+  private async forkFiles(source: SandboxRecord, tmp: string, asked: boolean | undefined): Promise<{ image: string; temporary: boolean } | null> {
+    const info = this.runtime.info(source.id);
+    if (asked && !info.memorySnapshots) {
+      throw new NookError('NOT_SUPPORTED', `the ${info.name} runtime of ${source.name} cannot save process memory`, { hint: 'leave out --memory, or fork a sandbox created with --runtime gvisor' });
+    }
+    const held = source.state === 'paused' && this.sandboxes.holdsMemory(source.id);
+    const withMemory = asked ?? (info.memorySnapshots && (source.state === 'running' || held));
+    if (!withMemory) {
+      await this.sandboxes.withQuiesced(source.id, (s) => this.storage.snapshotSandbox(s.id, tmp));
+      return null;
+    }
+    if (held) {
+      await this.sandboxes.withQuiesced(source.id, (s) => this.storage.snapshotSandbox(s.id, tmp));
+      return { image: this.memory.path(source.id), temporary: false };
+    }
+    const image = await this.sandboxes.withCheckpoint(source.id, async (s, img) => {
+      await this.storage.snapshotSandbox(s.id, tmp);
+      return { value: img, image: img };
+    });
+    return { image, temporary: true };
   }
 
   /** A new image from a sandbox's files, persisted paths included, with its environment. */

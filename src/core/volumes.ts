@@ -316,7 +316,7 @@ export class VolumeManager {
     const sb = this.sandboxes.record(ref);
     const r = this.db.prepare('SELECT * FROM volumes WHERE holder_id = ? AND guest_path = ?').get(sb.id, guest) as VolumeRow | undefined;
     if (!r) throw new NookError('VOLUME_NOT_FOUND', `no volume is mounted at ${guest} in ${sb.name}`, { hint: `list them: nook volume ls ${sb.name}`, context: { sandbox: sb.name, guest } });
-    const rt = this.runtime.info();
+    const rt = this.runtime.info(sb.id);
     if (force && !rt.holders) throw new NookError('NOT_SUPPORTED', `the ${rt.name} runtime cannot find the processes holding a mount, so it cannot force an unmount`, { hint: `stop what uses ${guest} (nook ps ${sb.name}) and unmount without --force` });
     await this.detach(sb.id, r, force);
     this.db.prepare('UPDATE volumes SET holder_id = NULL, guest_path = NULL WHERE id = ?').run(r.id);
@@ -326,7 +326,7 @@ export class VolumeManager {
 
   /** Through the runtime, which alone reaches inside; `label` names the source in errors (never a host path of ours). */
   private async mountInto(sandboxId: string, label: string, source: string, guest: string, rw: boolean): Promise<void> {
-    const rt = this.runtime.info();
+    const rt = this.runtime.info(sandboxId);
     if (!rt.hotMounts) throw new NookError('NOT_SUPPORTED', `the ${rt.name} runtime cannot mount into a running sandbox`, { hint: 'copy files in with nook cp, or use a runtime with hot mounts (crun)' });
     await this.runtime.mountInto(sandboxId, source, guest, { rw }).catch((e: unknown) => {
       throw mountError(e, label, guest);

@@ -69,13 +69,16 @@ export function signalName(n: number): string {
  * other way. A hang-up makes the agent kill the whole tree, so a crashed daemon leaves
  * nothing running either.
  */
+/** Where the agent listens: a socket path, or a function that connects (runsc checks the path first). */
+export type AgentTarget = string | (() => Socket);
+
 export class AgentSession implements SessionHandle {
   readonly exited: Promise<{ exitCode: number; signal: string | null }>;
   private readonly sock: Socket;
   private killTimer: NodeJS.Timeout | undefined;
 
-  constructor(socketPath: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }) {
-    const sock = connect(socketPath);
+  constructor(target: AgentTarget, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }) {
+    const sock = typeof target === 'string' ? connect(target) : target();
     this.sock = sock;
     const reader = new FrameReader();
     this.exited = new Promise((resolve, reject) => {
@@ -162,7 +165,7 @@ export class AgentSession implements SessionHandle {
 }
 
 /** A bounded, one-shot exec: timeout and abort kill the tree. */
-export async function agentExec(socketPath: string, spec: ExecSpec): Promise<ExecOutcome> {
+export async function agentExec(socketPath: AgentTarget, spec: ExecSpec): Promise<ExecOutcome> {
   const started = Date.now();
   const session = new AgentSession(socketPath, spec, { onStdout: spec.onStdout, onStderr: spec.onStderr });
   if (spec.stdin) session.write(spec.stdin);

@@ -42,7 +42,11 @@ export class OciRuntimeDriver implements RuntimeDriver {
   }
 
   info(): RuntimeInfo {
-    return { name: this.o.binary, version: this.o.version, memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true, cgroup: this.o.cgroups.kind };
+    return {
+      name: this.o.binary, kind: 'crun', version: this.o.version, available: ['crun'],
+      memorySnapshots: false, freeze: true, hotMounts: true, egress: true, exposePorts: true, holders: true, perProcessLimits: true,
+      cgroup: this.o.cgroups.kind,
+    };
   }
 
   /** The runtime command line; `wrap` for create/delete on hybrid hosts, `listen` to hand over the agent socket. */
@@ -199,6 +203,16 @@ export class OciRuntimeDriver implements RuntimeDriver {
 
   unexposePort(sandboxId: string, port: number | 'all'): Promise<void> {
     return this.net.unexposePort(sandboxId, port);
+  }
+
+  checkpoint(): Promise<void> {
+    return Promise.reject(new NookError('NOT_SUPPORTED', `the ${this.o.binary} runtime cannot save process memory (CRIU does not work on this kernel)`, {
+      hint: 'create the sandbox with --runtime gvisor to keep process memory, or leave out --memory',
+    }));
+  }
+
+  async forget(): Promise<void> {
+    // Stateless: nothing kept per sandbox once stopped.
   }
 
   sweepStrays(): Promise<void> {

@@ -3,11 +3,18 @@ import type { Holder } from '../util/holders.js';
 
 export type { Holder };
 
+/** The isolation a sandbox asks for: crun (namespaces, crun or runc) or gvisor (runsc, a user-space kernel). */
+export type RuntimeKind = 'crun' | 'gvisor';
+export const RUNTIME_KINDS: readonly RuntimeKind[] = ['crun', 'gvisor'];
+
 /** What a driver can do; core answers NOT_SUPPORTED for a missing feature, never a no-op. */
 export interface RuntimeInfo {
-  name: 'crun' | 'runc';
+  name: 'crun' | 'runc' | 'runsc';
+  kind: RuntimeKind;
   version: string;
-  /** Process memory checkpoints (CRIU): not available on this host kind. */
+  /** The kinds this host can run (the dispatching driver lists each backend it has). */
+  available: RuntimeKind[];
+  /** Process memory checkpoints (checkpoint, start with memoryImage): gVisor only. */
   memorySnapshots: boolean;
   /** Can pause every process of a sandbox (cgroup freezer): snapshots of running sandboxes and safe volume unmounts need it. */
   freeze: boolean;
@@ -17,6 +24,12 @@ export interface RuntimeInfo {
   egress: boolean;
   /** exposePort/unexposePort: host connections reaching a port inside. */
   exposePorts: boolean;
+  /**
+   * An exceeded pids or memory limit fails the one process and the sandbox lives on. False
+   * on gVisor: the limits bound its whole kernel on the host, so exceeding one ends the
+   * sandbox's compute (its files are kept; the host is never at risk).
+   */
+  perProcessLimits: boolean;
   /** holdersOf, and unmountFrom naming (and with force killing) what keeps a mount busy. */
   holders: boolean;
   /** The host's cgroups: v1, v1 with a cgroup2 mount beside it (hybrid), or unified v2. */
@@ -41,6 +54,10 @@ export interface StartSpec {
   limits: Limits;
   /** Host directories bind-mounted read-write into the sandbox (persisted paths). */
   mounts: { source: string; destination: string }[];
+  /** Which backend runs it (the host default when absent). */
+  runtime?: RuntimeKind;
+  /** Start from this saved process memory (a checkpoint's image dir) instead of booting. */
+  memoryImage?: string;
 }
 
 export type ContainerStatus = 'running' | 'paused' | 'stopped' | 'missing';
@@ -87,7 +104,8 @@ export interface ExecOutcome {
 }
 
 export interface RuntimeDriver {
-  info(): RuntimeInfo;
+  /** About the backend that runs this sandbox (the host default without an id, or for one it never started). */
+  info(sandboxId?: string): RuntimeInfo;
   start(spec: StartSpec): Promise<void>;
   /** SIGTERM, then SIGKILL after graceMs; removes the container and its cgroups. Idempotent. */
   stop(sandboxId: string, graceMs: number): Promise<void>;
@@ -126,6 +144,14 @@ export interface RuntimeDriver {
   exposePort(sandboxId: string, port: number, opts: { maxConnections: number }): Promise<string>;
   /** Closes one exposed port, or every one of the sandbox ('all'). Idempotent. */
   unexposePort(sandboxId: string, port: number | 'all'): Promise<void>;
+  /**
+   * Saves every process of the running sandbox, with its memory, into imageDir (only when
+   * info().memorySnapshots); its compute is down afterwards. INVALID_STATE while commands
+   * are attached.
+   */
+  checkpoint(sandboxId: string, imageDir: string): Promise<void>;
+  /** The sandbox is destroyed: drop what the driver keeps about it (which backend ran it). */
+  forget(sandboxId: string): Promise<void>;
   /** Daemon start: ends helpers a dead daemon left behind (port bridges), before anything else runs. */
   sweepStrays(): Promise<void>;
   /** Live memory, CPU time and process count of a running sandbox (null when it has no cgroup). */

@@ -4,9 +4,11 @@ import { run, which } from '../util/proc.js';
 import { CgroupV1, detectCgroupKind, type CgroupHost } from './cgroups.js';
 import { CgroupV2 } from './cgroups-v2.js';
 import { OciRuntimeDriver } from './crun.js';
-import type { RuntimeDriver } from './driver.js';
+import type { RuntimeDriver, RuntimeKind } from './driver.js';
+import { MultiDriver } from './multi.js';
+import { RunscDriver } from './runsc.js';
 
-export type { RuntimeDriver, RuntimeInfo, ExecSpec, ExecOutcome, StartSpec, ContainerStatus } from './driver.js';
+export type { RuntimeDriver, RuntimeInfo, RuntimeKind, ExecSpec, ExecOutcome, StartSpec, ContainerStatus } from './driver.js';
 
 export interface RuntimeDirs {
   stateRoot: string;
@@ -14,6 +16,19 @@ export interface RuntimeDirs {
   initDir: string;
   /** Unique per state dir; names the cgroup parent. */
   instance: string;
+}
+
+const claimed = new Map<string, Promise<CgroupHost>>();
+
+/** This daemon's cgroup subtree, of the host's kind; claimed once per instance, shared by every backend. */
+function hostCgroups(instance: string): Promise<CgroupHost> {
+  let c = claimed.get(instance);
+  if (!c) {
+    const mode = detectCgroupKind();
+    c = mode === 'v2' ? CgroupV2.claim(instance) : Promise.resolve(new CgroupV1(`/nook-${instance}`, mode));
+    claimed.set(instance, c);
+  }
+  return c;
 }
 
 /** crun when installed (fast), else runc; NOOK_RUNTIME=runc|crun forces one. */
@@ -27,7 +42,7 @@ export async function chooseRuntime(dirs: RuntimeDirs, wanted = process.env.NOOK
     const v = await run([path, '--version'], { allowFail: true });
     const version = /version\s+(\S+)/.exec(v.stdout)?.[1] ?? 'unknown';
     // Claimed only once a runtime is found: a host without one is told that first.
-    const cgroups: CgroupHost = mode === 'v2' ? await CgroupV2.claim(dirs.instance) : new CgroupV1(`/nook-${dirs.instance}`, mode);
+    const cgroups = await hostCgroups(dirs.instance);
     return new OciRuntimeDriver({
       binary,
       path,
@@ -55,4 +70,36 @@ function requireUserNamespaces(): void {
       hint: 'sysctl -w user.max_user_namespaces=15000 (and set it in /etc/sysctl.d/ to keep it)',
     });
   }
+}
+
+/**
+ * Every backend this host has, behind one dispatching driver: crun (or runc) always,
+ * gVisor when runsc is installed (NOOK_RUNSC_PATH=none hides it; a path picks one).
+ * NOOK_DEFAULT_RUNTIME=gvisor makes it the default for sandboxes that do not ask.
+ */
+export async function chooseBackends(dirs: RuntimeDirs, env: NodeJS.ProcessEnv = process.env): Promise<RuntimeDriver> {
+  const crun = await chooseRuntime(dirs, env.NOOK_RUNTIME);
+  const backends = new Map<RuntimeKind, RuntimeDriver>([['crun', crun]]);
+  const runsc = env.NOOK_RUNSC_PATH === 'none' ? null : env.NOOK_RUNSC_PATH || (await which('runsc'));
+  if (runsc) {
+    const v = await run([runsc, '--version'], { allowFail: true });
+    const version = /runsc version\s+(\S+)/.exec(v.stdout)?.[1] ?? 'unknown';
+    backends.set('gvisor', new RunscDriver({
+      path: runsc,
+      version,
+      stateRoot: `${dirs.stateRoot}-runsc`,
+      bundlesDir: `${dirs.bundlesDir}-gvisor`,
+      initDir: dirs.initDir,
+      // The same subtree as crun's: on v2 it is claimed (and the daemon moved) once.
+      cgroups: await hostCgroups(dirs.instance),
+    }));
+  }
+  const wanted = env.NOOK_DEFAULT_RUNTIME || 'crun';
+  if (wanted !== 'crun' && wanted !== 'gvisor') {
+    throw new NookError('INVALID_ARGUMENT', `NOOK_DEFAULT_RUNTIME=${wanted} is not a runtime`, { hint: 'crun or gvisor' });
+  }
+  if (!backends.has(wanted)) {
+    throw new NookError('NOT_SUPPORTED', 'NOOK_DEFAULT_RUNTIME=gvisor, but runsc is not installed', { hint: 'apt-get install runsc, or unset NOOK_DEFAULT_RUNTIME' });
+  }
+  return new MultiDriver(backends, wanted, `${dirs.stateRoot}-kinds`);
 }

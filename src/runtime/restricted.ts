@@ -29,8 +29,8 @@ export class RestrictedDriver implements RuntimeDriver {
     private readonly off: ReadonlySet<RuntimeFeature>,
   ) {}
 
-  info(): RuntimeInfo {
-    const info = { ...this.inner.info() };
+  info(sandboxId?: string): RuntimeInfo {
+    const info = { ...this.inner.info(sandboxId) };
     for (const f of this.off) info[f] = false;
     return info;
   }
@@ -39,7 +39,8 @@ export class RestrictedDriver implements RuntimeDriver {
     if (this.off.has(f)) throw new NookError('NOT_SUPPORTED', `the ${this.inner.info().name} runtime has ${f} turned off on this host`, { hint: 'NOOK_RUNTIME_DISABLE lists it' });
   }
 
-  start(spec: StartSpec): Promise<void> {
+  async start(spec: StartSpec): Promise<void> {
+    if (spec.memoryImage) this.need('memorySnapshots');
     return this.inner.start(spec);
   }
   stop(sandboxId: string, graceMs: number): Promise<void> {
@@ -88,6 +89,13 @@ export class RestrictedDriver implements RuntimeDriver {
   }
   unexposePort(sandboxId: string, port: number | 'all'): Promise<void> {
     return this.inner.unexposePort(sandboxId, port);
+  }
+  async checkpoint(sandboxId: string, imageDir: string): Promise<void> {
+    this.need('memorySnapshots');
+    return this.inner.checkpoint(sandboxId, imageDir);
+  }
+  forget(sandboxId: string): Promise<void> {
+    return this.inner.forget(sandboxId);
   }
   sweepStrays(): Promise<void> {
     return this.inner.sweepStrays();

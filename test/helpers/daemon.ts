@@ -105,6 +105,14 @@ export async function forceClean(stateDir: string): Promise<string[]> {
       await run(['crun', '--root', crunRoot, 'delete', '-f', id], { allowFail: true });
     }
   }
+  const runscRoot = `${crunRoot}-runsc`;
+  if (existsSync(runscRoot)) {
+    const listed = await run(['runsc', '--root', runscRoot, 'list', '-format', 'json'], { allowFail: true });
+    for (const c of (JSON.parse(listed.stdout.trim() || 'null') as { id: string }[] | null) ?? []) {
+      leaks.push(`gvisor container ${c.id}`);
+      await run(['runsc', '--root', runscRoot, 'delete', '-force', c.id], { allowFail: true });
+    }
+  }
   // Network bridges (socat in a sandbox's namespace) a crashed daemon left: by pid file, never by name.
   if (existsSync(paths.bundlesDir)) {
     for (const sb of readdirSync(paths.bundlesDir)) {

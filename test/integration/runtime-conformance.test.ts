@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Limits } from '../../src/api/schemas.js';
 import { PRESETS, PRESET_ENV } from '../../src/oci/presets.js';
-import { chooseRuntime } from '../../src/runtime/index.js';
+import { chooseBackends, chooseRuntime } from '../../src/runtime/index.js';
 import type { ExecOutcome, RuntimeDriver, SessionHandle } from '../../src/runtime/driver.js';
 import { mountsUnder } from '../../src/util/fs.js';
 import { run, which } from '../../src/util/proc.js';
@@ -21,7 +21,7 @@ const LIMITS: Limits = { memoryMiB: 128, cpus: 1, pids: 128 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Rig {
-  name: 'crun' | 'runc';
+  name: 'crun' | 'runc' | 'runsc';
   root: string;
   rootfs: string;
   /** Names the cgroup parent (nook-<instance>). */
@@ -30,7 +30,7 @@ interface Rig {
 }
 
 /** A state dir of the suite's own: runtime state, bundles, nook-init; torn down after. */
-async function makeRig(name: 'crun' | 'runc'): Promise<Rig | string> {
+async function makeRig(name: 'crun' | 'runc' | 'runsc'): Promise<Rig | string> {
   if (!(await which(name))) return `${name} is not installed (apt-get install ${name})`;
   const root = mkdtempSync(`/tmp/nook-rt-${name}-`);
   // The sandbox's root (an unprivileged host uid) must traverse down to its rootfs.
@@ -40,7 +40,10 @@ async function makeRig(name: 'crun' | 'runc'): Promise<Rig | string> {
   chmodSync(join(root, 'bin', 'nook-init'), 0o755);
   const instance = `rt${process.pid}${name}`;
   try {
-    const driver = await chooseRuntime({ stateRoot: join(root, 'oci'), bundlesDir: join(root, 'bundles'), initDir: join(root, 'bin'), instance }, name);
+    const dirs = { stateRoot: join(root, 'oci'), bundlesDir: join(root, 'bundles'), initDir: join(root, 'bin'), instance };
+    const driver = name === 'runsc'
+      ? await chooseBackends(dirs, { NOOK_DEFAULT_RUNTIME: 'gvisor' })
+      : await chooseRuntime(dirs, name);
     return { name, root, rootfs: join(root, 'rootfs'), instance, driver };
   } catch (e) {
     rmSync(root, { recursive: true, force: true });
@@ -48,7 +51,8 @@ async function makeRig(name: 'crun' | 'runc'): Promise<Rig | string> {
   }
 }
 
-const rigs: (Rig | string)[] = [await makeRig('crun'), await makeRig('runc')];
+// runsc through the dispatching driver, as the daemon drives it (gVisor as the default backend).
+const rigs: (Rig | string)[] = [await makeRig('crun'), await makeRig('runc'), await makeRig('runsc')];
 
 for (const rig of rigs) {
   if (typeof rig === 'string') {
@@ -200,7 +204,7 @@ for (const rig of rigs) {
       await driver.unexposePort(id, 'all'); // idempotent
     });
 
-    it('enforces pids and memory limits, and the sandbox lives on', async () => {
+    it('enforces pids and memory limits, and the sandbox lives on', { skip: !info.perProcessLimits && `${name} driver: limits bound the whole sandbox (next test)` }, async () => {
       const lim = `${id}-lim`;
       await start(lim, { memoryMiB: 64, cpus: 1, pids: 24 });
       const fork = await exec(['sh', '-c', 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; wait'], 3000, lim);
@@ -210,6 +214,51 @@ for (const rig of rigs) {
       assert.equal(oom.exitCode, 137, `exit ${oom.exitCode}: ${oom.stderr}`);
       assert.equal((await exec(['echo', 'alive'], 5000, lim)).stdout, 'alive\n');
       await driver.stop(lim, 0);
+    });
+
+    it('bounds the whole sandbox by its limits: a fork bomb or a memory blowup ends it, and stop cleans up', { skip: info.perProcessLimits && `${name} driver: limits fail one process (previous test)` }, async () => {
+      for (const [what, argv] of [
+        ['fork bomb', ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i+1)); done; wait']],
+        ['memory blowup', ['awk', 'BEGIN { s = "x"; while (1) s = s s }']],
+      ] as const) {
+        const lim = `${id}-lim`;
+        await start(lim, { memoryMiB: 64, cpus: 1, pids: 24 });
+        const r = await exec([...argv], 20_000, lim).catch((e: Error) => e);
+        assert.ok(r instanceof Error || r.exitCode !== 0, `${what}: it did not succeed`);
+        await waitFor(async () => (await driver.status(lim)) !== 'running', `${what}: the sandbox to end`, 10_000);
+        await driver.stop(lim, 0);
+        assert.equal(await driver.status(lim), 'missing');
+      }
+    });
+
+    it('saves process memory and restores it: a counter goes on from where it was', { skip: !info.memorySnapshots && `${name} driver: no memory snapshots` }, async () => {
+      const mem = `${id}-mem`;
+      await start(mem, LIMITS);
+      await exec(['sh', '-c', 'i=0; (while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done) >/dev/null 2>&1 </dev/null &'], 5000, mem);
+      await sleep(500);
+      const image = join(rig.root, 'image');
+      mkdirSync(image);
+      await driver.checkpoint(mem, image);
+      assert.notEqual(await driver.status(mem), 'running');
+      await driver.start({ sandboxId: mem, hostname: mem, rootfs: rig.rootfs, env: PRESET_ENV, limits: LIMITS, mounts: [], memoryImage: image });
+      const n = Number((await exec(['cat', '/tmp/n'], 5000, mem)).stdout.trim());
+      assert.ok(n >= 5, `the counter went on from ${n}, not from 0 (/tmp is in the saved memory)`);
+      await driver.stop(mem, 0);
+      rmSync(image, { recursive: true, force: true });
+    });
+
+    it('refuses to save memory while a command is attached, and the sandbox runs on', { skip: !info.memorySnapshots && `${name} driver: no memory snapshots` }, async () => {
+      const s = driver.openSession(id, { argv: ['sleep', '30'], env: PRESET_ENV, cwd: '/' }, { onStdout: () => undefined, onStderr: () => undefined });
+      await sleep(200);
+      await assert.rejects(driver.checkpoint(id, join(rig.root, 'no-image')), /attached/);
+      s.kill();
+      await s.exited.catch(() => undefined);
+      assert.equal((await exec(['echo', 'alive'])).stdout, 'alive\n');
+    });
+
+    it('answers NOT_SUPPORTED to a memory checkpoint', { skip: info.memorySnapshots && `${name} driver saves memory` }, async () => {
+      await assert.rejects(driver.checkpoint(id, join(rig.root, 'no-image')), (e: Error & { code?: string }) => e.code === 'NOT_SUPPORTED');
+      assert.equal(await driver.status(id), 'running');
     });
 
     it('stops: the container and its cgroups are gone, and stop is idempotent', async () => {

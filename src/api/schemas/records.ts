@@ -1,7 +1,7 @@
 /** Audit records, usage, retained state, gc, the done checklist, profiles and host settings. */
 import { z } from 'zod';
 import { ImageName, LIMITS } from './common.js';
-import { Limits } from './sandboxes.js';
+import { Limits, RuntimeName } from './sandboxes.js';
 
 export const AuditRecord = z.object({
   seq: z.number().int(),
@@ -47,8 +47,9 @@ export type Usage = z.infer<typeof Usage>;
  * Volumes and the audit log are listed too, but gc never takes them: a volume is user data
  * (nook volume rm) and the audit log is the evidence chain.
  */
-export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs', 'volume', 'audit']);
-export const GcKind = RetainedKind.exclude(['volume', 'audit']);
+export const RetainedKind = z.enum(['sandbox', 'snapshot', 'image', 'logs', 'blobs', 'volume', 'audit', 'memory']);
+/** Memory images go with their sandbox or snapshot (destroy, snapshot rm), never by age alone. */
+export const GcKind = RetainedKind.exclude(['volume', 'audit', 'memory']);
 export const RetainedItem = z.object({
   kind: RetainedKind,
   name: z.string(),
@@ -91,6 +92,8 @@ export const ProfileSpec = z.strictObject({
   diskMiB: Limits.shape.diskMiB.unwrap().unwrap().optional(),
   ttlMs: z.number().int().positive().max(LIMITS.maxTtlMs).optional(),
   image: ImageName.optional(),
+  /** The isolation its sandboxes get unless the request says (crun or gvisor). */
+  runtime: RuntimeName.optional(),
   allowRwDirs: z.boolean().optional(),
 });
 export type ProfileSpec = z.infer<typeof ProfileSpec>;

@@ -28,8 +28,11 @@ export const Sandbox = z.object({
   envKeys: z.array(z.string()),
   cwd: z.string(),
   network: z.object({ mode: z.enum(['none', 'allowlist', 'learn']), allow: z.array(z.string()) }),
+  /** The sandbox's isolation: crun (namespaces) or gvisor (a user-space kernel). */
   runtime: z.string(),
   storage: z.string(),
+  /** Saved process memory a paused (cold-stopped) sandbox holds: resume continues its processes. */
+  memory: z.object({ sizeBytes: z.number().int() }).nullable().optional(),
   /** Paths that survive compute replacement; empty = the whole rootfs persists. */
   persist: z.array(z.string()),
   /** The snapshot or sandbox this one was restored or forked from. */
@@ -53,6 +56,8 @@ export const Template = z.object({
 export type Template = z.infer<typeof Template>;
 export const TemplateList = z.object({ templates: z.array(Template) });
 
+export const RuntimeName = z.enum(['crun', 'gvisor']);
+export type RuntimeName = z.infer<typeof RuntimeName>;
 export const CreateSandboxRequest = z.strictObject({
   name: Name.optional(),
   image: ImageRef.optional(),
@@ -68,6 +73,8 @@ export const CreateSandboxRequest = z.strictObject({
   labels: Labels.optional(),
   env: Env.optional(),
   cwd: AbsolutePath.optional(),
+  /** crun (default; NOOK_DEFAULT_RUNTIME changes it) or gvisor: a user-space kernel between the sandbox and the host. */
+  runtime: RuntimeName.optional(),
   /** Restore: `SANDBOX@SNAPSHOT` or a snapshot id. The image and persisted paths come from the snapshot. */
   snapshot: z.string().min(1).max(200).optional(),
   /** Defaults and policy from a published profile (the newest version). */

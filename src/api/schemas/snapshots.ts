@@ -23,6 +23,8 @@ export const Snapshot = z.object({
   /** Filled in shortly after the snapshot is taken (measuring walks the files). */
   sizeBytes: z.number().int().nullable(),
   durationMs: z.number(),
+  /** Process memory saved with the files (snapshot --memory): a restore continues its processes. */
+  memoryBytes: z.number().int().nullable().optional(),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 
@@ -38,6 +40,8 @@ export const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
 export const ForkRequest = z.strictObject({
   name: Name.optional(),
   count: z.number().int().min(1).max(64).optional(),
+  /** Copy process memory too (default on gVisor when the source runs): every fork continues from the same instant. */
+  memory: z.boolean().optional(),
 });
 export type ForkRequest = z.infer<typeof ForkRequest>;
 

@@ -14,6 +14,12 @@ export const Health = z.object({
 });
 export type Health = z.infer<typeof Health>;
 
+export const StopRequest = z.strictObject({
+  /** Cold stop: keep process memory too (gVisor); resume continues the processes. */
+  memory: z.boolean().optional(),
+});
+export type StopRequest = z.infer<typeof StopRequest>;
+
 export const ShutdownRequest = z.strictObject({
   /** Stop every sandbox's compute and unmount the pool before exiting (files are kept). */
   release: z.boolean().optional(),

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { HOST_SETTINGS, type RetainedItem, type Usage } from '../../api/schemas.js';
+import { HOST_SETTINGS, type RetainedItem, type RuntimeName, type Usage } from '../../api/schemas.js';
 import { formatDurationMs } from '../../util/duration.js';
 import { connect } from '../connect.js';
-import { durationMs, positiveInt, positiveNumber } from '../parse.js';
+import { durationMs, positiveInt, positiveNumber, runtimeName } from '../parse.js';
 import { mib, printJson, table } from '../render.js';
 
 
@@ -90,11 +90,12 @@ export function registerRetentionCommands(program: Command): void {
     .option('--cpus <n>', 'CPU limit', positiveNumber)
     .option('--ttl <duration>', 'TTL', durationMs)
     .option('--image <image>', 'image')
+    .option('--runtime <runtime>', 'crun or gvisor', runtimeName)
     .option('--json', 'print JSON')
     .action(
       async (
         name: string,
-        f: { persistent?: boolean; nonPersistent?: boolean; allowRwDirs?: boolean; network?: 'none'; allowHost?: string[]; memoryMib?: number; diskMib?: number; cpus?: number; ttl?: number; image?: string; json?: boolean },
+        f: { persistent?: boolean; nonPersistent?: boolean; allowRwDirs?: boolean; network?: 'none'; allowHost?: string[]; memoryMib?: number; diskMib?: number; cpus?: number; ttl?: number; image?: string; runtime?: RuntimeName; json?: boolean },
       ) => {
         const client = await connect();
         const p = await client.profiles.save(name, {
@@ -108,6 +109,7 @@ export function registerRetentionCommands(program: Command): void {
           ...(f.cpus ? { cpus: f.cpus } : {}),
           ...(f.ttl ? { ttlMs: f.ttl } : {}),
           ...(f.image ? { image: f.image } : {}),
+          ...(f.runtime ? { runtime: f.runtime } : {}),
         });
         if (f.json) printJson(p);
         else process.stdout.write(`${p.name}: draft saved (publish it: nook profile publish ${p.name})\n`);

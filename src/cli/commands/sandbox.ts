@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { TemplateName, type CreateSandboxRequest, type PullPolicy } from '../../api/schemas.js';
+import { TemplateName, type CreateSandboxRequest, type PullPolicy, type RuntimeName, type Sandbox as SandboxInfo } from '../../api/schemas.js';
 import type { Sandbox } from '../../sdk/client.js';
 import { connect } from '../connect.js';
-import { durationMs, imageWork, keyValue, positiveInt, positiveNumber, pullPolicy } from '../parse.js';
+import { durationMs, imageWork, keyValue, positiveInt, positiveNumber, pullPolicy, runtimeName } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { printJson, sandboxRows } from '../render.js';
 
@@ -29,6 +29,7 @@ interface CreateFlags {
   volume?: string[];
   addDir?: string[];
   network?: 'none' | 'allowlist' | 'learn';
+  runtime?: RuntimeName;
   json?: boolean;
 }
 
@@ -86,6 +87,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--profile <name>', 'defaults and policy from a published profile')
     .option('-v, --volume <src:/path[:rw]>', 'mount at every start: a managed volume (name), a raw disk (.ext4/.img) or a tar bundle (.tar/.tgz, read-only); read-only unless :rw (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--add-dir <host:/path[:ro|:rw]>', 'bind a host directory, read-only (rw needs a profile with --allow-rw-dirs and the host setting) (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--runtime <runtime>', 'crun (default: namespaces, fastest) or gvisor (a user-space kernel: stronger isolation, process memory kept by stop/snapshot --memory)', runtimeName)
     .option('--snapshot <sandbox@name>', 'restore: start from a snapshot\'s files (and its image)')
     .option('--persist <path>', 'only this directory survives stop and recycle (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the sandbox as JSON')
@@ -119,6 +121,7 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.env ? { env: flags.env } : {}),
         ...(flags.cwd ? { cwd: flags.cwd } : {}),
         ...(flags.nonPersistent ? { persistent: false } : {}),
+        ...(flags.runtime ? { runtime: flags.runtime } : {}),
       };
       const sandbox = await client.sandboxes.create(req);
       if (flags.json) printJson(sandbox.data);
@@ -165,12 +168,21 @@ export function registerSandboxCommands(program: Command): void {
     });
   };
 
-  each(
-    'stop',
-    'stop compute; files are kept (non-persistent sandboxes are destroyed)',
-    async (s) => (await s.stop()).data,
-    (d) => `${d.name} ${d.state === 'paused' ? 'paused' : 'destroyed'}`,
-  );
+  program
+    .command('stop <sandbox...>')
+    .description('stop compute; files are kept (non-persistent sandboxes are destroyed)')
+    .option('--memory', 'cold stop: keep process memory too (gVisor sandboxes); resume continues the processes')
+    .option('--json', 'print JSON')
+    .action(async (refs: string[], flags: { memory?: boolean; json?: boolean }) => {
+      const client = await connect();
+      const out: SandboxInfo[] = [];
+      for (const ref of refs) {
+        const d = (await (await client.sandboxes.get(ref)).stop(flags.memory ? { memory: true } : {})).data;
+        out.push(d);
+        if (!flags.json) process.stdout.write(`${d.name} ${d.state === 'paused' ? (d.memory ? `paused with ${d.memory.sizeBytes} bytes of process memory` : 'paused') : 'destroyed'}\n`);
+      }
+      if (flags.json) printJson(out.length === 1 ? out[0] : out);
+    });
   each('resume', 'start compute again on the kept files', async (s) => (await s.resume()).data, (d) => `${d.name} ${d.state}`);
   program
     .command('destroy <sandbox...>')

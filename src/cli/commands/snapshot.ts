@@ -19,7 +19,7 @@ export function registerSnapshotCommands(program: Command): void {
     .command('create <sandbox>')
     .description('take a snapshot (a running sandbox is frozen for the instant it takes)')
     .requiredOption('--name <name>', 'snapshot name, unique for the sandbox (spaces allowed)')
-    .option('--memory', 'also save process memory (not supported by the crun runtime)')
+    .option('--memory', 'also save process memory (gVisor sandboxes): a restore continues the processes from this instant')
     .option('--json', 'print JSON')
     .action(async (ref: string, flags: { name: string; memory?: boolean; json?: boolean }) => {
       const client = await connect();
@@ -55,10 +55,11 @@ export function registerSnapshotCommands(program: Command): void {
     .description('new running sandboxes from this one\'s current files; it goes on running')
     .option('--name <name>', 'name of the fork (with --count: the prefix, -1, -2... appended)')
     .option('--count <n>', 'how many forks, all from one snapshot', positiveInt)
+    .option('--no-memory', 'gVisor: start the forks\' processes afresh instead of continuing the source\'s')
     .option('--json', 'print JSON')
-    .action(async (ref: string, flags: { name?: string; count?: number; json?: boolean }) => {
+    .action(async (ref: string, flags: { name?: string; count?: number; memory?: boolean; json?: boolean }) => {
       const client = await connect();
-      const forks = await (await client.sandboxes.get(ref)).fork({ ...(flags.name ? { name: flags.name } : {}), ...(flags.count ? { count: flags.count } : {}) });
+      const forks = await (await client.sandboxes.get(ref)).fork({ ...(flags.name ? { name: flags.name } : {}), ...(flags.count ? { count: flags.count } : {}), ...(flags.memory === false ? { memory: false } : {}) });
       if (flags.json) printJson({ sandboxes: forks.map((f) => f.data) });
       else for (const f of forks) process.stdout.write(`${f.name}\n`);
     });

@@ -19,6 +19,6 @@ export function register(app: Hono, { nook, answer }: RouteDeps): void {
   on(app, 'getSandbox', (c) => answer(c, sb.get(ref(c))));
   on(app, 'destroySandbox', async (c) => answer(c, await sb.destroy(ref(c), readQuery(c, routes.destroySandbox.query))));
   on(app, 'recycleSandbox', async (c) => answer(c, await sb.recycle(ref(c))));
-  on(app, 'stopSandbox', async (c) => answer(c, await sb.stopForCaller(ref(c))));
+  on(app, 'stopSandbox', async (c) => answer(c, await sb.stopForCaller(ref(c), await parseBody(c, routes.stopSandbox.body))));
   on(app, 'resumeSandbox', async (c) => answer(c, await sb.resume(ref(c))));
 }

@@ -1,5 +1,5 @@
 import { routes } from '../../api/routes.js';
-import type { DestroyResult, DoneReport, Exposure, ExecResult, ForkRequest, Image, Sandbox as SandboxInfo, SandboxState, Usage } from '../../api/schemas.js';
+import type { DestroyResult, DoneReport, Exposure, ExecResult, ForkRequest, Image, Sandbox as SandboxInfo, SandboxState, StopRequest, Usage } from '../../api/schemas.js';
 import { consumeExec, execBody, toArgv, type Command, type ExecOptions } from '../exec.js';
 import type { Api } from '../routes.js';
 import { Files } from './files.js';
@@ -72,9 +72,9 @@ export class Sandbox {
     return this;
   }
 
-  /** Stops compute; files are kept (a non-persistent sandbox is destroyed). */
-  async stop(): Promise<this> {
-    this.info = await this.api.json(routes.stopSandbox, this.ref);
+  /** Stops compute; files are kept (a non-persistent sandbox is destroyed). memory: keep process memory too (gVisor), resume continues it. */
+  async stop(options: StopRequest = {}): Promise<this> {
+    this.info = await this.api.json(routes.stopSandbox, this.ref, { body: options });
     return this;
   }
 
