@@ -22,6 +22,8 @@ export class MultiDriver implements RuntimeDriver {
     private readonly defaultKind: RuntimeKind,
     /** Root-only directory of the per-sandbox kind files. */
     private readonly dir: string,
+    /** runsc is installed but gVisor is not offered on this host kind (cgroup v2, unverified). */
+    private readonly gvisorWithheld = false,
   ) {
     if (!backends.has(defaultKind)) throw new Error(`the default runtime ${defaultKind} is not among the backends`);
   }
@@ -49,6 +51,9 @@ export class MultiDriver implements RuntimeDriver {
   private backend(kind: RuntimeKind): RuntimeDriver {
     const d = this.backends.get(kind);
     if (!d) {
+      if (kind === 'gvisor' && this.gvisorWithheld) {
+        throw new NookError('NOT_SUPPORTED', 'gVisor is not supported on cgroup v2 hosts yet', { hint: 'create with --runtime crun, or use a cgroup v1/hybrid host for gVisor' });
+      }
       throw new NookError('NOT_SUPPORTED', `this host has no ${kind} runtime`, {
         hint: kind === 'gvisor' ? 'install gVisor (apt-get install runsc) and restart nookd, or create with --runtime crun' : 'apt-get install crun (or runc)',
       });
