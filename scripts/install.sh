@@ -15,9 +15,10 @@ apt-get update -q
 # bsdtar, which unpacks image layers chrooted into the image; busybox-static and debootstrap: the
 # minimal and python presets; build-essential: nook-init (static C) and better-sqlite3;
 # bubblewrap: only for the benchmark's comparison column; skopeo, docker-registry and
-# openssl: only for the tests and benchmarks of image pulls (a registry on loopback).
+# openssl: only for the tests and benchmarks of image pulls (a registry on loopback); runsc:
+# gVisor, the stronger isolation level (--runtime gvisor) and cold mode.
 apt-get install -y -q --no-install-recommends \
-  crun runc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat libarchive-tools \
+  crun runc runsc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat libarchive-tools \
   build-essential python3 ca-certificates bubblewrap skopeo docker-registry openssl
 # qemu-system-x86, kmod and cpio: only for the cgroup v2 test host (npm run test:cgroup2 boots
 # Debian's kernel in QEMU with this machine's root read-only; scripts/guest/).
