@@ -1,7 +1,8 @@
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { LIMITS, type ExecResult, type PullPolicy } from '../../api/schemas.js';
+import { LIMITS } from '../../api/constants.js';
+import type { ExecResult, PullPolicy } from '../../api/schemas.js';
 import type { ExecOptions } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { readStdin } from '../stdin.js';
