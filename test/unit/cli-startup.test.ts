@@ -62,6 +62,8 @@ describe('CLI start-up loads only what the command needs', () => {
       assert.match(r.stderr, /\[DAEMON_UNAVAILABLE\]/);
       assert.match(r.stderr, /hint: /);
       assert.deepEqual(heavy(r.urls), [], args.join(' '));
+      const commandModules = r.urls.filter((u) => /\/src\/cli\/commands\/(?!index\.js)/.test(u));
+      assert.deepEqual(commandModules.map((u) => u.split('/').pop()), [args[0] === 'ls' ? 'sandbox.js' : 'exec.js'], 'only the module defining the command');
     }
   });
 });
