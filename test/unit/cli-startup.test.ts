@@ -1,26 +1,29 @@
 /**
  * The CLI starts fast because it loads only what the command needs: no zod schemas, tar,
  * ws, cli-progress or daemon code for `nook --version`, `nook --help`, or a command that
- * fails to reach a daemon. Checked by logging every module the real CLI resolves.
+ * fails to reach a daemon. Checked by logging every module the real CLI resolves: tsc's
+ * output (one file per module, so each is named), and the installed bundle (by size: the
+ * schemas chunk alone is most of a megabyte).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { CLI_MAIN } from '../helpers/daemon.js';
+import { CLI_MAIN, CLI_UNBUNDLED } from '../helpers/daemon.js';
 
 const REGISTER = join(import.meta.dirname, '..', 'helpers', 'module-log-register.js');
 
 /** Packages and source modules that cost start-up time and that these commands do not need. */
 const HEAVY = [/\/node_modules\/(zod|tar|ws|cli-progress|hono|@hono|better-sqlite3)\//, /\/src\/api\/(schemas|routes|openapi)\.js$/, /\/src\/api\/schemas\//, /\/src\/(daemon|core)\//];
 
-function modulesLoaded(args: string[], env: Record<string, string> = {}): { urls: string[]; status: number | null; stdout: string; stderr: string } {
+function modulesLoaded(args: string[], env: Record<string, string> = {}, cli = CLI_UNBUNDLED): { urls: string[]; status: number | null; stdout: string; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'nook-cli-startup-'));
   try {
     const log = join(dir, 'modules.log');
-    const r = spawnSync(process.execPath, ['--import', REGISTER, CLI_MAIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env, NOOK_MODULE_LOG: log } });
+    const r = spawnSync(process.execPath, ['--import', REGISTER, cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env, NOOK_MODULE_LOG: log } });
     const urls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     return { urls, status: r.status, stdout: r.stdout, stderr: r.stderr };
   } finally {
@@ -64,6 +67,19 @@ describe('CLI start-up loads only what the command needs', () => {
       assert.deepEqual(heavy(r.urls), [], args.join(' '));
       const commandModules = r.urls.filter((u) => /\/src\/cli\/commands\/(?!index\.js)/.test(u));
       assert.deepEqual(commandModules.map((u) => u.split('/').pop()), [args[0] === 'ls' ? 'sandbox.js' : 'exec.js'], 'only the module defining the command');
+    }
+  });
+
+  it('the installed bundle reads under 300 KB of code for --version, ls and exec', () => {
+    const env = { NOOK_URL: 'http://127.0.0.1:1' };
+    const bundleDir = dirname(CLI_MAIN);
+    for (const args of [['--version'], ['ls'], ['exec', 'sb', '--', '/bin/true']]) {
+      const r = modulesLoaded(args, env, CLI_MAIN);
+      const files = [...new Set(r.urls.filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)))];
+      assert.ok(files.includes(CLI_MAIN), 'the log saw the bundle');
+      assert.deepEqual(files.filter((f) => dirname(f) !== bundleDir), [], 'nothing outside the bundle');
+      const bytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+      assert.ok(bytes < 300 * 1024, `${args.join(' ')}: ${bytes} bytes of code`);
     }
   });
 });
