@@ -15,6 +15,12 @@ export interface TransportOptions {
   token?: string;
   /** Who is acting, for the audit log (default: user@host). */
   actor?: string;
+  /**
+   * Called (once per transport) when no daemon answers (no socket, or nothing listening:
+   * the request never left). Resolving true (e.g. it started one) makes the call once more;
+   * false keeps the error. Calls with a streamed body are never made twice.
+   */
+  whenUnavailable?: () => Promise<boolean>;
 }
 
 export interface CallOptions {
@@ -37,8 +43,11 @@ export class Transport {
   readonly baseUrl: string | undefined;
   private readonly token: string | undefined;
   private readonly actor: string;
+  private readonly whenUnavailable: (() => Promise<boolean>) | undefined;
+  private unavailableHandled: Promise<boolean> | undefined;
 
   constructor(options: TransportOptions = {}) {
+    this.whenUnavailable = options.whenUnavailable;
     this.baseUrl = options.baseUrl ?? process.env.NOOK_URL;
     this.socketPath = this.baseUrl ? undefined : (options.socketPath ?? process.env.NOOK_SOCKET ?? '/run/nook/nook.sock');
     this.token = options.token ?? process.env.NOOK_TOKEN;
@@ -55,7 +64,18 @@ export class Transport {
     return this.token ? { authorization: `Bearer ${this.token}` } : {};
   }
 
-  private open(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
+  private async open(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
+    try {
+      return await this.openOnce(method, path, options);
+    } catch (e) {
+      if (!(e instanceof DaemonUnavailableError) || !this.whenUnavailable || options.bodyStream) throw e;
+      this.unavailableHandled ??= this.whenUnavailable();
+      if (!(await this.unavailableHandled)) throw e;
+      return this.openOnce(method, path, options);
+    }
+  }
+
+  private openOnce(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) {
       for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, item);
