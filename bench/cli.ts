@@ -53,8 +53,12 @@ async function main(): Promise<void> {
       process.stdout.write(JSON.stringify({ cli: CLI, stats, samples: Object.fromEntries(samples) }, null, 2) + '\n');
       return;
     }
-    process.stdout.write(`CLI ${CLI}, N=${N}\n\n| | median | p90 | median - node -e 0 |\n| --- | --- | --- | --- |\n`);
-    for (const s of stats) process.stdout.write(`| ${s.name} | ${s.medianMs} ms | ${s.p90Ms} ms | ${s === stats[0] ? '-' : `+${round(s.medianMs - base)} ms`} |\n`);
+    process.stdout.write(`CLI ${CLI}, N=${N}\n\n| | median | p90 | median - node -e 0 | median / node -e 0 |\n| --- | --- | --- | --- | --- |\n`);
+    for (const s of stats) {
+      const diff = round(s.medianMs - base);
+      const cells = s === stats[0] ? '- | -' : `${diff >= 0 ? '+' : ''}${diff} ms | ${round(s.medianMs / base)}x`;
+      process.stdout.write(`| ${s.name} | ${s.medianMs} ms | ${s.p90Ms} ms | ${cells} |\n`);
+    }
   } finally {
     await d.teardown();
   }
