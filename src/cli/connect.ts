@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +35,8 @@ async function startDaemon(socketPath: string): Promise<void> {
       hint: 'run nook with sudo, or start the daemon: sudo nook daemon',
     });
   }
+  // node:child_process only when a daemon is started: every other call starts faster.
+  const { spawn } = await import('node:child_process');
   const stateDir = process.env.NOOK_STATE_DIR || '/var/lib/nook';
   mkdirSync(stateDir, { recursive: true, mode: 0o711 });
   const logFd = openSync(join(stateDir, 'nookd.log'), 'a', 0o600);

@@ -1,7 +1,6 @@
 import { createReadStream, createWriteStream, renameSync, statSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { request as requestHttps } from 'node:https';
 import { hostname, userInfo } from 'node:os';
 import { createNookError, DaemonUnavailableError, InvalidStateError } from '../api/error-classes.js';
 import { isErrorCode, type ApiErrorBody, type NookError, type NookErrorOptions } from '../api/errors.js';
@@ -75,7 +74,7 @@ export class Transport {
     }
   }
 
-  private openOnce(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
+  private async openOnce(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) {
       for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, item);
@@ -98,6 +97,8 @@ export class Transport {
       headers['content-length'] = String(options.bodyBytes.length);
     }
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    // node:https (and TLS with it) is loaded only for an https daemon: a local call starts faster.
+    const requestHttps = this.baseUrl && new URL(this.baseUrl).protocol === 'https:' ? (await import('node:https')).request : undefined;
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
         if (options.signal?.aborted) return reject(new InvalidStateError('the request was aborted'));
@@ -114,7 +115,7 @@ export class Transport {
       // A fresh connection per call (agent: false): Node's default agent keeps sockets
       // alive and may reuse one the daemon has just closed, failing the call with EPIPE.
       const req = this.baseUrl
-        ? (new URL(this.baseUrl).protocol === 'https:' ? requestHttps : request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal, agent: false })
+        ? (requestHttps ?? request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal, agent: false })
         : request({ socketPath: this.socketPath, path: fullPath, method, headers, signal: options.signal, agent: false });
       req.on('error', onError);
       req.on('response', resolve);

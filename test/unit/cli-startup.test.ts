@@ -17,7 +17,7 @@ import { CLI_MAIN, CLI_UNBUNDLED } from '../helpers/daemon.js';
 const REGISTER = join(import.meta.dirname, '..', 'helpers', 'module-log-register.js');
 
 /** Packages and source modules that cost start-up time and that these commands do not need. */
-const HEAVY = [/\/node_modules\/(zod|tar|ws|cli-progress|hono|@hono|better-sqlite3)\//, /\/src\/api\/(schemas|routes|openapi)\.js$/, /\/src\/api\/schemas\//, /\/src\/(daemon|core)\//];
+const HEAVY = [/\/node_modules\/(zod|tar|ws|cli-progress|hono|@hono|better-sqlite3)\//, /\/src\/api\/(schemas|routes|openapi)\.js$/, /\/src\/api\/schemas\//, /\/src\/(daemon|core)\//, /^node:(https|tls)$/];
 
 function modulesLoaded(args: string[], env: Record<string, string> = {}, cli = CLI_UNBUNDLED): { urls: string[]; status: number | null; stdout: string; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'nook-cli-startup-'));
