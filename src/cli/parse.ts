@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { parseDurationMs } from '../util/duration.js';
-import { PullPolicy, RuntimeName } from '../api/schemas.js';
+import { oneOf, PULL_POLICIES, RUNTIME_NAMES } from '../api/constants.js';
+import type { PullPolicy, RuntimeName } from '../api/schemas.js';
 
 export function durationMs(value: string): number {
   const ms = parseDurationMs(value);
@@ -29,16 +30,14 @@ export function keyValue(value: string, previous: Record<string, string> = {}): 
 
 /** `--pull missing|always|never`: when a registry reference is pulled. */
 export function pullPolicy(v: string): PullPolicy {
-  const parsed = PullPolicy.safeParse(v);
-  if (!parsed.success) throw new InvalidArgumentError(`--pull takes ${PullPolicy.options.join(', ')}`);
-  return parsed.data;
+  if (!oneOf(PULL_POLICIES, v)) throw new InvalidArgumentError(`--pull takes ${PULL_POLICIES.join(', ')}`);
+  return v;
 }
 
 /** `--runtime crun|gvisor`. */
 export function runtimeName(v: string): RuntimeName {
-  const parsed = RuntimeName.safeParse(v);
-  if (!parsed.success) throw new InvalidArgumentError(`--runtime takes ${RuntimeName.options.join(', ')}`);
-  return parsed.data;
+  if (!oneOf(RUNTIME_NAMES, v)) throw new InvalidArgumentError(`--runtime takes ${RUNTIME_NAMES.join(', ')}`);
+  return v;
 }
 
 /** What the progress bar says while an image is made ready. */

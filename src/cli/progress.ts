@@ -1,4 +1,4 @@
-import { SingleBar, Presets } from 'cli-progress';
+import { createRequire } from 'node:module';
 import type { ProgressEvent } from '../api/schemas.js';
 
 /**
@@ -7,6 +7,8 @@ import type { ProgressEvent } from '../api/schemas.js';
  */
 export function progressBar(title: string, enabled: boolean): { onProgress: (e: ProgressEvent) => void; done: () => void } {
   if (!enabled || !process.stderr.isTTY) return { onProgress: () => undefined, done: () => undefined };
+  // cli-progress (CommonJS) is loaded only when a bar is drawn: commands start without it.
+  const { SingleBar, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
   const bar = new SingleBar({ format: `${title} [{bar}] {percentage}% {message}`, stream: process.stderr, hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
   let started = false;
   return {

@@ -1,6 +1,5 @@
-import { create } from 'tar';
 import { InternalError } from '../api/error-classes.js';
-import { routes } from '../api/routes.js';
+import { routeRefs as routes } from '../api/route-refs.js';
 import type { BuildEvent, BuildResult } from '../api/schemas.js';
 import type { Api } from './routes.js';
 import { toError } from './transport.js';
@@ -15,6 +14,8 @@ export class Builds {
    * The directory is sent as a tar (without .git); steps run in an isolated builder sandbox.
    */
   async run(dir: string, options: { spec?: string; onProgress?: (e: BuildEvent & { type: 'progress' }) => void; onLog?: (e: BuildEvent & { type: 'log' }) => void } = {}): Promise<BuildResult> {
+    // tar is loaded only when a build runs: the CLI's other commands start without it.
+    const { create } = await import('tar');
     const context = create({ cwd: dir, portable: true, filter: (path: string) => !/(^|\/)\.git(\/|$)/.test(path) }, ['.']) as unknown as NodeJS.ReadableStream;
     const query = { stream: 'true', ...(options.spec ? { spec: options.spec } : {}) };
     for await (const event of this.api.stream(routes.buildSpec, {}, { query, bodyStream: context })) {

@@ -1,4 +1,4 @@
-import { routes } from '../api/routes.js';
+import { routeRefs as routes } from '../api/route-refs.js';
 import type { ExecResult, Health, HostConfig, NookEvent, RetainedItem, RunRequest } from '../api/schemas.js';
 import { Audit } from './audit.js';
 import { Builds } from './builds.js';

@@ -1,6 +1,7 @@
 import { ImageNotFoundError, InternalError } from '../api/error-classes.js';
-import { routes } from '../api/routes.js';
-import { Preset, type BuildImageRequest, type Image, type ProgressEvent, type PullImageRequest, type PullPolicy, type Template } from '../api/schemas.js';
+import { routeRefs as routes } from '../api/route-refs.js';
+import { oneOf, PRESETS } from '../api/constants.js';
+import type { BuildImageRequest, Image, Preset, ProgressEvent, PullImageRequest, PullPolicy, Template } from '../api/schemas.js';
 import type { Api } from './routes.js';
 import { toError } from './transport.js';
 
@@ -54,9 +55,8 @@ export class Images {
     try {
       return await this.get(name);
     } catch (e) {
-      const preset = Preset.safeParse(name);
-      if (!(e instanceof ImageNotFoundError) || !preset.success || pull === 'never') throw e;
-      return this.build({ preset: preset.data, ...(onProgress ? { onProgress } : {}) });
+      if (!(e instanceof ImageNotFoundError) || !oneOf(PRESETS, name) || pull === 'never') throw e;
+      return this.build({ preset: name, ...(onProgress ? { onProgress } : {}) });
     }
   }
 

@@ -1,4 +1,4 @@
-import { routes } from '../api/routes.js';
+import { routeRefs as routes } from '../api/route-refs.js';
 import type { Profile, ProfileSpec } from '../api/schemas.js';
 import type { Api } from './routes.js';
 

@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import { InvalidArgumentError } from '../api/error-classes.js';
+import type { RouteRef } from '../api/route-refs.js';
 import type { RouteDef } from '../api/routes.js';
 import type { CallOptions, Transport } from './transport.js';
 
@@ -20,7 +21,7 @@ export type EventOf<R extends RouteDef> = R['streamEvent'] extends z.ZodType ? z
 type GetRoute = RouteDef & { method: 'get' };
 
 /** The route's path with each `{name}` replaced by the encoded parameter. */
-export function pathOf<R extends RouteDef>(route: R, params: PathParams<R['path']>): string {
+export function pathOf<R extends RouteDef>(route: R | RouteRef<R>, params: PathParams<R['path']>): string {
   const values = params as Record<string, string | number | undefined>;
   return route.path.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = values[name];
@@ -33,23 +34,23 @@ export function pathOf<R extends RouteDef>(route: R, params: PathParams<R['path'
 export class Api {
   constructor(readonly transport: Transport) {}
 
-  json<R extends RouteDef>(route: R, params: PathParams<R['path']>, options: CallOptions = {}): Promise<ResponseOf<R>> {
+  json<R extends RouteDef>(route: RouteRef<R>, params: PathParams<R['path']>, options: CallOptions = {}): Promise<ResponseOf<R>> {
     return this.transport.json<ResponseOf<R>>(route.method.toUpperCase(), pathOf(route, params), options);
   }
 
-  stream<R extends RouteDef>(route: R, params: PathParams<R['path']>, options: CallOptions = {}): AsyncGenerator<EventOf<R>> {
+  stream<R extends RouteDef>(route: RouteRef<R>, params: PathParams<R['path']>, options: CallOptions = {}): AsyncGenerator<EventOf<R>> {
     return this.transport.stream<EventOf<R>>(route.method.toUpperCase(), pathOf(route, params), options);
   }
 
-  bytes<R extends GetRoute>(route: R, params: PathParams<R['path']>, options: CallOptions = {}): ReturnType<Transport['bytes']> {
+  bytes<R extends GetRoute>(route: RouteRef<R>, params: PathParams<R['path']>, options: CallOptions = {}): ReturnType<Transport['bytes']> {
     return this.transport.bytes(pathOf(route, params), options);
   }
 
-  rawStream<R extends GetRoute>(route: R, params: PathParams<R['path']>, options: CallOptions = {}): ReturnType<Transport['rawStream']> {
+  rawStream<R extends GetRoute>(route: RouteRef<R>, params: PathParams<R['path']>, options: CallOptions = {}): ReturnType<Transport['rawStream']> {
     return this.transport.rawStream(pathOf(route, params), options);
   }
 
-  download<R extends GetRoute>(route: R, params: PathParams<R['path']>, dest: string, options: CallOptions = {}): Promise<number> {
+  download<R extends GetRoute>(route: RouteRef<R>, params: PathParams<R['path']>, dest: string, options: CallOptions = {}): Promise<number> {
     return this.transport.download(pathOf(route, params), dest, options);
   }
 }

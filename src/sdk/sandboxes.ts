@@ -1,5 +1,6 @@
-import { routes } from '../api/routes.js';
-import type { CreateSandboxRequest, ProgressEvent, SandboxState } from '../api/schemas.js';
+import { routeRefs as routes } from '../api/route-refs.js';
+import type { CreateSandboxRequest, ExecResult, ProgressEvent, SandboxState } from '../api/schemas.js';
+import { consumeExec, execBody, toArgv, type Command, type ExecOptions } from './exec.js';
 import type { Images } from './images.js';
 import type { Api } from './routes.js';
 import { Sandbox } from './sandbox/sandbox.js';
@@ -29,6 +30,15 @@ export class Sandboxes {
   /** By name or id. */
   async get(ref: string): Promise<Sandbox> {
     return new Sandbox(this.api, await this.api.json(routes.getSandbox, { ref }));
+  }
+
+  /**
+   * Runs a command in the sandbox `ref` (name or id) without fetching it first: one round
+   * trip, as `nook exec` does. Otherwise as `(await get(ref)).exec(cmd, options)`.
+   */
+  exec(ref: string, cmd: Command, options: ExecOptions = {}): Promise<ExecResult> {
+    const events = this.api.stream(routes.exec, { ref }, { body: execBody(toArgv(cmd), options), ...(options.signal ? { signal: options.signal } : {}) });
+    return consumeExec(events, options);
   }
 
   async list(filter: { labels?: Record<string, string>; state?: SandboxState } = {}): Promise<Sandbox[]> {

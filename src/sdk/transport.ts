@@ -1,7 +1,6 @@
 import { createReadStream, createWriteStream, renameSync, statSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { request as requestHttps } from 'node:https';
 import { hostname, userInfo } from 'node:os';
 import { createNookError, DaemonUnavailableError, InvalidStateError } from '../api/error-classes.js';
 import { isErrorCode, type ApiErrorBody, type NookError, type NookErrorOptions } from '../api/errors.js';
@@ -15,6 +14,12 @@ export interface TransportOptions {
   token?: string;
   /** Who is acting, for the audit log (default: user@host). */
   actor?: string;
+  /**
+   * Called (once per transport) when no daemon answers (no socket, or nothing listening:
+   * the request never left). Resolving true (e.g. it started one) makes the call once more;
+   * false keeps the error. Calls with a streamed body are never made twice.
+   */
+  whenUnavailable?: () => Promise<boolean>;
 }
 
 export interface CallOptions {
@@ -37,8 +42,11 @@ export class Transport {
   readonly baseUrl: string | undefined;
   private readonly token: string | undefined;
   private readonly actor: string;
+  private readonly whenUnavailable: (() => Promise<boolean>) | undefined;
+  private unavailableHandled: Promise<boolean> | undefined;
 
   constructor(options: TransportOptions = {}) {
+    this.whenUnavailable = options.whenUnavailable;
     this.baseUrl = options.baseUrl ?? process.env.NOOK_URL;
     this.socketPath = this.baseUrl ? undefined : (options.socketPath ?? process.env.NOOK_SOCKET ?? '/run/nook/nook.sock');
     this.token = options.token ?? process.env.NOOK_TOKEN;
@@ -55,7 +63,18 @@ export class Transport {
     return this.token ? { authorization: `Bearer ${this.token}` } : {};
   }
 
-  private open(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
+  private async open(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
+    try {
+      return await this.openOnce(method, path, options);
+    } catch (e) {
+      if (!(e instanceof DaemonUnavailableError) || !this.whenUnavailable || options.bodyStream) throw e;
+      this.unavailableHandled ??= this.whenUnavailable();
+      if (!(await this.unavailableHandled)) throw e;
+      return this.openOnce(method, path, options);
+    }
+  }
+
+  private async openOnce(method: string, path: string, options: CallOptions): Promise<IncomingMessage> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) {
       for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, item);
@@ -78,6 +97,8 @@ export class Transport {
       headers['content-length'] = String(options.bodyBytes.length);
     }
     if (this.token) headers.authorization = `Bearer ${this.token}`;
+    // node:https (and TLS with it) is loaded only for an https daemon: a local call starts faster.
+    const requestHttps = this.baseUrl && new URL(this.baseUrl).protocol === 'https:' ? (await import('node:https')).request : undefined;
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
         if (options.signal?.aborted) return reject(new InvalidStateError('the request was aborted'));
@@ -94,7 +115,7 @@ export class Transport {
       // A fresh connection per call (agent: false): Node's default agent keeps sockets
       // alive and may reuse one the daemon has just closed, failing the call with EPIPE.
       const req = this.baseUrl
-        ? (new URL(this.baseUrl).protocol === 'https:' ? requestHttps : request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal, agent: false })
+        ? (requestHttps ?? request)(new URL(fullPath, this.baseUrl), { method, headers, signal: options.signal, agent: false })
         : request({ socketPath: this.socketPath, path: fullPath, method, headers, signal: options.signal, agent: false });
       req.on('error', onError);
       req.on('response', resolve);

@@ -154,6 +154,32 @@ describe('nook CLI starts the daemon on demand', () => {
   });
 });
 
+describe('nook CLI starts the daemon when the socket is stale', () => {
+  const stateDir = mkdtempSync('/tmp/nookt-stale-');
+  const env = { NOOK_STATE_DIR: stateDir, NOOK_SOCKET: join(stateDir, 'nook.sock') };
+
+  after(async () => {
+    await new NookClient({ socketPath: env.NOOK_SOCKET }).shutdown({ release: true }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await forceClean(stateDir), [], 'the daemon released everything');
+  });
+
+  it('a socket file nothing listens on (a killed daemon): the first call starts nookd and is made again', async () => {
+    // A listener killed with SIGKILL leaves its socket file behind: connecting gets ECONNREFUSED.
+    const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(env.NOOK_SOCKET)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => holder.stdout.once('data', r));
+    const gone = new Promise((r) => holder.once('exit', r));
+    holder.kill('SIGKILL');
+    await gone;
+    assert.ok(existsSync(env.NOOK_SOCKET), 'the stale socket file is there');
+
+    const r = await new TestDaemon(stateDir).cli(['ls', '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { sandboxes: [] });
+    assert.equal((await new NookClient({ socketPath: env.NOOK_SOCKET }).health()).stateDir, stateDir);
+  });
+});
+
 describe('nook daemon runs the installed nookd in the foreground', () => {
   const stateDir = mkdtempSync('/tmp/nookt-fg-');
   const env = { ...process.env, NOOK_STATE_DIR: stateDir, NOOK_SOCKET: join(stateDir, 'nook.sock'), NOOK_POOL_SIZE_GIB: '8' };

@@ -15,7 +15,10 @@ import { removeTree as removeV2Tree } from '../../src/runtime/cgroups-v2.js';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 export const DAEMON_MAIN = join(REPO_ROOT, 'dist', 'src', 'daemon', 'main.js');
-export const CLI_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+/** The CLI as installed (package.json bin): the esbuild bundle of scripts/bundle-cli.mjs. */
+export const CLI_MAIN = join(REPO_ROOT, 'dist', 'src', 'bin', 'nook.js');
+/** The CLI as tsc emits it, one file per module (the bundle is built from it). */
+export const CLI_UNBUNDLED = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 export interface CliResult {
   code: number;

@@ -1,10 +1,12 @@
 /** Names, limits, defaults and the small shapes every resource uses. */
 import { z } from 'zod';
+import { IMAGE_NAME_PATTERN, LIMITS, MiB, PULL_POLICIES } from '../constants.js';
+
+export { IMAGE_NAME_PATTERN, LIMITS, MiB } from '../constants.js';
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const NAME_RULE = 'lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters';
 
-export const MiB = 1024 * 1024;
 export const DEFAULTS = {
   image: 'python',
   memoryMiB: 1024,
@@ -18,25 +20,8 @@ export const DEFAULTS = {
   diskMiB: 10 * 1024,
 } as const;
 
-export const LIMITS = {
-  maxTtlMs: 365 * 24 * 3600 * 1000,
-  maxExecTimeoutMs: 24 * 3600 * 1000,
-  maxOutputBytes: 64 * MiB,
-  maxStdinBytes: 16 * MiB,
-  maxMemoryMiB: 256 * 1024,
-  minMemoryMiB: 16,
-  maxCpus: 256,
-  maxPids: 1_000_000,
-  minPids: 8,
-  maxLabels: 64,
-  maxEnv: 256,
-  minDiskMiB: 16,
-  maxDiskMiB: 1024 * 1024 * 1024,
-} as const;
 
 export const Name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
-/** Image names may carry a tag, as in the container world: `python`, `python:3.12`. */
-export const IMAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
 export const IMAGE_NAME_RULE = 'lower-case letters, digits, dots, underscores and dashes (at most 63), optionally followed by :TAG';
 export const ImageName = z.string().regex(IMAGE_NAME_PATTERN, `must be ${IMAGE_NAME_RULE}`);
 /** Where a sandbox starts from: a local image name, or a registry reference (it has a `/`), as in `docker run`. */
@@ -48,7 +33,7 @@ export const ImageRef = z
  * When a registry reference is pulled: `missing` (default) uses the image already pulled from it,
  * `always` asks the registry each time, `never` only uses what is here.
  */
-export const PullPolicy = z.enum(['missing', 'always', 'never']);
+export const PullPolicy = z.enum(PULL_POLICIES);
 export type PullPolicy = z.infer<typeof PullPolicy>;
 export const Labels = z
   .record(z.string().regex(/^[A-Za-z0-9._/-]{1,63}$/, 'label keys are letters, digits, . _ / -'), z.string().max(256))

@@ -1,8 +1,9 @@
 /** Images: presets, builds, pulls, build specs and their progress events. */
 import { z } from 'zod';
+import { PRESETS } from '../constants.js';
 import { AbsolutePath, ApiError, Env, ImageName, LIMITS, PullPolicy } from './common.js';
 
-export const Preset = z.enum(['minimal', 'python', 'node', 'browser', 'base']);
+export const Preset = z.enum(PRESETS);
 export type Preset = z.infer<typeof Preset>;
 
 export const Image = z.object({

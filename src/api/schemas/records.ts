@@ -1,5 +1,6 @@
 /** Audit records, usage, retained state, gc, the done checklist, profiles and host settings. */
 import { z } from 'zod';
+import { HOST_SETTINGS } from '../constants.js';
 import { ImageName, LIMITS } from './common.js';
 import { Limits, RuntimeName } from './sandboxes.js';
 
@@ -106,7 +107,7 @@ export const Profile = z.object({
 export type Profile = z.infer<typeof Profile>;
 export const ProfileList = z.object({ profiles: z.array(Profile) });
 
-export const HOST_SETTINGS = ['persistence.allowed', 'network.allowed', 'hostDirs.allowed', 'rwHostDirs.allowed'] as const;
+export { HOST_SETTINGS } from '../constants.js';
 export const HostSetting = z.enum(HOST_SETTINGS);
 export const HostConfig = z.object({ receipt: z.string().optional(), settings: z.record(z.string(), z.boolean()) });
 export type HostConfig = z.infer<typeof HostConfig>;

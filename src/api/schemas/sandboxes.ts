@@ -1,5 +1,6 @@
 /** Sandboxes: limits, the sandbox object, templates, create and destroy. */
 import { z } from 'zod';
+import { PRESETS, RUNTIME_NAMES } from '../constants.js';
 import { AbsolutePath, Env, ImageRef, LIMITS, Labels, Name, PullPolicy, SandboxState } from './common.js';
 
 export const Limits = z.object({
@@ -44,7 +45,7 @@ export const Sandbox = z.object({
 });
 export type Sandbox = z.infer<typeof Sandbox>;
 
-export const TemplateName = z.enum(['minimal', 'python', 'node', 'browser', 'base']);
+export const TemplateName = z.enum(PRESETS);
 export const Template = z.object({
   name: TemplateName,
   image: z.string(),
@@ -56,7 +57,7 @@ export const Template = z.object({
 export type Template = z.infer<typeof Template>;
 export const TemplateList = z.object({ templates: z.array(Template) });
 
-export const RuntimeName = z.enum(['crun', 'gvisor']);
+export const RuntimeName = z.enum(RUNTIME_NAMES);
 export type RuntimeName = z.infer<typeof RuntimeName>;
 export const CreateSandboxRequest = z.strictObject({
   name: Name.optional(),

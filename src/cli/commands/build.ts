@@ -2,7 +2,8 @@ import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { IMAGE_NAME_PATTERN, Preset, type BuildResult, type BuildSpec } from '../../api/schemas.js';
+import { IMAGE_NAME_PATTERN, oneOf, PRESETS } from '../../api/constants.js';
+import type { BuildResult, BuildSpec, Preset } from '../../api/schemas.js';
 import type { NookClient } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { progressBar } from '../progress.js';
@@ -63,14 +64,14 @@ async function runBuild(client: NookClient, dir: string, flags: { spec?: string;
 export function registerBuildCommands(program: Command): void {
   program
     .command('init <dir>')
-    .description(`write a build spec (nook.json) and a sample task into DIR (presets: ${Preset.options.join(', ')})`)
+    .description(`write a build spec (nook.json) and a sample task into DIR (presets: ${PRESETS.join(', ')})`)
     .option('--preset <preset>', 'base and sample task', 'python')
     .option('--name <image>', 'name of the image it builds (default: the directory name)')
     .option('--force', 'replace an existing nook.json')
     .option('--json', 'print what was written as JSON')
     .action(async (dir: string, flags: { preset: string; name?: string; force?: boolean; json?: boolean }) => {
-      const preset = Preset.safeParse(flags.preset);
-      if (!preset.success) throw new NookError('INVALID_ARGUMENT', `unknown preset ${flags.preset}`, { hint: `use one of ${Preset.options.join(', ')}` });
+      const preset = flags.preset;
+      if (!oneOf(PRESETS, preset)) throw new NookError('INVALID_ARGUMENT', `unknown preset ${flags.preset}`, { hint: `use one of ${PRESETS.join(', ')}` });
       const name = flags.name ?? imageNameFor(dir);
       if (!IMAGE_NAME_PATTERN.test(name)) throw new NookError('INVALID_NAME', `${name} is not a valid image name`, { hint: 'lower-case letters, digits, . _ -' });
       await fsp.mkdir(dir, { recursive: true });
@@ -78,8 +79,8 @@ export function registerBuildCommands(program: Command): void {
       if (!flags.force && (await fsp.stat(specPath).catch(() => null))) {
         throw new NookError('NAME_TAKEN', `${specPath} already exists`, { hint: 'edit it, or pass --force to replace it' });
       }
-      const spec = specFor(name, preset.data);
-      const sample = SAMPLES[preset.data];
+      const spec = specFor(name, preset);
+      const sample = SAMPLES[preset];
       await fsp.writeFile(specPath, `${JSON.stringify(spec, null, 2)}\n`);
       const samplePath = join(dir, sample.file);
       const wroteSample = !(await fsp.stat(samplePath).catch(() => null));

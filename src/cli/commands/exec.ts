@@ -1,7 +1,8 @@
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { LIMITS, type ExecResult, type PullPolicy } from '../../api/schemas.js';
+import { LIMITS } from '../../api/constants.js';
+import type { ExecResult, PullPolicy } from '../../api/schemas.js';
 import type { ExecOptions } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { readStdin } from '../stdin.js';
@@ -94,8 +95,8 @@ export function registerExecCommands(program: Command): void {
     .action(async (ref: string, argv: string[], flags: ExecFlags & { detach?: boolean; name?: string; restart?: 'never' | 'on-resume' }) => {
       requireCommand(argv);
       const client = await connect();
-      const sandbox = await client.sandboxes.get(ref);
       if (flags.detach) {
+        const sandbox = await client.sandboxes.get(ref);
         const p = await sandbox.processes.start(argv, {
           ...(flags.name ? { name: flags.name } : {}),
           ...(flags.restart ? { restart: flags.restart } : {}),
@@ -107,7 +108,8 @@ export function registerExecCommands(program: Command): void {
         else process.stdout.write(`${p.name ?? p.id}\n`);
         return;
       }
-      await finish(await sandbox.exec(argv, await execOptions(flags)), flags);
+      // By ref, no lookup first: one round trip (the daemon answers SANDBOX_NOT_FOUND the same).
+      await finish(await client.sandboxes.exec(ref, argv, await execOptions(flags)), flags);
     });
 
   addExecOptions(

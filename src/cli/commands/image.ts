@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { Preset } from '../../api/schemas.js';
+import { PRESETS } from '../../api/constants.js';
 import { connect } from '../connect.js';
 import { readStdin } from '../stdin.js';
 import { progressBar } from '../progress.js';
@@ -27,12 +27,14 @@ export function registerImageCommands(program: Command): void {
 
   image
     .command('build')
-    .description(`build an image from a preset (${Preset.options.join(', ')})`)
-    .requiredOption('--preset <preset>', `one of ${Preset.options.join(', ')}`)
+    .description(`build an image from a preset (${PRESETS.join(', ')})`)
+    .requiredOption('--preset <preset>', `one of ${PRESETS.join(', ')}`)
     .option('--name <name>', 'image name (default: the preset name)')
     .option('--rebuild', 'replace an existing image of that name')
     .option('--json', 'print the image as JSON')
     .action(async (flags: { preset: string; name?: string; rebuild?: boolean; json?: boolean }) => {
+      // The schema (zod) is loaded only here: other commands start without it.
+      const { Preset } = await import('../../api/schemas.js');
       const preset = Preset.parse(flags.preset);
       const client = await connect();
       const bar = progressBar(`building ${flags.name ?? preset}`, !flags.json);

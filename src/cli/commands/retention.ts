@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { HOST_SETTINGS, type RetainedItem, type RuntimeName, type Usage } from '../../api/schemas.js';
+import { HOST_SETTINGS } from '../../api/constants.js';
+import type { RetainedItem, RuntimeName, Usage } from '../../api/schemas.js';
 import { formatDurationMs } from '../../util/duration.js';
 import { connect } from '../connect.js';
 import { durationMs, positiveInt, positiveNumber, runtimeName } from '../parse.js';

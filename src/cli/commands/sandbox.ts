@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
-import { TemplateName, type CreateSandboxRequest, type PullPolicy, type RuntimeName, type Sandbox as SandboxInfo } from '../../api/schemas.js';
+import { PRESETS } from '../../api/constants.js';
+import type { CreateSandboxRequest, PullPolicy, RuntimeName, Sandbox as SandboxInfo } from '../../api/schemas.js';
 import type { Sandbox } from '../../sdk/client.js';
 import { connect } from '../connect.js';
 import { durationMs, imageWork, keyValue, positiveInt, positiveNumber, pullPolicy, runtimeName } from '../parse.js';
@@ -72,7 +73,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--name <name>', 'unique name (default: generated)')
     .option('--image <image>', 'image to start from (default: python): a local name, or a registry reference (HOST[:PORT]/REPO[:TAG]) pulled as --pull says')
     .option('--pull <policy>', 'missing (default): pull a registry image unless pulled before; always; never', pullPolicy)
-    .option('--template <name>', `a named template: ${TemplateName.options.join(', ')} (image and defaults; see nook template ls)`)
+    .option('--template <name>', `a named template: ${PRESETS.join(', ')} (image and defaults; see nook template ls)`)
     .option('--ttl <duration>', 'stop (persistent) or destroy (non-persistent) after this long, e.g. 1h', durationMs)
     .option('--memory-mib <MiB>', 'memory limit', positiveInt)
     .option('--disk-mib <MiB>', 'disk limit: what the sandbox may write, all its files together (btrfs storage; default 10 GiB, at most half the pool)', positiveInt)
@@ -105,7 +106,8 @@ export function registerSandboxCommands(program: Command): void {
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.image && !flags.snapshot ? { image: flags.image } : {}),
         ...(pull && !flags.snapshot ? { pull } : {}),
-        ...(flags.template ? { template: TemplateName.parse(flags.template) } : {}),
+        // The schema (zod) is loaded only when a template is asked for.
+        ...(flags.template ? { template: (await import('../../api/schemas.js')).TemplateName.parse(flags.template) } : {}),
         ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
         ...(flags.persist ? { persist: flags.persist } : {}),
         ...(flags.allowHost ? { allowHosts: flags.allowHost } : {}),

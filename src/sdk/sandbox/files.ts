@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
-import { routes } from '../../api/routes.js';
+import { routeRefs as routes } from '../../api/route-refs.js';
 import type { FileInfo, TarResult } from '../../api/schemas.js';
-import { packDir, saveFile, unpackTo, type Unpacked } from '../dir-transfer.js';
+// dir-transfer (tar) is loaded when a transfer runs, so a CLI command without one starts without it.
+import type { Unpacked } from '../dir-transfer.js';
 import type { Api } from '../routes.js';
 
 const DEFAULT_READ_MAX_BYTES = 16 * 1024 * 1024;
@@ -65,11 +66,13 @@ export class Files {
     const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
     const info = await this.stat(path);
     const data = await this.api.rawStream(routes.readFile, { ref: this.ref() }, at(path, { maxBytes: String(maxBytes) }));
+    const { saveFile } = await import('../dir-transfer.js');
     return saveFile(data, hostDest, info.mode, maxBytes);
   }
 
   /** Copies a host directory's contents into `dir` in the sandbox. */
-  uploadDir(hostDir: string, dir: string): Promise<TarResult> {
+  async uploadDir(hostDir: string, dir: string): Promise<TarResult> {
+    const { packDir } = await import('../dir-transfer.js');
     return this.writeTar(dir, packDir(hostDir));
   }
 
@@ -77,6 +80,7 @@ export class Files {
   async download(path: string, hostDest: string, options: { maxBytes?: number } = {}): Promise<Unpacked> {
     const maxBytes = options.maxBytes ?? DEFAULT_TAR_MAX_BYTES;
     const top = path.replace(/\/+$/, '').split('/').pop() || 'root';
+    const { unpackTo } = await import('../dir-transfer.js');
     return unpackTo(await this.readTar(path, { maxBytes }), top, hostDest, maxBytes);
   }
 }

@@ -1,5 +1,5 @@
 import { RuntimeError } from '../../api/error-classes.js';
-import { routes } from '../../api/routes.js';
+import { routeRefs as routes } from '../../api/route-refs.js';
 import type { LogEvent, Process, StartProcessRequest } from '../../api/schemas.js';
 import { toArgv, type Command } from '../exec.js';
 import type { Api } from '../routes.js';

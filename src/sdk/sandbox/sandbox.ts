@@ -1,4 +1,4 @@
-import { routes } from '../../api/routes.js';
+import { routeRefs as routes } from '../../api/route-refs.js';
 import type { DestroyResult, DoneReport, Exposure, ExecResult, ForkRequest, Image, Sandbox as SandboxInfo, SandboxState, StopRequest, Usage } from '../../api/schemas.js';
 import { consumeExec, execBody, toArgv, type Command, type ExecOptions } from '../exec.js';
 import type { Api } from '../routes.js';

@@ -1,6 +1,7 @@
-import WebSocket from 'ws';
+// ws is loaded when a terminal opens: the CLI's other commands start without it.
+import type WebSocket from 'ws';
 import { RuntimeError } from '../../api/error-classes.js';
-import { routes } from '../../api/routes.js';
+import { routeRefs as routes } from '../../api/route-refs.js';
 import type { PtyServerMessage } from '../../api/schemas.js';
 import { toArgv, type Command } from '../exec.js';
 import { pathOf } from '../routes.js';
@@ -33,8 +34,9 @@ export class Terminals {
     private readonly ref: () => string,
   ) {}
 
-  create(options: PtyOptions): Promise<PtySession> {
-    return openPty(this.transport, pathOf(routes.pty, { ref: this.ref() }), options);
+  async create(options: PtyOptions): Promise<PtySession> {
+    const { default: WebSocketClass } = await import('ws');
+    return openPty(WebSocketClass, this.transport, pathOf(routes.pty, { ref: this.ref() }), options);
   }
 }
 
@@ -48,7 +50,7 @@ function errorFromBody(body: string, status: number): Error {
   return toError(parsed, status);
 }
 
-function openPty(transport: Transport, path: string, options: PtyOptions): Promise<PtySession> {
+function openPty(WebSocket: typeof import('ws').default, transport: Transport, path: string, options: PtyOptions): Promise<PtySession> {
   const ws = transport.baseUrl
     ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: { ...transport.authHeaders(), ...transport.actorHeaders() } })
     : new WebSocket(`ws+unix://${transport.socketPath}:${path}`, { headers: transport.actorHeaders() });
