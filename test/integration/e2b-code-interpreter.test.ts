@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { NotFoundError, Sandbox } from '@e2b/code-interpreter';
+import { NotFoundError, Sandbox, TimeoutError } from '@e2b/code-interpreter';
 import type { TestDaemon } from '../helpers/daemon.js';
 import { startE2bDaemon } from '../helpers/e2b.js';
 
@@ -107,5 +107,29 @@ describe('E2B code interpreter on nook', () => {
     const res = await fetch(`${url}/contexts`, { headers: { ...headers, 'E2B-Traffic-Access-Token': traffic } });
     assert.equal(res.status, 200);
     assert.ok(Array.isArray(await res.json()));
+  });
+
+  it('a runaway cell: the SDK times out, the cell is interrupted and its context keeps its state', async () => {
+    const ctx = await sbx.createCodeContext();
+    await sbx.runCode('kept = "state"', { context: ctx });
+    const t0 = Date.now();
+    await assert.rejects(sbx.runCode('while True: pass', { context: ctx, timeoutMs: 1500 }), (e: unknown) => e instanceof TimeoutError);
+    assert.ok(Date.now() - t0 < 10_000);
+    // The next cell in the same context is not stuck behind the runaway one.
+    const t1 = Date.now();
+    assert.equal((await sbx.runCode('kept', { context: ctx, timeoutMs: 10_000 })).text, "'state'");
+    process.stdout.write(`# cell after an interrupted one: ${Date.now() - t1} ms\n`);
+    // One that ignores the interrupt is killed after a grace period; the context comes back fresh.
+    await assert.rejects(sbx.runCode('import time\nwhile True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        pass', { context: ctx, timeoutMs: 1000 }));
+    const fresh = await sbx.runCode('kept', { context: ctx, timeoutMs: 15_000 });
+    assert.equal(fresh.error?.name, 'NameError');
+  });
+
+  it('an interpreter that exits mid-cell is reported and replaced; a killed runner is restarted on the next call', async () => {
+    const died = await sbx.runCode('import os; os._exit(3)');
+    assert.equal(died.error?.name, 'InterpreterDied');
+    assert.equal((await sbx.runCode('1 + 1')).text, '2');
+    await sbx.commands.run("pkill -KILL -f '^python3 /usr/local/lib/nook/code-interpreter'", { user: 'root' });
+    assert.equal((await sbx.runCode('2 + 2')).text, '4');
   });
 });

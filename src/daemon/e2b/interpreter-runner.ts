@@ -9,17 +9,21 @@
 export const RUNNER_PATH = '/usr/local/lib/nook/code-interpreter.py';
 
 export const RUNNER_PY = String.raw`
-import ast, base64, json, os, signal, subprocess, sys, threading, traceback, uuid
+import ast, base64, json, os, select, signal, socket, subprocess, sys, threading, time, traceback, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(os.environ.get("NOOK_INTERPRETER_PORT", "49999"))
 MAX_BODY = 4 * 1024 * 1024
 MAX_CONTEXTS = 32
+# How long an interrupted cell has to stop before its interpreter is killed.
+INTERRUPT_GRACE_S = 5
 
 # The worker: one per context. Requests and events travel on their own pipes; the cell's own
 # stdin is /dev/null and fd-level writes (subprocesses) go to the worker's stderr log.
 WORKER = r'''
-import ast, base64, io, json, os, sys, traceback
+import ast, base64, io, json, os, signal, sys, traceback
+# A runner started in the background may inherit SIGINT ignored: interrupts must raise KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 req = os.fdopen(int(os.environ.pop("NOOK_REQ_FD")), "r")
 ev = os.fdopen(int(os.environ.pop("NOOK_EV_FD")), "w")
 def emit(o):
@@ -127,8 +131,10 @@ class Context:
     def describe(self):
         return {"id": self.id, "language": "python", "cwd": self.cwd}
 
-    def execute(self, code, envs, write):
-        """Runs a cell; write(line) returns False once the client is gone (the cell is then interrupted)."""
+    def execute(self, code, envs, write, client):
+        """Runs a cell, relaying its events. A client that goes away (its socket at EOF) gets
+        the cell interrupted (SIGINT, then SIGKILL and a fresh interpreter if that is ignored),
+        so a runaway cell never holds its context."""
         with self.lock:
             try:
                 self.req.write(json.dumps({"code": code, "envs": envs}) + "\n")
@@ -139,22 +145,40 @@ class Context:
                 write(json.dumps({"type": "error", "name": "ContextRestarted", "value": "the context's interpreter had died and was restarted", "traceback": ""}))
                 write(json.dumps({"type": "end_of_execution"}))
                 return
-            listening = True
+            listening, interrupted_at, buf = True, None, b""
+            fd = self.ev.fileno()
             while True:
-                line = self.ev.readline()
-                if not line:
-                    # The interpreter died mid-cell (os._exit, a crash, out of memory): say so, start a fresh one.
-                    self.stop()
-                    self.start()
-                    if listening:
-                        write(json.dumps({"type": "error", "name": "InterpreterDied", "value": "the interpreter exited during the cell; the context was restarted", "traceback": ""}))
-                        write(json.dumps({"type": "end_of_execution"}))
-                    return
-                if listening and not write(line.rstrip("\n")):
-                    listening = False
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if listening and not write(line.decode()):
+                        listening = False
+                    if json.loads(line).get("type") == "end_of_execution":
+                        return
+                if not listening and interrupted_at is None:
+                    interrupted_at = time.monotonic()
                     os.kill(self.proc.pid, signal.SIGINT)
-                if json.loads(line).get("type") == "end_of_execution":
-                    return
+                if interrupted_at is not None and time.monotonic() - interrupted_at > INTERRUPT_GRACE_S:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                watch = [fd] + ([client] if listening else [])
+                ready, _, _ = select.select(watch, [], [], 0.5)
+                if client in ready and listening:
+                    try:
+                        gone = client.recv(1, socket.MSG_PEEK) == b""
+                    except OSError:
+                        gone = True
+                    if gone:
+                        listening = False
+                if fd in ready:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        # The interpreter died mid-cell (os._exit, a crash, out of memory, or killed above): a fresh one.
+                        self.stop()
+                        self.start()
+                        if listening:
+                            write(json.dumps({"type": "error", "name": "InterpreterDied", "value": "the interpreter exited during the cell; the context was restarted with a fresh state", "traceback": ""}))
+                            write(json.dumps({"type": "end_of_execution"}))
+                        return
+                    buf += chunk
 
 contexts = {}
 contexts_lock = threading.Lock()
@@ -285,7 +309,7 @@ class Handler(BaseHTTPRequestHandler):
                 return True
             except OSError:
                 return False
-        ctx.execute(code, envs, write)
+        ctx.execute(code, envs, write, self.connection)
 
 server = ThreadingHTTPServer((os.environ.get("NOOK_INTERPRETER_HOST", "0.0.0.0"), PORT), Handler)
 server.daemon_threads = True
