@@ -204,12 +204,32 @@ describe('fuzzing the E2B front', () => {
     );
   });
 
+  it("code interpreter's port: random paths, bodies and cells through the proxy never get a 500 or a hang", async () => {
+    const ci = await Sandbox.create('code-interpreter-v1', { ...opts });
+    const traffic = (ci as unknown as { trafficAccessToken: string }).trafficAccessToken;
+    const path = fc.oneof(fc.constantFrom('/execute', '/execute', '/contexts', '/contexts/default', '/contexts/nope/restart', '/contexts/default/restart', '/health', '/'), fc.string({ maxLength: 30 }).map((x) => `/${encodeURIComponent(x)}`));
+    const code = fc.oneof(fc.constantFrom('1 + 1', 'print("x")', 'raise ValueError("v")', 'def (', 'import sys; sys.stderr.write("e")', '"\\u2603" * 3', 'None'), fc.string({ maxLength: 40 }));
+    const body = fc.oneof(
+      fc.record({ code: fc.oneof({ arbitrary: code, weight: 4 }, fc.jsonValue({ maxDepth: 1 })), context_id: fc.oneof({ arbitrary: fc.constant(undefined), weight: 4 }, fc.constant('default'), fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 1 })), language: fc.oneof({ arbitrary: fc.constant(undefined), weight: 4 }, fc.constantFrom('python', 'r', 'js'), fc.jsonValue({ maxDepth: 1 })), env_vars: fc.oneof({ arbitrary: fc.constant(undefined), weight: 4 }, fc.jsonValue({ maxDepth: 2 })), cwd: fc.oneof(fc.constantFrom('/tmp', '/nope', '/etc/passwd'), fc.jsonValue({ maxDepth: 1 })) }, { requiredKeys: ['code'] }).map((o) => Buffer.from(JSON.stringify(o))),
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('GET', 'POST', 'POST', 'DELETE'), path, body, async (method, p, b) => {
+        const hdrs = { 'e2b-sandbox-id': ci.sandboxId, 'e2b-sandbox-port': '49999', 'e2b-traffic-access-token': traffic, 'content-type': 'application/json' };
+        const r = await send(url, method, p, hdrs, method === 'GET' ? undefined : b);
+        record(r, `ci ${method} ${p} ${b.toString('latin1').slice(0, 200)}`);
+      }),
+      { numRuns: 150, seed: 1618 },
+    );
+    assert.equal((await ci.commands.run('echo ci-alive', { cwd: '/' })).stdout, 'ci-alive\n');
+  });
+
   it('the daemon still answers /v1/health, the SDK and a new command', async () => {
     assert.equal((await d.client.health()).ok, true);
     // cwd /: the fuzz may well have emptied or moved the user's home (valid Remove/Move calls).
     const r = await sbx.commands.run('echo still-here', { cwd: '/' });
     assert.equal(r.stdout, 'still-here\n');
-    assert.ok(stats.requests >= 550, `only ${stats.requests} requests were made`);
+    assert.ok(stats.requests >= 700, `only ${stats.requests} requests were made`);
     assert.doesNotMatch(d.log, /e2b: internal error/);
   });
 });
