@@ -10,7 +10,8 @@ import type { Nook } from '../../core/nook.js';
 import { parseUntrustedJson } from '../../util/json.js';
 import { log } from '../../util/log.js';
 import { readBounded } from './connect.js';
-import { apiError, ENVD_VERSION, KIND, newSandboxId, type E2bIds, type E2bSandbox } from './sandboxes.js';
+import { CODE_INTERPRETER_TEMPLATE } from './interpreter.js';
+import { apiError, BASE_TEMPLATES, ENVD_VERSION, KIND, newSandboxId, type E2bIds, type E2bSandbox } from './sandboxes.js';
 
 const DEFAULT_TIMEOUT_S = 300;
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -84,12 +85,16 @@ export class ControlPlane {
       clientID: 'nook',
       envdVersion: ENVD_VERSION,
       envdAccessToken: this.ids.accessToken(sb.foreign.foreignId),
+      // Sent by @e2b/code-interpreter on its context calls (which carry no envd token) and accepted for any port.
+      trafficAccessToken: this.ids.trafficToken(sb.foreign.foreignId),
       domain: null,
     };
   }
 
   /** The nook create fields for an E2B templateID: a template, else an image of that name; else E2B's 404. */
   private source(templateID: string): { template: Template['name'] } | { image: string } | undefined {
+    // The code interpreter is the base template plus a runner nook starts on demand (interpreter.ts).
+    if (templateID === CODE_INTERPRETER_TEMPLATE) return { template: 'base' };
     if (TemplateName.safeParse(templateID).success) return { template: templateID as Template['name'] };
     if (this.nook.images.find(templateID) || Preset.safeParse(templateID).success) return { image: templateID };
     return undefined;
@@ -117,7 +122,7 @@ export class ControlPlane {
       ttlMs,
       labels,
       env,
-      ...(templateID === 'base' ? { cwd: '/home/user' } : {}),
+      ...(BASE_TEMPLATES.has(templateID) ? { cwd: '/home/user' } : {}),
     });
     const foreign = this.nook.foreignIds.put({ foreignId: id, sandboxId: sandbox.id, kind: KIND, template: templateID, metadata, onExpiry: body.autoPause === true ? 'stop' : 'destroy' });
     log('e2b sandbox created', { id, sandbox: sandbox.id, template: templateID });

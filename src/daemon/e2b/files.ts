@@ -7,9 +7,10 @@
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Context } from 'hono';
-import { NookError } from '../../api/errors.js';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { httpStatusFor, NookError } from '../../api/errors.js';
 import type { Nook } from '../../core/nook.js';
-import { readBounded } from './connect.js';
+import { ConnectError, readBounded } from './connect.js';
 import { FilesystemService } from './filesystem.js';
 import { identity, type E2bSandbox } from './sandboxes.js';
 
@@ -20,12 +21,10 @@ const MAX_MULTIPART_BYTES = Number(process.env.NOOK_E2B_MAX_MULTIPART_BYTES ?? 2
 /** A file GET streams, bounded like nook's own reads. */
 const MAX_READ_BYTES = Number(process.env.NOOK_MAX_COPY_OUT_BYTES ?? 16 * 1024 ** 3);
 
-type Status = 400 | 401 | 404 | 413 | 500 | 507;
-
+/** An error's HTTP status: nook's table for nook's codes, the Connect code's for a bad path or request. */
 function httpError(c: Context, e: unknown): Response {
-  const code = e instanceof NookError ? e.code : '';
-  const status: Status = code === 'FILE_NOT_FOUND' ? 404 : code === 'INVALID_ARGUMENT' ? 400 : code === 'PAYLOAD_TOO_LARGE' ? 413 : code === 'NO_SPACE' ? 507 : 500;
-  return c.json({ code: status, message: (e as Error).message }, status);
+  const status = e instanceof NookError ? httpStatusFor[e.code] : e instanceof ConnectError ? e.status : 500;
+  return c.json({ code: status, message: (e as Error).message }, status as ContentfulStatusCode);
 }
 
 export class FilesEndpoint {

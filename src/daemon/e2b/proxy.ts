@@ -8,7 +8,7 @@ import type { Nook } from '../../core/nook.js';
 import type { E2bSandbox } from './sandboxes.js';
 
 /** Headers that belong to this hop, or to E2B's routing, and never go on to the sandbox. */
-const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'x-api-key', 'x-access-token', 'e2b-sandbox-id', 'e2b-sandbox-port', 'content-length']);
+const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'x-api-key', 'x-access-token', 'e2b-sandbox-id', 'e2b-sandbox-port', 'e2b-traffic-access-token', 'content-length']);
 
 export async function proxyToPort(c: Context, nook: Nook, sb: E2bSandbox, port: number): Promise<Response> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) return c.json({ code: 400, message: `port ${port} is not 1-65535` }, 400);

@@ -14,6 +14,8 @@ export const KIND = 'e2b';
 export const ENVD_VERSION = '0.5.7';
 export const ENVD_PORT = 49983;
 export const BASE_USER = 'user';
+/** Templates on the base image, whose commands run as `user` in /home/user by default. */
+export const BASE_TEMPLATES: ReadonlySet<string> = new Set(['base', 'code-interpreter-v1']);
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 export const ID_PATTERN = /^[a-z0-9]{20}$/;
@@ -53,6 +55,11 @@ export class E2bIds {
     return createHmac('sha256', this.token).update(`e2b-envd:${id}`).digest('hex');
   }
 
+  /** The token for a sandbox's other ports (E2B-Traffic-Access-Token): derived too, and distinct from envd's. */
+  trafficToken(id: string): string {
+    return createHmac('sha256', this.token).update(`e2b-traffic:${id}`).digest('hex');
+  }
+
   checkAccessToken(id: string, given: string | undefined): boolean {
     const want = Buffer.from(this.accessToken(id));
     const got = Buffer.from(given ?? '');
@@ -70,7 +77,7 @@ export function userOf(header: string | undefined): string | undefined {
 
 /** Who runs a command and the environment that goes with that user (base: `user` by default). */
 export function identity(sb: E2bSandbox, asked: string | undefined): { user?: string; home: string; env: Record<string, string> } {
-  const user = asked ?? (sb.foreign.template === 'base' ? BASE_USER : undefined);
+  const user = asked ?? (BASE_TEMPLATES.has(sb.foreign.template) ? BASE_USER : undefined);
   if (!user || user === 'root') return { ...(user ? { user } : {}), home: '/root', env: { HOME: '/root', USER: 'root' } };
   const home = user === BASE_USER ? '/home/user' : `/home/${user}`;
   return { user, home, env: { HOME: home, USER: user } };

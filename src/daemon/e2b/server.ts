@@ -12,6 +12,7 @@ import { unaryError, ConnectError } from './connect.js';
 import { ControlPlane } from './control.js';
 import { FilesEndpoint } from './files.js';
 import { FilesystemService } from './filesystem.js';
+import { InterpreterSupervisor, JUPYTER_PORT } from './interpreter.js';
 import { ProcessService } from './process.js';
 import { proxyToPort } from './proxy.js';
 import { apiError, E2bIds, ENVD_PORT, type E2bSandbox } from './sandboxes.js';
@@ -37,6 +38,7 @@ export function buildE2bApp(nook: Nook, token: string): Hono {
   const filesystem = new FilesystemService(nook);
   const files = new FilesEndpoint(nook);
   const control = new ControlPlane(nook, ids);
+  const interpreter = new InterpreterSupervisor(nook);
 
   app.onError((e, c) => {
     const code = (e as { code?: string }).code;
@@ -54,7 +56,13 @@ export function buildE2bApp(nook: Nook, token: string): Hono {
     if (!sb || sb.record.state !== 'running') return apiError(c, 502, `sandbox ${t.id.slice(0, 64)} is not running (not found, paused or killed)`);
     const authorised = sameSecret(c.req.header('x-access-token'), ids.accessToken(t.id)) || sameSecret(c.req.header('x-api-key'), token);
     if (t.port !== ENVD_PORT) {
-      if (!authorised) return apiError(c, 401, 'send the sandbox access token (X-Access-Token) or the API key (X-API-Key)');
+      if (!authorised && !sameSecret(c.req.header('e2b-traffic-access-token'), ids.trafficToken(t.id))) {
+        return apiError(c, 401, 'send the sandbox access token (X-Access-Token), its traffic token (E2B-Traffic-Access-Token) or the API key (X-API-Key)');
+      }
+      if (t.port === JUPYTER_PORT && InterpreterSupervisor.serves(sb)) {
+        const failed = await interpreter.ensure(sb).then(() => undefined, (e: Error) => e.message);
+        if (failed) return apiError(c, 503, failed);
+      }
       return proxyToPort(c, nook, sb, t.port);
     }
     if (!authorised) {
