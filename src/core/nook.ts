@@ -257,7 +257,11 @@ export class Nook {
   /** Stops all compute and detaches storage, leaving only files: a clean host. */
   async release(): Promise<void> {
     this.ttl?.stop();
-    await this.sandboxes.stopAll();
+    // Every sandbox's compute stops (non-persistent ones are destroyed); files stay.
+    for (const s of this.sandboxes.list()) {
+      if (s.state === 'paused') continue;
+      await this.sandboxes.stop(s.id, 'release').catch((e: Error) => log('release: stop failed', { id: s.id, error: e.message }));
+    }
     await this.volumes.release();
     await this.runtime.release();
     await this.storage.release();

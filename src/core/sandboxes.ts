@@ -1,8 +1,6 @@
 import { NookError } from '../api/errors.js';
 import {
   DEFAULTS,
-  LIMITS,
-  MiB,
   NAME_PATTERN,
   NAME_RULE,
   type CreateSandboxRequest,
@@ -446,17 +444,5 @@ export class SandboxManager {
       db: this.db, runtime: this.runtime, storage: this.storage, store: this.store,
       finishDestroy: (id) => this.finishDestroy(id), stopCompute: (id) => this.stopCompute(id),
     });
-  }
-
-  /** Stops every sandbox's compute (non-persistent ones are destroyed): for a clean host release. */
-  async stopAll(): Promise<void> {
-    for (const s of this.list()) {
-      if (s.state === 'paused') continue;
-      try {
-        await this.stop(s.id, 'release');
-      } catch (e) {
-        log('release: stop failed', { id: s.id, error: (e as Error).message });
-      }
-    }
   }
 }

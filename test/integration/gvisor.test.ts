@@ -72,7 +72,7 @@ describe('gVisor runtime (real runsc, real btrfs)', { skip }, () => {
   });
 
   it('survives a daemon crash: the restarted daemon still routes to gVisor, and a cold-stopped sandbox resumes with its memory', async () => {
-    const live = await d.client.sandboxes.create({ name: 'gv-crash', image: 'minimal', runtime: 'gvisor' });
+    await d.client.sandboxes.create({ name: 'gv-crash', image: 'minimal', runtime: 'gvisor' });
     const cold = await d.client.sandboxes.create({ name: 'gv-crash-cold', image: 'minimal', runtime: 'gvisor' });
     await cold.exec(['sh', '-c', COUNTER]);
     await sleep(300);
