@@ -100,8 +100,9 @@ export class LogStore {
 
   async close(processId: string): Promise<void> {
     const w = this.writers.get(processId);
-    this.writers.delete(processId);
+    // Kept until the file holds everything: a reader in between still finds the last output in `recent`.
     if (w) await new Promise<void>((r) => w.stream.end(() => r()));
+    if (this.writers.get(processId) === w) this.writers.delete(processId);
     this.live.emit(`${processId}:end`);
   }
 
