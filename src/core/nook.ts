@@ -29,6 +29,7 @@ import { ComputeLifecycle } from './lifecycle.js';
 import { MemoryImages } from './memory.js';
 import { TtlScheduler } from './ttl.js';
 import { ForeignIds } from './foreign-ids.js';
+import { WarmPool } from './pool.js';
 
 import { VERSION } from '../api/version.js';
 
@@ -83,8 +84,9 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     return m;
   };
   const foreignIds = new ForeignIds(db);
+  const pool = new WarmPool(db, storage, runtime, images);
   const sandboxes = new SandboxManager({
-    db, storage, runtime, images, audit, policy, lifecycle, memory,
+    db, storage, runtime, images, audit, policy, lifecycle, memory, pool,
     peers: {
       checkAttach: (list, rw) => built(attachments).check(list, rw),
       afterDestroy: (id, withSnapshots) => built(snapshots).afterSandboxDestroyed(id, withSnapshots),
@@ -113,7 +115,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     { name: 'attachments', up: (id) => mounts.attachAll(id), down: (id) => mounts.detachAll(id) },
     { name: 'processes', up: (id) => processes.restartOnResume(id), forget: (id) => processes.forget(id) },
   ]);
-  return { paths, db, storage, runtime, images, memory, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds };
+  return { paths, db, storage, runtime, images, memory, pool, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds };
 }
 
 /** Makes the state dir and its parts, and installs the nook-init the sandboxes bind-mount. */
@@ -142,6 +144,8 @@ export interface NookParts {
   images: ImageManager;
   /** Saved process memory (gVisor cold mode). */
   memory: MemoryImages;
+  /** Sandboxes started ahead of demand (`pool.IMAGE` host config). */
+  pool: WarmPool;
   sandboxes: SandboxManager;
   lifecycle: ComputeLifecycle;
   snapshots: SnapshotManager;
@@ -169,6 +173,7 @@ export class Nook {
   readonly runtime: RuntimeDriver;
   readonly images: ImageManager;
   readonly memory: MemoryImages;
+  readonly pool: WarmPool;
   readonly sandboxes: SandboxManager;
   readonly lifecycle: ComputeLifecycle;
   readonly snapshots: SnapshotManager;
@@ -192,7 +197,7 @@ export class Nook {
 
   private constructor(parts: NookParts) {
     ({
-      paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, memory: this.memory, sandboxes: this.sandboxes,
+      paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, memory: this.memory, pool: this.pool, sandboxes: this.sandboxes,
       lifecycle: this.lifecycle, snapshots: this.snapshots, network: this.network, processes: this.processes, audit: this.audit,
       policy: this.policy, retention: this.retention, files: this.files, commands: this.commands, volumes: this.volumes, attachments: this.attachments,
       tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl, foreignIds: this.foreignIds,
@@ -208,6 +213,8 @@ export class Nook {
     const nook = new Nook(wire(paths, openDb(paths.dbPath), storage, runtime, init));
     await nook.reconcile();
     nook.ttl.start();
+    // Pool members a previous daemon left were removed above as orphans: fill afresh.
+    nook.pool.kick();
     return nook;
   }
 
@@ -248,6 +255,8 @@ export class Nook {
   /** Closes the database; sandboxes keep running (the next daemon reconciles them). */
   async close(): Promise<void> {
     this.ttl?.stop();
+    // Idle members are destroyed, not left running unlisted until the next daemon's reconcile.
+    await this.pool.drain();
     // Listeners close; bridges stop (the next daemon starts them again for running sandboxes).
     this.processes.detachAll();
     await this.network.detachAll();
@@ -257,6 +266,7 @@ export class Nook {
   /** Stops all compute and detaches storage, leaving only files: a clean host. */
   async release(): Promise<void> {
     this.ttl?.stop();
+    await this.pool.drain();
     // Every sandbox's compute stops (non-persistent ones are destroyed); files stay.
     for (const s of this.sandboxes.list()) {
       if (s.state === 'paused') continue;

@@ -1,6 +1,7 @@
 import { NookError } from '../api/errors.js';
 import { HOST_SETTINGS, ProfileSpec, type CreateSandboxRequest, type HostConfig, type Profile } from '../api/schemas.js';
 import type { Db } from '../store/db.js';
+import { oneOf } from '../api/constants.js';
 
 type Setting = (typeof HOST_SETTINGS)[number];
 
@@ -41,7 +42,14 @@ export class PolicyManager {
     return { settings: Object.fromEntries(HOST_SETTINGS.map((k) => [k, this.setting(k)])) };
   }
 
-  set(key: Setting, value: boolean): HostConfig {
+  /** Sets a host setting; an unknown key or a value that is not true/false is refused with the keys there are. */
+  set(key: string, value: unknown): HostConfig {
+    if (!oneOf(HOST_SETTINGS, key)) {
+      throw new NookError('INVALID_ARGUMENT', `unknown setting ${JSON.stringify(key)}`, {
+        hint: `settings: ${HOST_SETTINGS.join(', ')} (true or false), and pool.IMAGE (a warm pool's size, e.g. pool.python 4)`,
+      });
+    }
+    if (typeof value !== 'boolean') throw new NookError('INVALID_ARGUMENT', `${key} takes true or false, not ${JSON.stringify(value)}`, { hint: `e.g. nook config set ${key} false` });
     this.db.prepare('INSERT INTO host_config (key, value_json) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json').run(key, JSON.stringify(value));
     return this.config();
   }

@@ -8,6 +8,7 @@ import type { ImageManager } from './images.js';
 import type { ComputeLifecycle } from './lifecycle.js';
 import type { MemoryImages } from './memory.js';
 import type { PolicyManager } from './policy.js';
+import type { WarmPool } from './pool.js';
 
 export interface SandboxSpec {
   limits: Limits;
@@ -104,5 +105,7 @@ export interface SandboxDeps {
   lifecycle: ComputeLifecycle;
   /** Saved process memory (cold stop, memory snapshots). */
   memory: MemoryImages;
+  /** Started sandboxes a fitting create takes (core/pool.ts). */
+  pool: WarmPool;
   peers: SandboxPeers;
 }

@@ -28,6 +28,8 @@ import { EventBus } from './events.js';
 import type { PolicyManager } from './policy.js';
 import { normaliseAllow, proxyEnv } from './network.js';
 import { applyTemplate } from './templates.js';
+import type { WarmPool } from './pool.js';
+import { runtimeKind, startSpecFor } from './start-spec.js';
 import type { ProgressFn } from '../oci/presets.js';
 
 export type { ExecSink, ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxSpec } from './sandbox-model.js';
@@ -50,12 +52,13 @@ export class SandboxManager {
   private readonly lifecycle: ComputeLifecycle;
   private readonly peers: SandboxPeers;
   private readonly memory: MemoryImages;
+  private readonly pool: WarmPool;
 
   private readonly store: SandboxStore;
   private readonly cold: ColdCompute;
 
   constructor(deps: SandboxDeps) {
-    ({ db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, audit: this.audit, policy: this.policy, lifecycle: this.lifecycle, peers: this.peers, memory: this.memory } = deps);
+    ({ db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, audit: this.audit, policy: this.policy, lifecycle: this.lifecycle, peers: this.peers, memory: this.memory, pool: this.pool } = deps);
     this.store = new SandboxStore(deps.db, (id, spec) => {
       const bytes = deps.memory.bytes(id);
       return { runtime: spec.runtime ?? 'crun', storage: deps.storage.info().driver, memory: bytes === null ? null : { sizeBytes: bytes } };
@@ -65,18 +68,6 @@ export class SandboxManager {
       startSpec: (sb) => this.startSpec(sb.id, sb.name, sb.spec, sb.imageId),
       stopCompute: (id) => this.stopCompute(id),
     });
-  }
-
-  /** The backend a new sandbox runs on: the one asked for (or its source's), else the host default. */
-  private runtimeKind(asked: RuntimeKind | undefined): RuntimeKind {
-    const host = this.runtime.info();
-    const kind = asked ?? host.kind;
-    if (!host.available.includes(kind)) {
-      throw new NookError('NOT_SUPPORTED', `this host has no ${kind} runtime`, {
-        hint: kind === 'gvisor' ? 'install gVisor (apt-get install runsc) and restart nookd, or leave out --runtime gvisor' : 'apt-get install crun',
-      });
-    }
-    return kind;
   }
 
   // ---- reading (the rows themselves live in SandboxStore) ---------------------------
@@ -137,17 +128,19 @@ export class SandboxManager {
     const admission = this.policy.admit(requested);
     const req = admission.request;
     this.peers.checkAttach(req.attach ?? [], admission.allowRwDirs);
-    const name = req.name ?? this.generateName();
-    if (!NAME_PATTERN.test(name)) {
-      throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(name)}: use ${NAME_RULE}`, { context: { name } });
+    if (req.name !== undefined && !NAME_PATTERN.test(req.name)) {
+      throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(req.name)}: use ${NAME_RULE}`, { context: { name: req.name } });
     }
-    if (this.store.rowByRef(name)) {
-      throw new NookError('NAME_TAKEN', `a sandbox named ${name} already exists`, { hint: `choose another name, or remove it: nook destroy ${name}` });
+    if (req.name !== undefined && this.store.rowByRef(req.name)) {
+      throw new NookError('NAME_TAKEN', `a sandbox named ${req.name} already exists`, { hint: `choose another name, or remove it: nook destroy ${req.name}` });
     }
-    const runtime = this.runtimeKind(req.runtime ?? from?.runtime);
-    const diskMiB = await diskLimit(this.storage, req.diskMiB);
-    const imageId = from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress, req.pull)).id;
-    const id = newId('sb');
+    const runtime = runtimeKind(this.runtime, req.runtime ?? from?.runtime);
+    // A started sandbox from the warm pool when the request fits (core/pool.ts); the caller's own name when it gave one.
+    const member = from ? undefined : this.pool.take(req, runtime);
+    const name = req.name ?? (member && !this.store.rowByRef(member.hostname) ? member.hostname : this.generateName());
+    const diskMiB = member ? member.limits.diskMiB ?? null : await diskLimit(this.storage, req.diskMiB);
+    const imageId = member?.imageId ?? (from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress, req.pull)).id);
+    const id = member?.id ?? newId('sb');
     const spec: SandboxSpec = {
       limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids, diskMiB },
       labels: req.labels ?? {},
@@ -166,7 +159,12 @@ export class SandboxManager {
       runtime,
     };
     const now = Date.now();
-    this.store.insert({ id, name, imageId, persistent: req.persistent !== false, ttlMs: req.ttlMs ?? null, spec }, now);
+    try {
+      this.store.insert({ id, name, imageId, persistent: req.persistent !== false, ttlMs: req.ttlMs ?? null, spec }, now);
+    } catch (e) {
+      if (member) void this.pool.destroy(id);
+      throw e;
+    }
     return this.locks.run(id, async () => {
       const undo = new UndoStack();
       undo.push('record', () => this.store.remove(id));
@@ -178,18 +176,27 @@ export class SandboxManager {
         mark = now;
       };
       try {
-        await this.storage.createSandbox(id, from ? { snapshotId: from.snapshotId } : { imageId }, spec.persist, diskMiB);
-        phase('rootfsMs');
-        undo.push('rootfs', () => this.storage.deleteSandbox(id));
-        await this.startCompute(id, name, spec, imageId, undo, from?.memoryImage);
-        phase('computeMs');
+        if (member) {
+          // Already running: destroyed if its take fails, never put back. It gets the caller's name, then its policy.
+          undo.push('pooled sandbox', () => this.pool.destroy(id));
+          if (member.hostname !== name) await this.runtime.setHostname(id, name);
+          undo.push('compute lifecycle', () => this.lifecycle.down(id));
+          await this.lifecycle.up(id);
+          phase('poolTakeMs');
+        } else {
+          await this.storage.createSandbox(id, from ? { snapshotId: from.snapshotId } : { imageId }, spec.persist, diskMiB);
+          phase('rootfsMs');
+          undo.push('rootfs', () => this.storage.deleteSandbox(id));
+          await this.startCompute(id, name, spec, imageId, undo, from?.memoryImage);
+          phase('computeMs');
+        }
         this.store.setState(id, 'running', { expiresAt: req.ttlMs ? Date.now() + req.ttlMs : null });
       } catch (e) {
         await undo.rollback((m) => log(m, { sandbox: id }));
         throw e;
       }
       this.peers.scheduleChanged();
-      log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ms: Date.now() - now, ...phases });
+      log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ...(member ? { pooled: true } : {}), ms: Date.now() - now, ...phases });
       this.audit.note(
         { sandboxId: id, admitted: { persistent: req.persistent !== false, network: spec.network, persist: spec.persist, limits: spec.limits, imageId, profile: admission.profile, adjusted: admission.adjusted } },
         { id, name },
@@ -207,13 +214,8 @@ export class SandboxManager {
   }
 
   /** What the runtime needs to start a sandbox's compute (its rootfs is activated). */
-  private async startSpec(id: string, name: string, spec: SandboxSpec, imageId: string): Promise<StartSpec> {
-    const rootfs = await this.storage.activateRootfs(id);
-    const env = { ...this.images.config(imageId).env, ...spec.env };
-    const dirs = await this.storage.persistDirs(id);
-    const mounts = spec.persist.map((destination, i) => ({ destination, source: dirs[i] ?? '' })).filter((m) => m.source !== '');
-    if (mounts.length !== spec.persist.length) throw new NookError('STORAGE_ERROR', `persisted directories of ${name} are missing`);
-    return { sandboxId: id, hostname: name, rootfs, env, limits: spec.limits, mounts, ...(spec.runtime ? { runtime: spec.runtime } : {}) };
+  private startSpec(id: string, name: string, spec: SandboxSpec, imageId: string): Promise<StartSpec> {
+    return startSpecFor(this.storage, this.images, { id, hostname: name, imageId, limits: spec.limits, persist: spec.persist, runtime: spec.runtime });
   }
 
   /** Compute up, booted or (memoryImage) restored from saved process memory. */

@@ -215,6 +215,13 @@ export class OciRuntimeDriver implements RuntimeDriver {
     // Stateless: nothing kept per sandbox once stopped.
   }
 
+  async setHostname(sandboxId: string, hostname: string): Promise<void> {
+    const pid = await this.initPid(sandboxId);
+    if (pid === null) throw new NookError('RUNTIME_ERROR', `sandbox ${sandboxId} has no running init to rename`);
+    const r = await run([join(this.o.initDir, 'nook-init'), 'sethostname', String(pid), hostname], { allowFail: true });
+    if (r.code !== 0) throw new NookError('RUNTIME_ERROR', `could not set the hostname of ${sandboxId}: ${r.stderr.trim()}`);
+  }
+
   sweepStrays(): Promise<void> {
     return this.net.sweepStrays();
   }

@@ -152,6 +152,8 @@ export interface RuntimeDriver {
   checkpoint(sandboxId: string, imageDir: string): Promise<void>;
   /** The sandbox is destroyed: drop what the driver keeps about it (which backend ran it). */
   forget(sandboxId: string): Promise<void>;
+  /** Renames a running sandbox's UTS namespace (a warm-pool sandbox gets its user's name). */
+  setHostname(sandboxId: string, hostname: string): Promise<void>;
   /** Daemon start: ends helpers a dead daemon left behind (port bridges), before anything else runs. */
   sweepStrays(): Promise<void>;
   /** Live memory, CPU time and process count of a running sandbox (null when it has no cgroup). */

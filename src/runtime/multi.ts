@@ -143,6 +143,10 @@ export class MultiDriver implements RuntimeDriver {
     return this.of(sandboxId).checkpoint(sandboxId, imageDir);
   }
 
+  setHostname(sandboxId: string, hostname: string): Promise<void> {
+    return this.of(sandboxId).setHostname(sandboxId, hostname);
+  }
+
   async forget(sandboxId: string): Promise<void> {
     await this.of(sandboxId).forget(sandboxId);
     this.kinds.delete(sandboxId);

@@ -97,6 +97,9 @@ export class RestrictedDriver implements RuntimeDriver {
   forget(sandboxId: string): Promise<void> {
     return this.inner.forget(sandboxId);
   }
+  setHostname(sandboxId: string, hostname: string): Promise<void> {
+    return this.inner.setHostname(sandboxId, hostname);
+  }
   sweepStrays(): Promise<void> {
     return this.inner.sweepStrays();
   }

@@ -325,6 +325,11 @@ export class RunscDriver implements RuntimeDriver {
     this.open.delete(id);
   }
 
+  async setHostname(): Promise<void> {
+    // The warm pool holds crun sandboxes only (core/pool.ts): nothing renames a gVisor one.
+    throw new NookError('NOT_SUPPORTED', 'the gVisor runtime cannot rename a running sandbox', { hint: 'pooled sandboxes run on crun' });
+  }
+
   async sweepStrays(): Promise<void> {
     // No helpers outlive the daemon.
   }

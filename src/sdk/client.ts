@@ -1,5 +1,5 @@
 import { routeRefs as routes } from '../api/route-refs.js';
-import type { ExecResult, Health, HostConfig, NookEvent, RetainedItem, RunRequest } from '../api/schemas.js';
+import type { ExecResult, Health, HostConfig, NookEvent, PoolInfo, RetainedItem, RunRequest } from '../api/schemas.js';
 import { Audit } from './audit.js';
 import { Builds } from './builds.js';
 import { consumeExec, execBody, toArgv, type Command, type RunOptions } from './exec.js';
@@ -69,8 +69,19 @@ export class NookClient {
     return this.api.json(routes.getConfig, {});
   }
 
-  setConfig(key: HostSettingName, value: boolean): Promise<HostConfig> {
+  /** A host setting (true/false), or a warm pool's size as `pool.IMAGE` (0 to 32; see setPoolSize). */
+  setConfig(key: HostSettingName | `pool.${string}`, value: boolean | number): Promise<HostConfig> {
     return this.api.json(routes.setConfig, {}, { body: { key, value } });
+  }
+
+  /** Keeps `size` started sandboxes of `image` ready for creates and runs that fit (0 drains the pool). */
+  setPoolSize(image: string, size: number): Promise<HostConfig> {
+    return this.setConfig(`pool.${image}`, size);
+  }
+
+  /** Warm pools: sizes, ready members, counters and idle cost. */
+  async pools(): Promise<PoolInfo[]> {
+    return (await this.health()).pools ?? [];
   }
 
   health(): Promise<Health> {

@@ -51,6 +51,7 @@ export type {
   Profile,
   ProfileSpec,
   HostConfig,
+  PoolInfo,
   RetainedItem,
   Usage,
   DoneReport,

@@ -109,6 +109,13 @@ export const ProfileList = z.object({ profiles: z.array(Profile) });
 
 export { HOST_SETTINGS } from '../constants.js';
 export const HostSetting = z.enum(HOST_SETTINGS);
-export const HostConfig = z.object({ receipt: z.string().optional(), settings: z.record(z.string(), z.boolean()) });
+export const HostConfig = z.object({
+  receipt: z.string().optional(),
+  settings: z.record(z.string(), z.boolean()),
+  /** Warm pool sizes by image (`pool.IMAGE`); images without a pool are absent. */
+  pools: z.record(z.string(), z.number().int()).optional(),
+});
 export type HostConfig = z.infer<typeof HostConfig>;
-export const SetConfigRequest = z.strictObject({ key: HostSetting, value: z.boolean() });
+/** A host setting (true/false) or a pool size (`pool.IMAGE`, 0 to 32); the daemon checks the pair and names the keys it knows. */
+export const SetConfigRequest = z.strictObject({ key: z.string().min(1).max(200), value: z.union([z.boolean(), z.number().int().min(-1_000_000).max(1_000_000)]) });
+export type SetConfigRequest = z.infer<typeof SetConfigRequest>;

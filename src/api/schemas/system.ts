@@ -1,5 +1,6 @@
 /** The daemon itself: health and shutdown. */
 import { z } from 'zod';
+import { PoolInfo } from './pool.js';
 
 export const Health = z.object({
   ok: z.boolean(),
@@ -11,6 +12,8 @@ export const Health = z.object({
   cgroup: z.enum(['v1', 'v1-hybrid', 'v2']),
   storage: z.object({ driver: z.string(), constantTimeSnapshots: z.boolean() }),
   sandboxes: z.number().int(),
+  /** Warm pools: ready members, counters and what they cost idle. */
+  pools: z.array(PoolInfo).optional(),
 });
 export type Health = z.infer<typeof Health>;
 

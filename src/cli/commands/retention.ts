@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { NookError } from '../../api/errors.js';
 import { HOST_SETTINGS } from '../../api/constants.js';
-import type { RetainedItem, RuntimeName, Usage } from '../../api/schemas.js';
+import type { HostConfig, RetainedItem, RuntimeName, Usage } from '../../api/schemas.js';
 import { formatDurationMs } from '../../util/duration.js';
 import { connect } from '../connect.js';
 import { durationMs, positiveInt, positiveNumber, runtimeName } from '../parse.js';
@@ -137,25 +137,43 @@ export function registerRetentionCommands(program: Command): void {
       else process.stdout.write(table(['NAME', 'PUBLISHED', 'DRAFT'], list.map((p) => [p.name, p.published.length ? `v${p.published.at(-1)?.version}` : '-', p.draft ? 'yes' : 'no'])));
     });
 
-  const config = program.command('config').description(`host settings that no profile or request can loosen (${HOST_SETTINGS.join(', ')})`);
+  const config = program
+    .command('config')
+    .description(`host settings that no profile or request can loosen (${HOST_SETTINGS.join(', ')}), and warm pool sizes (pool.IMAGE)`);
+  /** Every key with its value: the settings, then the pools. */
+  const entries = (c: HostConfig): [string, string][] => [
+    ...Object.entries(c.settings).map(([k, v]): [string, string] => [k, String(v)]),
+    ...Object.entries(c.pools ?? {}).map(([k, v]): [string, string] => [`pool.${k}`, String(v)]),
+  ];
+  const show = (c: HostConfig, flags: { json?: boolean }, only?: string): void => {
+    if (flags.json) return printJson(c);
+    const list = entries(c).filter(([k]) => only === undefined || k === only);
+    // A pool never set is 0, not unknown.
+    if (only !== undefined && list.length === 0 && only.startsWith('pool.')) list.push([only, '0']);
+    if (only !== undefined && list.length === 0) throw new NookError('INVALID_ARGUMENT', `unknown setting ${only}`, { hint: `settings: ${HOST_SETTINGS.join(', ')}, pool.IMAGE` });
+    process.stdout.write(list.map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+  };
   config
-    .command('get')
+    .command('get [key]')
+    .description('one setting, or all of them')
     .option('--json', 'print JSON')
-    .action(async (flags: { json?: boolean }) => {
-      const client = await connect();
-      const c = await client.config();
-      if (flags.json) printJson(c);
-      else process.stdout.write(Object.entries(c.settings).map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
-    });
+    .action(async (key: string | undefined, flags: { json?: boolean }) => show(await (await connect()).config(), flags, key));
+  config
+    .command('ls')
+    .description('every setting and pool size')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => show(await (await connect()).config(), flags));
   config
     .command('set <key> <value>')
+    .description('true/false for a setting; a size from 0 to 32 for pool.IMAGE (0 drains it)')
     .option('--json', 'print JSON')
     .action(async (key: string, value: string, flags: { json?: boolean }) => {
-      if (value !== 'true' && value !== 'false') throw new NookError('INVALID_ARGUMENT', `${key} takes true or false, not ${value}`);
+      const pool = key.startsWith('pool.');
+      if (!pool && value !== 'true' && value !== 'false') throw new NookError('INVALID_ARGUMENT', `${key} takes true or false, not ${value}`);
+      if (pool && !/^\d{1,6}$/.test(value)) throw new NookError('INVALID_ARGUMENT', `${key} takes a whole number from 0 to 32, not ${value}`, { hint: `e.g. nook config set ${key} 4` });
       const client = await connect();
-      const c = await client.setConfig(key, value === 'true');
-      if (flags.json) printJson(c);
-      else process.stdout.write(`${key} ${c.settings[key]}\n`);
+      const c = await client.setConfig(key, pool ? Number(value) : value === 'true');
+      show(c, flags, key);
     });
 }
 

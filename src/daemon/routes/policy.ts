@@ -4,6 +4,8 @@ import { routes } from '../../api/routes.js';
 import { parseBody } from '../http/body.js';
 import { readParams } from '../http/input.js';
 import { on, param, type RouteDeps } from './deps.js';
+import type { HostConfig } from '../../api/schemas.js';
+import { poolKeyImage } from '../../core/pool.js';
 
 export function register(app: Hono, { nook, answer }: RouteDeps): void {
   const policy = nook.policy;
@@ -14,9 +16,13 @@ export function register(app: Hono, { nook, answer }: RouteDeps): void {
     const { name } = readParams(c, routes.saveProfile.params);
     return answer(c, policy.saveDraft(name, await parseBody(c, routes.saveProfile.body)));
   });
-  on(app, 'getConfig', (c) => answer(c, policy.config()));
+  const config = (): HostConfig => ({ ...policy.config(), pools: nook.pool.sizes() });
+  on(app, 'getConfig', (c) => answer(c, config()));
   on(app, 'setConfig', async (c) => {
     const req = await parseBody(c, routes.setConfig.body);
-    return answer(c, policy.set(req.key, req.value));
+    const image = poolKeyImage(req.key);
+    if (image !== null) await nook.pool.setSize(image, req.value);
+    else policy.set(req.key, req.value);
+    return answer(c, config());
   });
 }

@@ -10,7 +10,7 @@ import { on, type RouteDeps } from './deps.js';
 
 export function register(app: Hono, { nook, options, answer }: RouteDeps): void {
   app.get('/v1/openapi.json', (c) => answer(c, openApiDocument(VERSION)));
-  on(app, 'health', (c) => answer(c, nook.health()));
+  on(app, 'health', async (c) => answer(c, { ...nook.health(), pools: await nook.pool.status() }));
   on(app, 'events', (c) =>
     ndjson<NookEvent>(
       c,
