@@ -17,6 +17,7 @@ import { resolvePaths } from '../src/core/paths.js';
 import { run, which } from '../src/util/proc.js';
 import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { benchImages } from './images.js';
+import { benchPool } from './pool.js';
 import { round, stat, timeIt, type Stat } from './stats.js';
 
 const N = Number(process.env.BENCH_N ?? 30);
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   const results: Stat[] = [];
   const crun = ['crun', '--root', join(d.stateDir, 'bench-crun')];
   const extra: Record<string, number> = {};
+  const poolRatios: Record<string, number> = {};
   try {
     const image = await d.client.images.build({ preset: 'minimal' });
     const rootfs = join(d.stateDir, 'storage', 'btrfs', 'pool', 'images', image.id);
@@ -118,6 +120,9 @@ async function main(): Promise<void> {
         ),
       );
     }
+
+    // --- warm pool: create and one-shot run against raw crun run, measured just above -------------
+    if (process.env.BENCH_POOL !== '0') results.push(...(await benchPool(d, N, results.find((r) => r.name.startsWith('raw crun run /bin/true'))?.medianMs ?? NaN, poolRatios, extra)));
 
     // --- exec round trip ----------------------------------------------------------------
     const sb = await d.client.sandboxes.create({ name: 'bench-exec', image: 'minimal' });
@@ -413,6 +418,7 @@ async function main(): Promise<void> {
   }
   const ratios = {
     ...stateRatios,
+    ...poolRatios,
     'create+first exec / raw crun run': round(by('nook create') / by('raw crun run /bin/true')),
     'create+first exec / raw crun run -d + exec': round(by('nook create') / by('raw crun run -d')),
     'exec / raw crun exec': round(by('nook exec') / by('raw crun exec')),

@@ -124,6 +124,7 @@ export class SandboxManager {
   // ---- lifecycle -----------------------------------------------------------------
 
   async create(asked: CreateSandboxRequest, progress?: ProgressFn, from?: RestoreSource): Promise<Sandbox> {
+    const t0 = performance.now();
     const requested = applyTemplate(asked);
     const admission = this.policy.admit(requested);
     const req = admission.request;
@@ -196,7 +197,7 @@ export class SandboxManager {
         throw e;
       }
       this.peers.scheduleChanged();
-      log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ...(member ? { pooled: true } : {}), ms: Date.now() - now, ...phases });
+      log('sandbox created', { id, name, imageId, ...(from ? { origin: from.origin } : {}), ...(member ? { pooled: true } : {}), ms: Math.round((performance.now() - t0) * 100) / 100, ...phases });
       this.audit.note(
         { sandboxId: id, admitted: { persistent: req.persistent !== false, network: spec.network, persist: spec.persist, limits: spec.limits, imageId, profile: admission.profile, adjusted: admission.adjusted } },
         { id, name },
@@ -235,7 +236,6 @@ export class SandboxManager {
     await this.storage.deactivateRootfs(id);
   }
 
-  /** Stops compute. Persistent: paused with files kept. Non-persistent: destroyed. */
   /** Refuses work on a sandbox that is being created or destroyed. */
   private settledRow(ref: string): SandboxRow {
     const row = this.store.mustRow(ref);
