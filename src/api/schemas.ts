@@ -13,3 +13,4 @@ export * from './schemas/processes.js';
 export * from './schemas/records.js';
 export * from './schemas/files.js';
 export * from './schemas/volumes.js';
+export * from './schemas/desktop.js';
