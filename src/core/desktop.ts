@@ -166,7 +166,10 @@ export class DesktopManager {
     if (outcome.timedOut) throw new NookError('TIMEOUT', `${argv[0] ?? 'the command'} on the desktop of ${sb.name} did not finish in time`, { hint: `is the desktop stuck? nook desktop restart ${sb.name}`, context: { timeoutMs: opts.timeoutMs ?? ACTION_TIMEOUT_MS } });
     const result = { code: outcome.exitCode, stdout: Buffer.concat(out), stderr };
     if (opts.raw || result.code === 0) return result;
-    if (NO_DISPLAY.test(stderr) || this.process(sb)?.state !== 'running') throw this.down(sb, stderr.trim().split('\n')[0]?.slice(0, 200) || 'its X server does not answer');
+    // Whatever the tool said, a display that does not answer a probe is a desktop that is down.
+    if (NO_DISPLAY.test(stderr) || this.process(sb)?.state !== 'running' || (await this.run(sb, ['xdotool', 'getdisplaygeometry'], { raw: true })).code !== 0) {
+      throw this.down(sb, 'its X server does not answer');
+    }
     throw new NookError('RUNTIME_ERROR', `${argv[0] ?? 'the command'} failed on the desktop of ${sb.name} (exit ${result.code}): ${stderr.trim().slice(0, 300)}`, { hint: `nook desktop restart ${sb.name} if the desktop is broken` });
   }
 
