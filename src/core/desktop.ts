@@ -211,7 +211,10 @@ export class DesktopManager {
   click(ref: string, req: { x: number; y: number; button?: keyof typeof BUTTONS; double?: boolean }) {
     return this.act(ref, 'click', (s) => {
       checkPoint(s, req.x, req.y);
-      return ['xdotool', 'mousemove', String(req.x), String(req.y), 'click', ...(req.double ? ['--repeat', '2', '--delay', '60'] : []), BUTTONS[req.button ?? 'left']];
+      // Press and release rather than `click`, which sleeps 100 ms after each click.
+      const b = BUTTONS[req.button ?? 'left'];
+      const once = ['mousedown', b, 'mouseup', b];
+      return ['xdotool', 'mousemove', String(req.x), String(req.y), ...once, ...(req.double ? once : [])];
     }, { x: req.x, y: req.y, button: req.button ?? 'left', double: req.double ?? false });
   }
 
@@ -238,7 +241,7 @@ export class DesktopManager {
     return this.act(ref, 'scroll', (s) => {
       if ((req.x === undefined) !== (req.y === undefined)) throw new NookError('INVALID_ARGUMENT', 'give both x and y, or neither (scroll where the pointer is)', { context: { issues: [{ path: req.x === undefined ? 'x' : 'y', message: 'missing' }] } });
       const at = req.x !== undefined && req.y !== undefined ? (checkPoint(s, req.x, req.y), ['mousemove', String(req.x), String(req.y)]) : [];
-      return ['xdotool', ...at, 'click', '--repeat', String(req.amount ?? 3), '--delay', '10', WHEEL[req.direction]];
+      return ['xdotool', ...at, 'click', '--repeat', String(req.amount ?? 3), '--delay', '5', WHEEL[req.direction]];
     }, { direction: req.direction, amount: req.amount ?? 3, x: req.x ?? null, y: req.y ?? null });
   }
 
@@ -251,7 +254,7 @@ export class DesktopManager {
 
   key(ref: string, req: { keys: string; repeat?: number }) {
     const combo = parseKeyCombo(req.keys);
-    return this.act(ref, 'key', () => ['xdotool', 'key', '--repeat', String(req.repeat ?? 1), '--', combo], { keys: combo, repeat: req.repeat ?? 1 });
+    return this.act(ref, 'key', () => ['xdotool', 'key', '--delay', '0', '--repeat', String(req.repeat ?? 1), '--', combo], { keys: combo, repeat: req.repeat ?? 1 });
   }
 
   async cursor(ref: string): Promise<DesktopCursor> {

@@ -83,17 +83,16 @@ location.replace('vnc.html?autoconnect=1&resize=scale&reconnect=1&view_only=' + 
 `;
 
 /**
- * The screenshot tool: the whole screen as PNG on stdout. Pillow grabs through XCB and
- * compresses at level 1 (fast; a desktop compresses well anyway).
+ * The screenshot tool: the whole screen as PNG on stdout. scrot (C, imlib2) answers in tens
+ * of milliseconds; a Pillow script measured about twice that, most of it Python starting
+ * (bench/README.md).
  */
-const SCREENSHOT = `#!/usr/bin/python3 -I
-import sys
-from PIL import ImageGrab
-ImageGrab.grab(xdisplay="${DESKTOP.display}").save(sys.stdout.buffer, "PNG", compress_level=1)
+const SCREENSHOT = `#!/bin/sh
+exec scrot --overwrite --silent /dev/stdout
 `;
 
 export const DESKTOP_IMAGE = {
-  cacheVersion: 'desktop-bookworm-1',
+  cacheVersion: 'desktop-bookworm-2',
   packages: [
     'chromium', 'fonts-dejavu-core', 'python3', 'dbus-x11',
     'xvfb', 'xfonts-base', 'openbox', 'xterm', 'x11vnc', 'novnc', 'websockify',
