@@ -25,7 +25,7 @@ export const IMAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}(:[A-Za-z0-9_][A-Za
 /** When a registry reference is pulled (see PullPolicy in schemas/common.ts). */
 export const PULL_POLICIES = ['missing', 'always', 'never'] as const;
 /** The images nook can build itself; the templates carry the same names. */
-export const PRESETS = ['minimal', 'python', 'node', 'browser', 'base'] as const;
+export const PRESETS = ['minimal', 'python', 'node', 'browser', 'base', 'desktop'] as const;
 export const RUNTIME_NAMES = ['crun', 'gvisor'] as const;
 export const HOST_SETTINGS = ['persistence.allowed', 'network.allowed', 'hostDirs.allowed', 'rwHostDirs.allowed'] as const;
 

@@ -132,6 +132,13 @@ export class BusyError extends ConflictError {
     super(message, options, 'BUSY');
   }
 }
+export class DesktopNotRunningError extends ConflictError {
+  declare readonly code: 'DESKTOP_NOT_RUNNING';
+  declare readonly context: ErrorContexts['DESKTOP_NOT_RUNNING'] | undefined;
+  constructor(message: string, options: NookErrorOptions<'DESKTOP_NOT_RUNNING'> = {}) {
+    super(message, options, 'DESKTOP_NOT_RUNNING');
+  }
+}
 export class ImageInUseError extends ConflictError {
   declare readonly code: 'IMAGE_IN_USE';
   declare readonly context: ErrorContexts['IMAGE_IN_USE'] | undefined;
@@ -270,6 +277,7 @@ export const ERROR_CLASSES: { [C in ErrorCode]: new (message: string, options?: 
   VOLUME_IN_USE: VolumeInUseError,
   VOLUME_BUSY: VolumeBusyError,
   BUSY: BusyError,
+  DESKTOP_NOT_RUNNING: DesktopNotRunningError,
   NOT_ENCRYPTED: NotEncryptedError,
   PAYLOAD_TOO_LARGE: PayloadTooLargeError,
   NO_SPACE: NoSpaceError,

@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   /** Processes in the sandbox still reach the volume (cwd, open files): unmount refused, or --force. */
   VOLUME_BUSY: 409,
   BUSY: 409,
+  /** The desktop sandbox's X server (or its supervisor) is not running: `nook desktop restart`. */
+  DESKTOP_NOT_RUNNING: 409,
   NOT_ENCRYPTED: 412,
   PAYLOAD_TOO_LARGE: 413,
   NO_SPACE: 507,
@@ -98,6 +100,7 @@ export type ErrorContexts = {
   VOLUME_IN_USE: { sandbox: string; sandboxId: string; path: string | null };
   VOLUME_BUSY: { holders: VolumeHolder[]; sandbox?: string; path?: string | null };
   BUSY: UntypedContext;
+  DESKTOP_NOT_RUNNING: { sandbox: string };
   NOT_ENCRYPTED: UntypedContext;
   PAYLOAD_TOO_LARGE: { maxBytes: number };
   /** The state dir's file system (minFreeBytes) or the storage pool (sizeBytes). */

@@ -34,7 +34,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [operationId, def] of Object.entries(routes) as [string, RouteDef][]) {
     const binary = { schema: { type: 'string', format: 'binary' } };
-    const ok: Record<string, unknown> = def.tar === 'response' ? { 'application/x-tar': binary } : { 'application/json': { schema: jsonSchema(def.response) } };
+    const ok: Record<string, unknown> =
+      def.tar === 'response' ? { 'application/x-tar': binary } : 'binaryResponse' in def && def.binaryResponse ? { [def.binaryResponse]: binary } : { 'application/json': { schema: jsonSchema(def.response) } };
     if (def.streamEvent) ok[NDJSON] = { schema: jsonSchema(def.streamEvent), description: 'one event per line, when the body has stream: true' };
     const op: Record<string, unknown> = {
       operationId,

@@ -54,6 +54,8 @@ export interface RouteDef {
   streamEvent?: z.ZodType;
   /** The request body or the answer is a tar archive (application/x-tar), not JSON. */
   tar?: 'body' | 'response';
+  /** The answer is raw bytes of this media type (a screenshot), not JSON. */
+  binaryResponse?: string;
   /** Query parameters: validated by the daemon (400 naming the parameter) and listed in the OpenAPI document. */
   query?: z.ZodObject;
   /** Path parameters that need more than a string (others are plain strings). */
@@ -139,6 +141,20 @@ export const routes = {
       since: sinceTime,
     }),
   },
+  desktopInfo: { method: 'get', path: '/v1/sandboxes/{ref}/desktop', summary: 'A desktop sandbox: screen size, display, whether its X server runs', response: s.DesktopInfo },
+  desktopScreenshot: { method: 'get', path: '/v1/sandboxes/{ref}/desktop/screenshot', summary: 'The whole screen as image/png (bounded: 32 MiB)', response: s.DesktopInfo, binaryResponse: 'image/png' },
+  desktopCursor: { method: 'get', path: '/v1/sandboxes/{ref}/desktop/cursor', summary: 'Where the pointer is', response: s.DesktopCursor },
+  desktopWindows: { method: 'get', path: '/v1/sandboxes/{ref}/desktop/windows', summary: 'Top-level windows with titles and geometry', response: s.DesktopWindowList },
+  desktopClick: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/click', summary: 'Move the pointer to x,y and click (button, double)', body: s.DesktopClickRequest, response: s.DesktopAction },
+  desktopMove: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/move', summary: 'Move the pointer to x,y', body: s.DesktopMoveRequest, response: s.DesktopAction },
+  desktopDrag: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/drag', summary: 'Press at fromX,fromY, move to toX,toY, release', body: s.DesktopDragRequest, response: s.DesktopAction },
+  desktopScroll: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/scroll', summary: 'Turn the wheel (up, down, left, right), at x,y or where the pointer is', body: s.DesktopScrollRequest, response: s.DesktopAction },
+  desktopType: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/type', summary: 'Type text (no control characters but tab and newline; audited as a digest)', body: s.DesktopTypeRequest, response: s.DesktopAction },
+  desktopKey: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/key', summary: 'Press a key combination: ctrl+l, Return, alt+F4', body: s.DesktopKeyRequest, response: s.DesktopAction },
+  desktopLaunch: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/launch', summary: 'Start a GUI program on the display as a background process', body: s.DesktopLaunchRequest, response: s.Process },
+  desktopWaitIdle: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/wait-idle', summary: 'Wait until the screen stops changing (TIMEOUT otherwise)', body: s.DesktopWaitIdleRequest, response: s.DesktopIdle },
+  desktopRestart: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/restart', summary: 'End and start again the X server and its services', response: s.DesktopInfo },
+  desktopUrl: { method: 'post', path: '/v1/sandboxes/{ref}/desktop/url', summary: 'A token-guarded noVNC link on the host loopback: view-only unless control; it dies when compute stops', body: s.DesktopUrlRequest, response: s.DesktopUrl },
   events: { method: 'get', path: '/v1/events', summary: 'Lifecycle events as NDJSON, as they happen (the stream stays open)', response: s.NookEvent },
   pty: {
     method: 'get',

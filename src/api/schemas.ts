@@ -14,3 +14,4 @@ export * from './schemas/records.js';
 export * from './schemas/files.js';
 export * from './schemas/volumes.js';
 export * from './schemas/pool.js';
+export * from './schemas/desktop.js';

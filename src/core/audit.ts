@@ -82,6 +82,9 @@ export function digestInputs(body: unknown): Record<string, unknown> {
     } else if (k === 'auth' && v && typeof v === 'object') {
       // Registry credentials: who, never the password.
       out.auth = { username: (v as { username?: unknown }).username, password: 'sha256:<withheld>' };
+    } else if (k === 'text' && typeof v === 'string') {
+      // Typed desktop text: what was typed can be a password; the record keeps its digest.
+      out.text = { sha256: sha256(v), chars: [...v].length };
     } else if (k === 'argv' && Array.isArray(v)) {
       out.argv = { command: String(v[0] ?? ''), args: v.length - 1, sha256: sha256(JSON.stringify(v)) };
     } else {

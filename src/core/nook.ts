@@ -30,6 +30,7 @@ import { MemoryImages } from './memory.js';
 import { TtlScheduler } from './ttl.js';
 import { ForeignIds } from './foreign-ids.js';
 import { WarmPool } from './pool.js';
+import { DesktopManager } from './desktop.js';
 
 import { VERSION } from '../api/version.js';
 
@@ -107,6 +108,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   const builds = new BuildManager(images, sandboxes, snapshots, files, tar, audit, commands);
   const terminals = new TerminalManager(sandboxes, runtime, audit);
   ttl = new TtlScheduler(sandboxes);
+  const desktop = new DesktopManager({ sandboxes, runtime, processes, network, images, audit });
   // Up in this order, down in reverse: the egress proxy first, then what is mounted, and only
   // then processes restarted on resume, so they see their network and their mounts.
   lifecycle.declare([
@@ -114,8 +116,10 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     { name: 'volumes', up: (id) => volumes.mountDeclared(id), down: (id) => volumes.releaseHeld(id), forget: (id) => volumes.forget(id) },
     { name: 'attachments', up: (id) => mounts.attachAll(id), down: (id) => mounts.detachAll(id) },
     { name: 'processes', up: (id) => processes.restartOnResume(id), forget: (id) => processes.forget(id) },
+    // Last up, first down: the desktop's services see the network and mounts; its viewer links die first.
+    { name: 'desktop', up: (id) => desktop.up(id), down: (id) => desktop.downHook(id) },
   ]);
-  return { paths, db, storage, runtime, images, memory, pool, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds };
+  return { paths, db, storage, runtime, images, memory, pool, sandboxes, lifecycle, snapshots, network, processes, audit, policy, retention, files, commands, volumes, attachments: mounts, tar, builds, terminals, ttl, foreignIds, desktop };
 }
 
 /** Makes the state dir and its parts, and installs the nook-init the sandboxes bind-mount. */
@@ -163,6 +167,7 @@ export interface NookParts {
   terminals: TerminalManager;
   ttl: TtlScheduler;
   foreignIds: ForeignIds;
+  desktop: DesktopManager;
 }
 
 /** The daemon's core: owns the database, the drivers and the managers. */
@@ -193,6 +198,8 @@ export class Nook {
   readonly terminals: TerminalManager;
   /** Sandbox ids as another platform's API names them (the E2B front). */
   readonly foreignIds: ForeignIds;
+  /** Desktop sandboxes: the display, agent input, viewer links. */
+  readonly desktop: DesktopManager;
   private readonly ttl: TtlScheduler;
 
   private constructor(parts: NookParts) {
@@ -200,7 +207,7 @@ export class Nook {
       paths: this.paths, db: this.db, storage: this.storage, runtime: this.runtime, images: this.images, memory: this.memory, pool: this.pool, sandboxes: this.sandboxes,
       lifecycle: this.lifecycle, snapshots: this.snapshots, network: this.network, processes: this.processes, audit: this.audit,
       policy: this.policy, retention: this.retention, files: this.files, commands: this.commands, volumes: this.volumes, attachments: this.attachments,
-      tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl, foreignIds: this.foreignIds,
+      tar: this.tar, builds: this.builds, terminals: this.terminals, ttl: this.ttl, foreignIds: this.foreignIds, desktop: this.desktop,
     } = parts);
   }
 
@@ -233,6 +240,8 @@ export class Nook {
     this.processes.reconcile();
     await this.volumes.reconcile();
     await this.network.attachRunning();
+    // The previous daemon's processes ended with it: running desktop sandboxes get their display back.
+    for (const s of this.sandboxes.list({ state: 'running' })) await this.desktop.up(s.id).catch((e: Error) => log('desktop: not restarted', { id: s.id, error: e.message }));
     await this.builds.reconcile();
     log('reconciled', { ms: Date.now() - started, sandboxes: this.sandboxes.count(), runtime: this.runtime.info().name, storage: this.storage.info().driver });
   }

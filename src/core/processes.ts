@@ -70,6 +70,12 @@ export class ProcessManager {
 
   async start(ref: string, req: StartProcessRequest): Promise<Process> {
     const sb = await this.sandboxes.ensureRunning(ref);
+    return this.startIn(sb.id, req);
+  }
+
+  /** Starts a process in a sandbox whose compute is up (also from a compute lifecycle step). */
+  async startIn(sandboxId: string, req: StartProcessRequest): Promise<Process> {
+    const sb = this.sandboxes.record(sandboxId);
     if (req.name) {
       const same = this.db.prepare('SELECT * FROM processes WHERE sandbox_id = ? AND name = ?').get(sb.id, req.name) as ProcessRow | undefined;
       if (same?.state === 'running') throw new NookError('NAME_TAKEN', `process ${req.name} is already running in ${sb.name}`, { hint: `stop it first: nook kill ${sb.name} ${req.name}` });

@@ -16,6 +16,13 @@ export const TEMPLATES: Record<Template['name'], Omit<Template, 'name'> & { imag
     pids: 4096,
     env: { NOOK_BROWSER_PROFILE: '/tmp/chromium-profile' },
   },
+  desktop: {
+    image: 'desktop',
+    description: 'An X desktop (Xvfb 1280x800, openbox, xterm, Chromium) for computer-use agents: nook desktop ...; viewer via noVNC',
+    memoryMiB: 2048,
+    pids: 4096,
+    env: { NOOK_BROWSER_PROFILE: '/tmp/chromium-profile', DISPLAY: ':0' },
+  },
 };
 
 export function listTemplates(): Template[] {

@@ -38,6 +38,29 @@ export function tokenOf(head: string): string | null | undefined {
   return null;
 }
 
+/**
+ * Tokens a browser keeps in `nook_token*` cookies (the desktop viewer's landing page sets
+ * one, so noVNC's scripts and WebSocket, which carry no ?token=, get through). At most 16.
+ */
+export function cookieTokens(head: string): string[] {
+  const tokens: string[] = [];
+  for (const line of head.split('\r\n').slice(1)) {
+    const m = /^cookie:\s*(.*)$/i.exec(line);
+    if (!m?.[1]) continue;
+    for (const pair of m[1].split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq < 0 || !pair.slice(0, eq).trim().startsWith('nook_token')) continue;
+      try {
+        tokens.push(decodeURIComponent(pair.slice(eq + 1).trim()));
+      } catch {
+        // a malformed cookie is no token
+      }
+      if (tokens.length >= 16) return tokens;
+    }
+  }
+  return tokens;
+}
+
 function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -107,9 +130,11 @@ export class ExposureListener {
       clearTimeout(headTimer);
       client.off('data', onData);
       client.pause();
-      const token = tokenOf(head.subarray(0, end < 0 ? head.length : end).toString('latin1'));
+      const text = head.subarray(0, end < 0 ? head.length : end).toString('latin1');
+      const token = tokenOf(text);
       if (token === undefined) return answer(client, '400 Bad Request', 'nook: malformed token (bad percent-encoding)\n');
-      if (!token || !sameToken(token, this.token)) {
+      const byCookie = !token && cookieTokens(text).some((t) => sameToken(t, this.token));
+      if (!byCookie && (!token || !sameToken(token, this.token))) {
         return answer(client, '401 Unauthorized', 'nook: this port needs its token: add ?token=... or send Authorization: Bearer ...\n');
       }
       this.pipeToSandbox(client, head);

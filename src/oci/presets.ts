@@ -5,6 +5,7 @@ import type { Preset } from '../api/schemas.js';
 import { exists } from '../util/fs.js';
 import { run, which } from '../util/proc.js';
 import { ID_MAP, shiftOwnership } from '../util/id-map.js';
+import { DESKTOP_IMAGE } from './desktop-image.js';
 
 export type ProgressFn = (phase: string, percent: number, message: string) => void;
 
@@ -190,7 +191,16 @@ exec /usr/bin/chromium --headless=new --no-sandbox --disable-gpu --disable-dev-s
   --user-data-dir="\${NOOK_BROWSER_PROFILE:-/tmp/chromium-profile}" $proxy "$@"
 `;
 
+/** The desktop preset: the browser preset's Chromium plus an X desktop (src/oci/desktop-image.ts). */
+const DESKTOP_PRESET: DebianPreset = {
+  cacheVersion: DESKTOP_IMAGE.cacheVersion,
+  packages: [...DESKTOP_IMAGE.packages],
+  marker: DESKTOP_IMAGE.marker,
+  files: { ...DESKTOP_IMAGE.files, 'usr/local/bin/chromium-headless': [0o755, CHROMIUM_HEADLESS] },
+};
+
 const DEBIAN_PRESETS: Record<Exclude<Preset, 'minimal'>, DebianPreset> = {
+  desktop: DESKTOP_PRESET,
   python: { cacheVersion: 'python-bookworm-1', packages: ['python3'], marker: 'usr/bin/python3' },
   // E2B's default template: bash, python3, sudo and the `user` login (src/daemon/e2b/).
   base: { cacheVersion: 'base-bookworm-1', packages: ['python3', 'sudo', 'procps'], marker: 'home/user/.nook-base', setup: addBaseUser, files: { 'home/user/.nook-base': [0o644, ''] } },
@@ -210,4 +220,5 @@ export const PRESETS: Record<Preset, (ctx: PresetContext) => Promise<void>> = {
   base: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.base),
   node: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.node),
   browser: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.browser),
+  desktop: (ctx) => buildDebian(ctx, DEBIAN_PRESETS.desktop),
 };

@@ -10,6 +10,7 @@ export { Network, Exposures } from './sandbox/network.js';
 export { SandboxSnapshots } from './sandbox/snapshots.js';
 export { SandboxVolumes } from './sandbox/volumes.js';
 export { Terminals, type PtyOptions, type PtySession } from './sandbox/terminal.js';
+export { Desktop, type MouseButton, type DesktopActionResult } from './sandbox/desktop.js';
 export { Sandboxes, type CreateOptions } from './sandboxes.js';
 export { Images, Templates } from './images.js';
 export { Builds } from './builds.js';

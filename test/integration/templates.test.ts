@@ -20,11 +20,11 @@ describe('templates: minimal, python, node, browser', () => {
     await new Promise((r) => server.close(r));
   });
 
-  it('lists the five templates with their defaults', async () => {
+  it('lists the six templates with their defaults', async () => {
     const list = await d.client.templates.list();
     assert.deepEqual(
       list.map((t) => t.name),
-      ['minimal', 'python', 'node', 'base', 'browser'],
+      ['minimal', 'python', 'node', 'base', 'browser', 'desktop'],
     );
     const r = await d.cli(['template', 'ls', '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -34,6 +34,12 @@ const SAMPLES: Record<Preset, { file: string; text: string; check: string; cmd: 
     check: 'python3 -m py_compile task.py',
     cmd: ['python3', 'task.py'],
   },
+  desktop: {
+    file: 'task.sh',
+    text: '# A sample task: a terminal on the sandbox\'s display (drive it with nook desktop ...).\nDISPLAY=:0 xterm -title nook &\necho "hello from a nook desktop sandbox"\n',
+    check: 'sh -n task.sh',
+    cmd: ['sh', 'task.sh'],
+  },
 };
 
 function specFor(name: string, preset: Preset): BuildSpec {

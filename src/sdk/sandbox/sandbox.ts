@@ -2,6 +2,7 @@ import { routeRefs as routes } from '../../api/route-refs.js';
 import type { DestroyResult, DoneReport, Exposure, ExecResult, ForkRequest, Image, Sandbox as SandboxInfo, SandboxState, StopRequest, Usage } from '../../api/schemas.js';
 import { consumeExec, execBody, toArgv, type Command, type ExecOptions } from '../exec.js';
 import type { Api } from '../routes.js';
+import { Desktop } from './desktop.js';
 import { Files } from './files.js';
 import { Exposures, Network } from './network.js';
 import { Processes } from './processes.js';
@@ -28,6 +29,8 @@ export class Sandbox {
   readonly volumes: SandboxVolumes;
   /** Interactive terminals (a PTY over a WebSocket). */
   readonly pty: Terminals;
+  /** The screen of a desktop sandbox (template desktop): screenshots and input. */
+  readonly desktop: Desktop;
 
   constructor(
     private readonly api: Api,
@@ -41,6 +44,7 @@ export class Sandbox {
     this.snapshots = new SandboxSnapshots(api, ref);
     this.volumes = new SandboxVolumes(api, ref);
     this.pty = new Terminals(api.transport, ref);
+    this.desktop = new Desktop(api, ref);
   }
 
   get id(): string {

@@ -1,0 +1,222 @@
+/**
+ * Desktop sandboxes with a real daemon and the real desktop preset: the screen, the agent's
+ * input reaching the right window, the noVNC viewer behind its token, bad input refused
+ * before any command line, a crashed X server, and the audit keeping typed text as a digest.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { NookError } from '../../src/api/errors.js';
+import type { Sandbox } from '../../src/sdk/index.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+function pngSize(png: Buffer): { width: number; height: number } {
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
+  assert.equal(png.toString('latin1', 12, 16), 'IHDR');
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): Promise<NookError> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as NookError;
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, message);
+    return err;
+  }
+  throw new Error(`expected ${code}`);
+}
+
+/** Raw HTTP over loopback: the status line and the body (or the upgrade answer). */
+function rawHttp(port: number, head: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (b) => {
+      got += b.toString('latin1');
+      if (got.startsWith('HTTP/1.1 101')) s.destroy();
+    });
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+    s.setTimeout(10_000, () => s.destroy());
+    s.write(head);
+  });
+}
+
+async function logsOf(sb: Sandbox, proc: string): Promise<string> {
+  let text = '';
+  for await (const e of sb.processes.logs(proc)) if (e.type === 'stdout') text += Buffer.from(e.data, 'base64').toString('utf8');
+  return text;
+}
+
+describe('desktop sandboxes', () => {
+  let d: TestDaemon;
+  let sb: Sandbox;
+  const dir = mkdtempSync(join(tmpdir(), 'nook-desktop-'));
+
+  before(async () => {
+    d = await startDaemon();
+    sb = await d.client.sandboxes.create({ name: 'desk', template: 'desktop' });
+  });
+  after(async () => {
+    await d.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('screenshot: a 1280x800 PNG, through the SDK and through the CLI (-o FILE, --json)', async () => {
+    const png = await sb.desktop.screenshot();
+    assert.deepEqual(pngSize(png), { width: 1280, height: 800 });
+    const file = join(dir, 'shot.png');
+    const r = await d.cli(['desktop', 'screenshot', 'desk', '-o', file, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { file, bytes: readFileSync(file).length, width: 1280, height: 800 });
+    const info = await sb.desktop.info();
+    assert.equal(info.running, true);
+  });
+
+  it('typed text reaches the focused xterm as is (no shell, no options): read back through the files API', async () => {
+    await sb.desktop.launch(['xterm', '-title', 'nook-term', '-geometry', '80x20+0+0'], { name: 'term' });
+    const term = await until('the xterm window', async () => (await sb.desktop.windows()).find((w) => w.title === 'nook-term'));
+    await sb.desktop.click(term.x + 40, term.y + 40);
+    // Text that a shell would expand and that xdotool would read as options if it were not after `--`.
+    await sb.desktop.type("echo hi --delay 0 '$(id -u)' > /tmp/x");
+    await sb.desktop.key('Return');
+    const text = await until('/tmp/x', async () => (await sb.files.read('/tmp/x')).toString('utf8') || undefined);
+    assert.equal(text, 'hi --delay 0 $(id -u)\n');
+    const r = await d.cli(['desktop', 'cursor', 'desk', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { x: term.x + 40, y: term.y + 40 });
+  });
+
+  it('click, key and scroll reach the window under the pointer (xev logs them), and focus follows', async () => {
+    await sb.desktop.launch(['xev', '-geometry', '300x200+700+300', '-event', 'button', '-event', 'keyboard'], { name: 'xev' });
+    const w = await until('the xev window', async () => (await sb.desktop.windows()).find((x) => x.title === 'Event Tester'));
+    const cx = w.x + Math.floor(w.width / 2);
+    const cy = w.y + Math.floor(w.height / 2);
+    await sb.desktop.click(cx, cy, { button: 'right' });
+    await sb.desktop.key('ctrl+l');
+    await sb.desktop.scroll('down', { amount: 2, x: cx, y: cy });
+    const focus = await sb.exec(['xdotool', 'getwindowfocus', 'getwindowname']);
+    assert.equal(focus.stdout.trim(), 'Event Tester');
+    const log = await until('xev output', async () => {
+      const t = await logsOf(sb, 'xev');
+      return /button 5/.test(t) ? t : undefined;
+    });
+    assert.match(log, /ButtonPress event[\s\S]*?button 3/);
+    assert.match(log, /KeyPress event[\s\S]*?keysym 0x6c, l\)/);
+    assert.match(log, /state 0x4, keycode \d+ \(keysym 0x6c, l\)/, 'l pressed with Control held');
+    assert.match(log, /button 5/);
+  });
+
+  it('the daemon refuses off-screen points, unknown keys and control characters before any command line', async () => {
+    await rejectsWith(sb.desktop.click(1280, 10), 'INVALID_ARGUMENT', /x 1280 is off the screen: it is 1280x800/);
+    await rejectsWith(sb.desktop.move(5, 800), 'INVALID_ARGUMENT', /y 800 is off the screen/);
+    await rejectsWith(sb.desktop.drag([0, 0], [99_999, 1]), 'INVALID_ARGUMENT', /toX 99999 is off the screen/);
+    await rejectsWith(sb.desktop.key('ctrl+bogus'), 'INVALID_ARGUMENT', /unknown key "bogus"/);
+    await rejectsWith(sb.desktop.key('hyper+a'), 'INVALID_ARGUMENT', /"hyper" is not a modifier/);
+    // xdotool would read these as its own command chain if they reached it as keys.
+    await rejectsWith(sb.desktop.key('a exec touch /tmp/pwned'), 'INVALID_ARGUMENT', /unknown key/);
+    await rejectsWith(sb.desktop.type('ls\u001b[2J'), 'INVALID_ARGUMENT', /control character U\+001b at offset 2/);
+    await rejectsWith(sb.desktop.type('a\u0000b'), 'INVALID_ARGUMENT', /control character U\+0000/);
+    const r = await d.cli(['desktop', 'click', 'desk', '5000', '1', '--json']);
+    assert.notEqual(r.code, 0);
+    assert.equal(JSON.parse(r.stderr || r.stdout).code, 'INVALID_ARGUMENT');
+    assert.equal((await sb.exec(['test', '-e', '/tmp/pwned'])).exitCode, 1);
+    const plain = await d.client.sandboxes.create({ name: 'plain', template: 'minimal' });
+    await rejectsWith(plain.desktop.screenshot(), 'INVALID_STATE', /has no desktop/);
+    await plain.destroy();
+  });
+
+  it('the audit records each input action with its coordinates, and typed text only as a digest', async () => {
+    const secret = 'hunter2-typed-secret';
+    await sb.desktop.type(secret);
+    await sb.desktop.key('ctrl+u');
+    const typed = (await d.client.audit.list({ sandbox: 'desk', action: 'desktopType' })).pop();
+    assert.ok(typed);
+    assert.doesNotMatch(JSON.stringify(typed), new RegExp(secret));
+    const { createHash } = await import('node:crypto');
+    assert.equal((typed.inputs as { text: { sha256: string } }).text.sha256, createHash('sha256').update(secret).digest('hex'));
+    const clicks = await d.client.audit.list({ sandbox: 'desk', action: 'desktopClick' });
+    assert.ok(clicks.some((c) => typeof (c.inputs as { x?: number }).x === 'number' && c.outcome === 'ok'));
+    const exported = (await d.cli(['audit', 'export'])).stdout;
+    assert.doesNotMatch(exported, new RegExp(secret));
+  });
+
+  it('a hostile screenshot tool or window list is bounded: too large, not a PNG, endless lines', async () => {
+    const fake = await d.client.sandboxes.create({ name: 'fake', template: 'desktop' });
+    await fake.desktop.screenshot();
+    await fake.exec(['sh', '-c', 'cp /usr/local/bin/nook-screenshot /tmp/real; printf "#!/bin/sh\\nexec head -c 40000000 /dev/zero\\n" > /usr/local/bin/nook-screenshot']);
+    await rejectsWith(fake.desktop.screenshot(), 'PAYLOAD_TOO_LARGE', /more than 33554432 bytes/);
+    await fake.exec(['sh', '-c', 'printf "#!/bin/sh\\necho not-a-png\\n" > /usr/local/bin/nook-screenshot']);
+    await rejectsWith(fake.desktop.screenshot(), 'RUNTIME_ERROR', /did not answer a 1280x800 PNG/);
+    await fake.exec(['sh', '-c', 'printf "#!/bin/sh\\nyes \\"0x1 0 1 2 3 4 h title\\" | head -n 5000\\n" > /usr/bin/wmctrl']);
+    assert.equal((await fake.desktop.windows()).length, 256);
+    assert.equal((await d.client.health()).ok, true);
+    await fake.destroy();
+  });
+
+  it('viewer: the noVNC client with the token, 401 without; view-only and control links; gone when the sandbox stops', async () => {
+    const view = await sb.desktop.url();
+    assert.equal(view.control, false);
+    const token = new URL(view.url).searchParams.get('token') ?? '';
+    const landing = await fetch(view.url);
+    assert.equal(landing.status, 200);
+    assert.match(await landing.text(), /vnc\.html\?autoconnect=1/);
+    // Each connection is checked once (then piped): fresh connections, not fetch's kept-alive one.
+    const get = (path: string, extra = '') => rawHttp(view.hostPort, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
+    assert.match(await get('/vnc.html'), /^HTTP\/1\.1 401/);
+    assert.match(await get('/app/ui.js'), /^HTTP\/1\.1 401/);
+    assert.match(await get('/vnc.html', 'Cookie: nook_token_1=wrong\r\n'), /^HTTP\/1\.1 401/);
+    const client = await get('/vnc.html', `Cookie: other=1; nook_token_${view.hostPort}=${encodeURIComponent(token)}\r\n`);
+    assert.match(client, /^HTTP\/1\.\d 200/);
+    assert.match(client, /noVNC/);
+    const upgrade = (t: string) => `GET /websockify?token=${t} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n`;
+    assert.match(await rawHttp(view.hostPort, upgrade(token)), /^HTTP\/1\.1 101/);
+    assert.match(await rawHttp(view.hostPort, upgrade('nope')), /^HTTP\/1\.1 401/);
+    const r = await d.cli(['desktop', 'url', 'desk', '--control', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const control = JSON.parse(r.stdout) as { url: string; control: boolean; hostPort: number };
+    assert.equal(control.control, true);
+    assert.notEqual(control.hostPort, view.hostPort);
+    assert.equal((await fetch(control.url)).status, 200);
+    await sb.stop();
+    await assert.rejects(fetch(view.url), 'the view link is closed once compute stops');
+    await assert.rejects(fetch(control.url));
+    await sb.resume();
+    assert.deepEqual((await sb.exposures.list()).map((e) => e.port), [], 'old links do not come back on resume');
+    assert.deepEqual(pngSize(await sb.desktop.screenshot()), { width: 1280, height: 800 }, 'the desktop starts again with compute');
+  });
+
+  it('a killed X server: a clear error naming restart, then restart brings the desktop back', async () => {
+    await sb.exec(['pkill', '-KILL', '-x', 'Xvfb']);
+    const err = await rejectsWith(sb.desktop.screenshot(), 'DESKTOP_NOT_RUNNING', /desktop of desk is not running/);
+    assert.match(err.hint ?? '', /nook desktop restart desk/);
+    await rejectsWith(sb.desktop.click(1, 1), 'DESKTOP_NOT_RUNNING', /not running/);
+    const r = await d.cli(['desktop', 'restart', 'desk', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).running, true);
+    assert.deepEqual(pngSize(await sb.desktop.screenshot()), { width: 1280, height: 800 });
+    await sb.desktop.click(10, 10);
+  });
+
+  it('a configurable screen size', async () => {
+    const big = await d.client.sandboxes.create({ name: 'big', template: 'desktop', env: { NOOK_DESKTOP_WIDTH: '1024', NOOK_DESKTOP_HEIGHT: '768' } });
+    assert.deepEqual(pngSize(await big.desktop.screenshot()), { width: 1024, height: 768 });
+    await rejectsWith(big.desktop.click(1100, 10), 'INVALID_ARGUMENT', /it is 1024x768/);
+    await big.destroy();
+  });
+});
