@@ -1,5 +1,5 @@
 import { routeRefs as routes } from '../api/route-refs.js';
-import type { ExecResult, Health, HostConfig, NookEvent, RetainedItem, RunRequest } from '../api/schemas.js';
+import type { ConsoleLogin, ExecResult, Health, HostConfig, NookEvent, RetainedItem, RunRequest } from '../api/schemas.js';
 import { Audit } from './audit.js';
 import { Builds } from './builds.js';
 import { consumeExec, execBody, toArgv, type Command, type RunOptions } from './exec.js';
@@ -71,6 +71,11 @@ export class NookClient {
 
   setConfig(key: HostSettingName, value: boolean): Promise<HostConfig> {
     return this.api.json(routes.setConfig, {}, { body: { key, value } });
+  }
+
+  /** A one-time link that opens the web console logged in (the daemon needs its TCP listener). */
+  consoleLogin(): Promise<ConsoleLogin> {
+    return this.api.json(routes.consoleLogin, {});
   }
 
   health(): Promise<Health> {

@@ -11,8 +11,14 @@ export const Health = z.object({
   cgroup: z.enum(['v1', 'v1-hybrid', 'v2']),
   storage: z.object({ driver: z.string(), constantTimeSnapshots: z.boolean() }),
   sandboxes: z.number().int(),
+  /** Bounds a client can check before it starts (the console refuses a too-large upload up front). */
+  limits: z.object({ copyInBytes: z.number().int() }).optional(),
 });
 export type Health = z.infer<typeof Health>;
+
+/** `nook console`: the link that logs a browser in once (the token rides in the URL's fragment). */
+export const ConsoleLogin = z.object({ url: z.string(), expiresAt: z.string(), receipt: z.string().optional() });
+export type ConsoleLogin = z.infer<typeof ConsoleLogin>;
 
 export const StopRequest = z.strictObject({
   /** Cold stop: keep process memory too (gVisor); resume continues the processes. */

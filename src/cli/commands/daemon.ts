@@ -60,4 +60,15 @@ export function registerDaemonCommands(program: Command): void {
           `nookd ${h.version} (pid ${h.pid})\nstate dir: ${h.stateDir}\nruntime:   ${h.runtime.name} ${h.runtime.version}\ncgroup:    ${h.cgroup}\nstorage:   ${h.storage.driver}\nsandboxes: ${h.sandboxes}\n`,
         );
     });
+
+  program
+    .command('console')
+    .description('print a link that opens the web console logged in (single use, valid for two minutes; needs NOOK_TCP on the daemon)')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const client = await connect();
+      const login = await client.consoleLogin();
+      if (flags.json) printJson({ url: login.url, expiresAt: login.expiresAt });
+      else process.stdout.write(`${login.url}\n(open it before ${login.expiresAt}; it works once)\n`);
+    });
 }

@@ -27,7 +27,7 @@ export const COMMAND_MODULES = {
     },
   },
   build: { commands: ['init', 'build', 'up'], load: async (): Promise<Register[]> => [(await import('./build.js')).registerBuildCommands] },
-  daemon: { commands: ['daemon', 'status'], load: async (): Promise<Register[]> => [(await import('./daemon.js')).registerDaemonCommands] },
+  daemon: { commands: ['daemon', 'status', 'console'], load: async (): Promise<Register[]> => [(await import('./daemon.js')).registerDaemonCommands] },
 } as const;
 
 type ModuleName = keyof typeof COMMAND_MODULES;
