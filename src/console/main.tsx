@@ -91,8 +91,8 @@ function App(): preact.JSX.Element {
 
   // First: a login link's token (then out of the address bar and history), else the session we may have.
   useEffect(() => {
-    const token = /^#login=([A-Za-z0-9_-]+)/.exec(location.hash)?.[1];
     const start = async (): Promise<void> => {
+      const token = /^#login=([A-Za-z0-9_-]+)/.exec(location.hash)?.[1];
       if (token) {
         history.replaceState(null, '', `${location.pathname}#/sandboxes`);
         try {
@@ -112,6 +112,10 @@ function App(): preact.JSX.Element {
       }
     };
     void start();
+    // A login link opened in a tab already showing the console changes only the fragment.
+    const onHash = (): void => void (location.hash.startsWith('#login=') && start());
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
   }, []);
 
   // While the daemon is away, ask every two seconds whether it is back.
