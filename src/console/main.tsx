@@ -26,7 +26,8 @@ function useRoute(): string[] {
 
 function Login({ client, onLogin, reason }: { client: BrowserClient; onLogin: () => void; reason: string | undefined }): preact.JSX.Element {
   const [link, setLink] = useState('');
-  const [error, setError] = useState<string | undefined>(reason);
+  const [failed, setError] = useState<string | undefined>();
+  const error = failed ?? reason;
   const submit = (e: Event): void => {
     e.preventDefault();
     const token = /#login=([^&\s]+)/.exec(link)?.[1] ?? link.trim();

@@ -20,10 +20,13 @@ function Logs({ sandbox, proc }: { sandbox: BrowserSandbox; proc: Process }): pr
   useEffect(() => {
     clear();
     const abort = new AbortController();
+    // Output arrives as base64 bytes; one decoder per stream keeps a character split across chunks whole.
+    const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+    const text = (stream: 'stdout' | 'stderr', b64: string): string => decoders[stream].decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), { stream: true });
     // The last 500 lines, then live: never the whole log.
     (async () => {
       for await (const ev of sandbox.processes.logs(proc.id, { follow: true, tail: 500, signal: abort.signal })) {
-        if (ev.type === 'stdout' || ev.type === 'stderr') push({ stream: ev.type, text: ev.data });
+        if (ev.type === 'stdout' || ev.type === 'stderr') push({ stream: ev.type, text: text(ev.type, ev.data) });
         else if (ev.type === 'exit') push({ stream: 'exit', text: `\n[exited ${ev.process.exitCode ?? ev.process.signal ?? ''}]\n` });
       }
     })().catch((e: unknown) => !abort.signal.aborted && setError(errorText(e)));

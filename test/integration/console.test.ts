@@ -64,7 +64,7 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     page.on('console', (m) => process.env.NOOK_CONSOLE_DEBUG && process.stderr.write(`[page] ${m.text()}\n`));
     page.on('pageerror', (e) => process.stderr.write(`[page error] ${String(e)}\n`));
     await page.setViewport({ width: 1280, height: 900 });
-    const made = await d.cli(['create', '--name', 'web', '--image', 'minimal', '--label', `note=${XSS}`, '--json']);
+    const made = await d.cli(['create', '--name', 'web', '--image', 'minimal', '--label', `note=${XSS}`, '--allow-host', 'allowed.test', '--json']);
     assert.equal(made.code, 0, made.stderr);
   });
   after(async () => {
@@ -102,7 +102,7 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     const other = await browser.createBrowserContext();
     const second = await other.newPage();
     await second.goto(url);
-    await second.waitForSelector('#login');
+    await second.waitForSelector('#login .error');
     assert.match(await second.$eval('#login', (e) => e.textContent ?? ''), /not valid: it was used already/);
     await other.close();
   });
