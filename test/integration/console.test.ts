@@ -176,12 +176,34 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     assert.notEqual(r.exitCode, 0);
     await waitText('#decisions', 'denied.test');
     assert.match(await text('#decisions tr.denied'), /denied/);
-    mkdirSync(join(REPO_ROOT, 'docs', 'images'), { recursive: true });
+    // The README's picture of the sandbox page: written there only when asked (NOOK_CONSOLE_SCREENSHOT=1).
     await page.click('button[data-tab="terminal"]');
     await waitText('#term-status', 'connected');
     await page.keyboard.type('ls / && uname -a\n');
     await new Promise((r) => setTimeout(r, 500));
-    await page.screenshot({ path: join(REPO_ROOT, 'docs', 'images', 'console-sandbox.png') });
+    const shot = process.env.NOOK_CONSOLE_SCREENSHOT ? join(REPO_ROOT, 'docs', 'images', 'console-sandbox.png') : join(hostDir, 'console-sandbox.png');
+    mkdirSync(join(shot, '..'), { recursive: true });
+    await page.screenshot({ path: shot });
+  });
+
+  it('after a daemon restart the page reconnects, still logged in, and the old terminal is not reopened by itself', async () => {
+    await waitText('#term-status', 'connected');
+    await d.restart();
+    await waitText('#term-status', 'disconnected');
+    // The page asks again: same session (signed, not stored), fresh data.
+    await page.goto(`${base}/console/#/sandboxes`);
+    await page.waitForSelector('tr[data-sandbox="web"]');
+    assert.equal(await page.$('#login'), null);
+  });
+
+  it('says so when the sandbox is destroyed while its page is open', async () => {
+    const made = await d.cli(['create', '--name', 'doomed', '--image', 'minimal', '--json']);
+    assert.equal(made.code, 0, made.stderr);
+    await page.goto(`${base}/console/#/sandbox/doomed`);
+    await waitText('#term-status', 'connected');
+    assert.equal((await d.cli(['destroy', 'doomed'])).code, 0);
+    await page.waitForSelector('#gone', { timeout: 15_000 });
+    assert.equal(await page.$('button[data-action="Stop"]'), null, 'no button acts on what is gone');
   });
 
   it('locks a volume', async () => {
@@ -231,5 +253,21 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     await page.waitForSelector('#login');
     const res = await fetch(`${base}/v1/sandboxes`, { headers: { cookie: `nook_console=${cookie?.value ?? ''}` } });
     assert.equal(res.status, 401);
+  });
+});
+
+describe('nook console without a TCP listener', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({});
+  });
+  after(async () => d?.teardown());
+
+  it('answers a clear error whose hint says how to enable it', async () => {
+    const r = await d.cli(['console', '--json']);
+    assert.notEqual(r.code, 0);
+    const err = JSON.parse(r.stdout || r.stderr) as { code: string; hint: string };
+    assert.equal(err.code, 'NOT_SUPPORTED');
+    assert.match(err.hint, /NOOK_TCP=127\.0\.0\.1:\d+ and NOOK_TOKEN_FILE/);
   });
 });
