@@ -121,6 +121,18 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     await page.click('#terminal');
     await page.keyboard.type('echo out-$((6*7))\n');
     await waitText('#terminal .xterm-rows', 'out-42');
+    // Resize: the window follows the element (fit addon → resize message → the PTY's size).
+    await page.keyboard.type('echo size-$(stty size | tr " " x)\n');
+    await waitText('#terminal .xterm-rows', /size-\d+x\d+/);
+    const before = /size-(\d+x\d+)/.exec(await text('#terminal .xterm-rows'))?.[1];
+    await page.setViewport({ width: 900, height: 900 });
+    await new Promise((r) => setTimeout(r, 500));
+    await page.keyboard.type('clear; echo size-$(stty size | tr " " x)\n');
+    await waitFor(async () => {
+      const now = /size-(\d+x\d+)/.exec(await text('#terminal .xterm-rows'))?.[1];
+      return now !== undefined && now !== before;
+    }, 10_000, 'the terminal size to change');
+    await page.setViewport({ width: 1280, height: 900 });
   });
 
   it('uploads a file (its markup name shown as text) and downloads it back', async () => {
@@ -253,6 +265,14 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     await page.waitForSelector('#login');
     const res = await fetch(`${base}/v1/sandboxes`, { headers: { cookie: `nook_console=${cookie?.value ?? ''}` } });
     assert.equal(res.status, 401);
+  });
+
+  it('a session that ends while the page is open brings the login page back', async () => {
+    await page.goto(await loginUrl());
+    await page.waitForSelector('tr[data-sandbox="web"]');
+    // As an expired session would: the next call (the list refreshes every 5 s) answers 401.
+    await page.deleteCookie({ name: 'nook_console', url: base });
+    await page.waitForSelector('#login', { timeout: 15_000 });
   });
 });
 
