@@ -20,6 +20,8 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
   crun runc runsc btrfs-progs e2fsprogs util-linux procps busybox-static debootstrap socat libarchive-tools \
   build-essential python3 ca-certificates bubblewrap skopeo docker-registry openssl
+# chromium: only for the web console's browser test (puppeteer-core drives it; test/integration/console.test.ts).
+apt-get install -y -q --no-install-recommends chromium
 # qemu-system-x86, kmod and cpio: only for the cgroup v2 test host (npm run test:cgroup2 boots
 # Debian's kernel in QEMU with this machine's root read-only; scripts/guest/).
 apt-get install -y -q --no-install-recommends qemu-system-x86 kmod cpio

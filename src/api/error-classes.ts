@@ -52,6 +52,13 @@ export class PolicyDeniedError extends NookError {
   }
 }
 
+export class CrossOriginError extends NookError {
+  declare readonly code: 'CROSS_ORIGIN';
+  constructor(message: string, options: NookErrorOptions<'CROSS_ORIGIN'> = {}) {
+    super('CROSS_ORIGIN', message, options);
+  }
+}
+
 // ---- 404 ----
 
 export class NotFoundError extends NookError {
@@ -263,6 +270,7 @@ export const ERROR_CLASSES: { [C in ErrorCode]: new (message: string, options?: 
   INVALID_NAME: InvalidNameError,
   UNAUTHORIZED: UnauthorizedError,
   POLICY_DENIED: PolicyDeniedError,
+  CROSS_ORIGIN: CrossOriginError,
   NOT_FOUND: NotFoundError,
   SANDBOX_NOT_FOUND: SandboxNotFoundError,
   IMAGE_NOT_FOUND: ImageNotFoundError,

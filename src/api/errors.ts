@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   INVALID_NAME: 400,
   UNAUTHORIZED: 401,
   POLICY_DENIED: 403,
+  /** A console call that changes state came from another origin than the console's own (CSRF). */
+  CROSS_ORIGIN: 403,
   /** Something without a more specific code (an unknown endpoint, profile, audit record, exposure). */
   NOT_FOUND: 404,
   SANDBOX_NOT_FOUND: 404,
@@ -85,6 +87,7 @@ export type ErrorContexts = {
   INVALID_NAME: { name?: string; issues?: Issue[] };
   UNAUTHORIZED: UntypedContext;
   POLICY_DENIED: UntypedContext;
+  CROSS_ORIGIN: UntypedContext;
   NOT_FOUND: UntypedContext;
   SANDBOX_NOT_FOUND: { ref: string };
   IMAGE_NOT_FOUND: { ref: string };

@@ -98,5 +98,6 @@ export const routeRefs: { readonly [K in keyof Routes]: RouteRef<Routes[K]> } = 
   exportImage: { method: 'get', path: '/v1/images/{name}/export' },
   importImage: { method: 'post', path: '/v1/images/import' },
   removeImage: { method: 'delete', path: '/v1/images/{name}' },
+  consoleLogin: { method: 'post', path: '/v1/console/login' },
   shutdown: { method: 'post', path: '/v1/system/shutdown' },
 };

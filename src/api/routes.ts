@@ -190,7 +190,17 @@ export const routes = {
   getConfig: { method: 'get', path: '/v1/config', summary: 'Host settings no profile can loosen', response: s.HostConfig },
   setConfig: { method: 'post', path: '/v1/config', summary: 'Change a host setting', body: s.SetConfigRequest, response: s.HostConfig },
   statFile: { method: 'get', path: '/v1/sandboxes/{ref}/files/stat', summary: 'lstat of a path inside the sandbox', response: s.FileInfo, query: z.object({ path: sandboxPath('absolute path in the sandbox') }) },
-  listFiles: { method: 'get', path: '/v1/sandboxes/{ref}/files/list', summary: 'A directory inside the sandbox', response: s.FileList, query: z.object({ path: sandboxPath('absolute path in the sandbox') }) },
+  listFiles: {
+    method: 'get',
+    path: '/v1/sandboxes/{ref}/files/list',
+    summary: 'A directory inside the sandbox (by name; offset and limit give one page and the total)',
+    response: s.FileList,
+    query: z.object({
+      path: sandboxPath('absolute path in the sandbox'),
+      offset: count().optional().describe('skip this many entries'),
+      limit: count().max(10_000).optional().describe('at most this many entries'),
+    }),
+  },
   readFile: {
     method: 'get',
     path: '/v1/sandboxes/{ref}/files/content',
@@ -283,6 +293,12 @@ export const routes = {
     }),
   },
   removeImage: { method: 'delete', path: '/v1/images/{name}', summary: 'Remove an image no sandbox uses', response: s.Image },
+  consoleLogin: {
+    method: 'post',
+    path: '/v1/console/login',
+    summary: 'A one-time link that opens the web console logged in (short-lived, single use; needs the TCP listener)',
+    response: s.ConsoleLogin,
+  },
   shutdown: { method: 'post', path: '/v1/system/shutdown', summary: 'Stop the daemon (release: stop compute and unmount storage first)', body: s.ShutdownRequest, response: s.Health },
 } as const satisfies Record<string, RouteDef>;
 

@@ -9,6 +9,7 @@ import { NookError } from '../api/errors.js';
 import { Nook } from '../core/nook.js';
 import { resolvePaths } from '../core/paths.js';
 import { log } from '../util/log.js';
+import { ConsoleAuth } from './http/console-auth.js';
 import { ptyUpgradeHandler } from './pty.js';
 import { buildApp } from './server.js';
 import { buildE2bApp } from './e2b/server.js';
@@ -86,6 +87,27 @@ export function guardProcess(): void {
   process.on('unhandledRejection', (e: unknown) => log('fault caught (unhandled rejection); still serving', { error: (e as Error)?.stack ?? String(e) }));
 }
 
+function daemonToken(): string {
+  const token = process.env.NOOK_TOKEN ?? (process.env.NOOK_TOKEN_FILE ? readFileSync(process.env.NOOK_TOKEN_FILE, 'utf8').trim() : '');
+  if (token.length < 16) {
+    throw new NookError('INVALID_ARGUMENT', 'the TCP listeners need a bearer token of at least 16 characters', { hint: 'set NOOK_TOKEN or NOOK_TOKEN_FILE' });
+  }
+  return token;
+}
+
+function parseAddress(value: string, what: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(value);
+  if (!m) throw new NookError('INVALID_ARGUMENT', `${what}${value}: expected HOST:PORT`);
+  return { host: m[1] ?? '127.0.0.1', port: Number(m[2]) };
+}
+
+/** Where a browser reaches the console: NOOK_CONSOLE_URL (behind a proxy), else the TCP listener (a wildcard address as loopback). */
+function consoleBaseUrl(address: { host: string; port: number }): string {
+  if (process.env.NOOK_CONSOLE_URL) return process.env.NOOK_CONSOLE_URL.replace(/\/+$/, '');
+  const host = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
 export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new NookError('NOT_SUPPORTED', 'nookd must run as root (it creates namespaces, cgroups and mounts)', { hint: 'run it with sudo' });
@@ -120,7 +142,11 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
     })();
   };
 
-  const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
+  const tcp = options.tcp ?? process.env.NOOK_TCP;
+  const tcpAddress = tcp ? parseAddress(tcp, '--tcp ') : undefined;
+  // The web console lives on the TCP listener; the unix socket only hands out its login links.
+  const consoleAuth = tcpAddress ? new ConsoleAuth(daemonToken()) : undefined;
+  const unix = createAdaptorServer({ fetch: buildApp(nook, { onShutdown: shutdown, ...(consoleAuth ? { console: consoleAuth } : {}) }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
   unix.on('upgrade', ptyUpgradeHandler(nook));
   answerClientErrors(unix);
   const oldMask = process.umask(0o177);
@@ -129,23 +155,16 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
   await fsp.chmod(paths.socketPath, 0o600);
   servers.push(unix);
 
-  const tcp = options.tcp ?? process.env.NOOK_TCP;
-  const daemonToken = (): string => {
-    const token = process.env.NOOK_TOKEN ?? (process.env.NOOK_TOKEN_FILE ? readFileSync(process.env.NOOK_TOKEN_FILE, 'utf8').trim() : '');
-    if (token.length < 16) {
-      throw new NookError('INVALID_ARGUMENT', 'the TCP listeners need a bearer token of at least 16 characters', { hint: 'set NOOK_TOKEN or NOOK_TOKEN_FILE' });
-    }
-    return token;
-  };
-  if (tcp) {
+  if (tcpAddress && consoleAuth) {
     const token = daemonToken();
-    const m = /^(.*):(\d+)$/.exec(tcp);
-    if (!m) throw new NookError('INVALID_ARGUMENT', `--tcp ${tcp}: expected HOST:PORT`);
-    const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
-    server.on('upgrade', ptyUpgradeHandler(nook, token));
+    const server = createAdaptorServer({ fetch: buildApp(nook, { token, onShutdown: shutdown, console: consoleAuth }).fetch, serverOptions: SERVER_OPTIONS }) as Server;
+    server.on('upgrade', ptyUpgradeHandler(nook, token, consoleAuth));
     answerClientErrors(server);
     server.maxConnections = TCP_MAX_CONNECTIONS;
-    await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
+    await listen(server, tcpAddress);
+    // The port the listener got (NOOK_TCP may ask for port 0).
+    const bound = server.address();
+    consoleAuth.baseUrl = consoleBaseUrl({ host: tcpAddress.host, port: typeof bound === 'object' && bound ? bound.port : tcpAddress.port });
     servers.push(server);
     log('listening on tcp', { address: tcp });
   }
@@ -154,12 +173,11 @@ export async function runDaemon(options: DaemonOptions = {}): Promise<void> {
   const e2b = process.env.NOOK_E2B_LISTEN;
   if (e2b) {
     const token = daemonToken();
-    const m = /^(.*):(\d+)$/.exec(e2b);
-    if (!m) throw new NookError('INVALID_ARGUMENT', `NOOK_E2B_LISTEN=${e2b}: expected HOST:PORT`);
+    const address = parseAddress(e2b, 'NOOK_E2B_LISTEN=');
     const server = createAdaptorServer({ fetch: buildE2bApp(nook, token).fetch, serverOptions: SERVER_OPTIONS }) as Server;
     answerClientErrors(server);
     server.maxConnections = TCP_MAX_CONNECTIONS;
-    await listen(server, { host: m[1] ?? '127.0.0.1', port: Number(m[2]) });
+    await listen(server, address);
     servers.push(server);
     log('listening for E2B clients', { address: e2b });
   }

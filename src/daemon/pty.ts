@@ -7,7 +7,6 @@
  * with back-pressure on output and a bound on unread input, so neither a stalled client nor a
  * command that never reads makes the daemon buffer without bound.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -17,6 +16,7 @@ import { PtyClientMessage, type PtyServerMessage } from '../api/schemas.js';
 import type { Nook } from '../core/nook.js';
 import type { Terminal } from '../core/terminals.js';
 import { log } from '../util/log.js';
+import { upgradeAllowed, type ConsoleAuth } from './http/console-auth.js';
 
 const PTY_PATH = /^\/v1\/sandboxes\/([^/?]+)\/pty(?:\?|$)/;
 
@@ -29,15 +29,14 @@ function reject(socket: Duplex, status: number, error: NookError): void {
   socket.end(`HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
-export function ptyUpgradeHandler(nook: Nook, token?: string): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+export function ptyUpgradeHandler(nook: Nook, token?: string, consoleAuth?: ConsoleAuth): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   return (req, socket, head) => {
     const m = PTY_PATH.exec(req.url ?? '');
     if (!m) return reject(socket, 404, new NookError('NOT_FOUND', `no WebSocket endpoint ${req.url}`));
-    const given = Buffer.from(req.headers.authorization ?? '');
-    const expected = Buffer.from(`Bearer ${token ?? ''}`);
-    if (token !== undefined && (given.length !== expected.length || !timingSafeEqual(given, expected))) {
-      return reject(socket, 401, new NookError('UNAUTHORIZED', 'a valid bearer token is required on the TCP listener'));
+    // The bearer token, or a console session from the console's own page (no cross-site WebSocket hijacking).
+    if (token !== undefined && !upgradeAllowed(req.headers, token, consoleAuth)) {
+      return reject(socket, 401, new NookError('UNAUTHORIZED', 'a valid bearer token (or a console session from the console page) is required on the TCP listener'));
     }
     let sandbox;
     try {

@@ -2,7 +2,7 @@ import { InternalError } from '../api/error-classes.js';
 import { routeRefs as routes } from '../api/route-refs.js';
 import type { BuildEvent, BuildResult } from '../api/schemas.js';
 import type { Api } from './routes.js';
-import { toError } from './transport.js';
+import { toError } from './errors.js';
 
 /** Image builds from a build context (a directory holding `nook.json`). `client.builds`. */
 export class Builds {

@@ -1,5 +1,5 @@
 import { routeRefs as routes } from '../api/route-refs.js';
-import type { ExecResult, Health, HostConfig, NookEvent, PoolInfo, RetainedItem, RunRequest } from '../api/schemas.js';
+import type { ConsoleLogin, ExecResult, Health, HostConfig, NookEvent, PoolInfo, RetainedItem, RunRequest } from '../api/schemas.js';
 import { Audit } from './audit.js';
 import { Builds } from './builds.js';
 import { consumeExec, execBody, toArgv, type Command, type RunOptions } from './exec.js';
@@ -82,6 +82,11 @@ export class NookClient {
   /** Warm pools: sizes, ready members, counters and idle cost. */
   async pools(): Promise<PoolInfo[]> {
     return (await this.health()).pools ?? [];
+  }
+
+  /** A one-time link that opens the web console logged in (the daemon needs its TCP listener). */
+  consoleLogin(): Promise<ConsoleLogin> {
+    return this.api.json(routes.consoleLogin, {});
   }
 
   health(): Promise<Health> {

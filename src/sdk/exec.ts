@@ -1,7 +1,7 @@
 /** Command execution shared by Sandbox.exec and NookClient.run: the request body and the event stream. */
 import { InternalError } from '../api/error-classes.js';
 import type { ExecEvent, ExecRequest, ExecResult, RunRequest, Sandbox as SandboxInfo } from '../api/schemas.js';
-import { toError } from './transport.js';
+import { toError } from './errors.js';
 
 export interface ExecOptions extends Omit<ExecRequest, 'argv' | 'stdin' | 'stream'> {
   /** Bytes (or text) written to the command's standard input. */

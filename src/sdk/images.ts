@@ -3,7 +3,7 @@ import { routeRefs as routes } from '../api/route-refs.js';
 import { oneOf, PRESETS } from '../api/constants.js';
 import type { BuildImageRequest, Image, Preset, ProgressEvent, PullImageRequest, PullPolicy, Template } from '../api/schemas.js';
 import type { Api } from './routes.js';
-import { toError } from './transport.js';
+import { toError } from './errors.js';
 
 /** Follows a build or pull: progress to the callback, the image at the end. */
 async function untilDone(events: AsyncGenerator<ProgressEvent>, onProgress: ((e: ProgressEvent) => void) | undefined): Promise<Image> {

@@ -30,9 +30,15 @@ export function pathOf<R extends RouteDef>(route: R | RouteRef<R>, params: PathP
   });
 }
 
+/**
+ * What the route-addressed calls need from a transport: the Node one (unix socket or TCP)
+ * or the browser's (fetch with the console's session cookie, sdk/browser.ts).
+ */
+export type ApiTransport = Pick<Transport, 'json' | 'stream' | 'bytes' | 'rawStream' | 'download' | 'baseUrl' | 'socketPath' | 'authHeaders' | 'actorHeaders'>;
+
 /** The transport, addressed by route: `api.json(routes.getSandbox, { ref })`. */
 export class Api {
-  constructor(readonly transport: Transport) {}
+  constructor(readonly transport: ApiTransport) {}
 
   json<R extends RouteDef>(route: RouteRef<R>, params: PathParams<R['path']>, options: CallOptions = {}): Promise<ResponseOf<R>> {
     return this.transport.json<ResponseOf<R>>(route.method.toUpperCase(), pathOf(route, params), options);

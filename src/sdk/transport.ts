@@ -2,8 +2,11 @@ import { createReadStream, createWriteStream, renameSync, statSync } from 'node:
 import { request, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { hostname, userInfo } from 'node:os';
-import { createNookError, DaemonUnavailableError, InvalidStateError } from '../api/error-classes.js';
-import { isErrorCode, type ApiErrorBody, type NookError, type NookErrorOptions } from '../api/errors.js';
+import { DaemonUnavailableError, InvalidStateError } from '../api/error-classes.js';
+import { toError } from './errors.js';
+
+// Where toError lived before the browser transport needed it without node:http.
+export { toError } from './errors.js';
 
 export interface TransportOptions {
   /** Unix socket of the daemon (default: NOOK_SOCKET or /run/nook/nook.sock). */
@@ -193,19 +196,4 @@ function parseJson(text: string): unknown {
   } catch {
     return { code: 'INTERNAL', message: `the daemon sent something that is not JSON: ${text.slice(0, 200)}` };
   }
-}
-
-/**
- * Turns an error body back into the error the daemon threw, as the class of its code
- * (SandboxNotFoundError, VolumeBusyError...; all NookErrors). An unknown code is INTERNAL.
- */
-export function toError(body: unknown, status: number): NookError {
-  const b = (body ?? {}) as Partial<ApiErrorBody>;
-  const code = isErrorCode(b.code) ? b.code : 'INTERNAL';
-  const options: NookErrorOptions = {
-    ...(typeof b.hint === 'string' ? { hint: b.hint } : {}),
-    // The daemon builds the context from the table's shape for this code; taken as sent.
-    ...(b.context && typeof b.context === 'object' ? { context: b.context as NookErrorOptions['context'] } : {}),
-  };
-  return createNookError(code, typeof b.message === 'string' ? b.message : `HTTP ${status}`, options);
 }

@@ -22,10 +22,12 @@ const ALLOWED: Record<string, string[]> = {
   daemon: ['api', 'util', 'core'],
   sdk: ['api'],
   cli: ['api', 'util', 'sdk'],
+  // The web console is a client like the CLI, in a browser: the SDK's browser transport and the wire types only.
+  console: ['api', 'sdk'],
 };
 
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : /\.tsx?$/.test(e.name) ? [join(dir, e.name)] : []));
 }
 
 function layerOf(file: string): string {

@@ -125,7 +125,7 @@ describe('every SDK call goes to a route of the table, with its method', () => {
       [NookClient.prototype, {
         retained: () => client.retained(), gc: () => client.gc({ olderThanMs: 0 }), config: () => client.config(), setConfig: () => client.setConfig('network.allowed', true),
         setPoolSize: () => client.setPoolSize('python', 2), pools: () => client.pools(),
-        health: () => client.health(), run: () => client.run('true'), shutdown: () => client.shutdown(), events: () => client.events(), openapi: () => client.openapi(),
+        health: () => client.health(), consoleLogin: () => client.consoleLogin(), run: () => client.run('true'), shutdown: () => client.shutdown(), events: () => client.events(), openapi: () => client.openapi(),
       }],
       [Sandboxes.prototype, { create: () => client.sandboxes.create(), get: () => client.sandboxes.get('x'), list: () => client.sandboxes.list({ labels: { a: 'b' } }), exec: () => client.sandboxes.exec('x', ['true']) }],
       [Sandbox.prototype, {

@@ -13,7 +13,7 @@ export const FileInfo = z.object({
   target: z.string().optional(),
 });
 export type FileInfo = z.infer<typeof FileInfo>;
-export const FileList = z.object({ files: z.array(FileInfo) });
+export const FileList = z.object({ files: z.array(FileInfo), total: z.number().int().optional() });
 export const PathRequest = z.strictObject({ path: z.string().min(1).max(4096), parents: z.boolean().optional() });
 export const TarResult = z.object({
   receipt: z.string().optional(),

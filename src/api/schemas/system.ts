@@ -14,8 +14,14 @@ export const Health = z.object({
   sandboxes: z.number().int(),
   /** Warm pools: ready members, counters and what they cost idle. */
   pools: z.array(PoolInfo).optional(),
+  /** Bounds a client can check before it starts (the console refuses a too-large upload up front). */
+  limits: z.object({ copyInBytes: z.number().int() }).optional(),
 });
 export type Health = z.infer<typeof Health>;
+
+/** `nook console`: the link that logs a browser in once (the token rides in the URL's fragment). */
+export const ConsoleLogin = z.object({ url: z.string(), expiresAt: z.string(), receipt: z.string().optional() });
+export type ConsoleLogin = z.infer<typeof ConsoleLogin>;
 
 export const StopRequest = z.strictObject({
   /** Cold stop: keep process memory too (gVisor); resume continues the processes. */

@@ -62,6 +62,17 @@ export function registerDaemonCommands(program: Command): void {
             (h.pools ?? []).map(poolLine).join(''),
         );
     });
+
+  program
+    .command('console')
+    .description('print a link that opens the web console logged in (single use, valid for two minutes; needs NOOK_TCP on the daemon)')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const client = await connect();
+      const login = await client.consoleLogin();
+      if (flags.json) printJson({ url: login.url, expiresAt: login.expiresAt });
+      else process.stdout.write(`${login.url}\n(open it before ${login.expiresAt}; it works once)\n`);
+    });
 }
 
 const MiB = 1024 * 1024;

@@ -28,7 +28,7 @@ export const COMMAND_MODULES = {
   },
   build: { commands: ['init', 'build', 'up'], load: async (): Promise<Register[]> => [(await import('./build.js')).registerBuildCommands] },
   desktop: { commands: ['desktop'], load: async (): Promise<Register[]> => [(await import('./desktop.js')).registerDesktopCommands] },
-  daemon: { commands: ['daemon', 'status'], load: async (): Promise<Register[]> => [(await import('./daemon.js')).registerDaemonCommands] },
+  daemon: { commands: ['daemon', 'status', 'console'], load: async (): Promise<Register[]> => [(await import('./daemon.js')).registerDaemonCommands] },
 } as const;
 
 type ModuleName = keyof typeof COMMAND_MODULES;

@@ -3,11 +3,14 @@ import type { Context, Handler, Hono } from 'hono';
 import { routes, type RouteName } from '../../api/routes.js';
 import type { Nook } from '../../core/nook.js';
 import type { Answer } from '../http/audit.js';
+import type { ConsoleAuth } from '../http/console-auth.js';
 
 export interface AppOptions {
   /** Required bearer token (the TCP listener); the unix socket relies on its file mode. */
   token?: string;
   onShutdown: (release: boolean) => void;
+  /** The web console's logins, shared by every listener; its pages are served where a token is set. */
+  console?: ConsoleAuth;
 }
 
 export interface RouteDeps {

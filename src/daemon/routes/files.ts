@@ -1,13 +1,14 @@
 /** Files inside a sandbox: stat, list, read, write (streamed), mkdir, remove; directory trees as tar in and out. */
 import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
+import { NookError } from '../../api/errors.js';
 import { routes } from '../../api/routes.js';
 import { drainBody, parseBody, tarBody } from '../http/body.js';
 import { readQuery } from '../http/input.js';
 import { on, ref, type RouteDeps } from './deps.js';
 
 /** Copy-in bound for single files (the body streams to disk). */
-const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 16 * 1024 ** 3);
+export const MAX_COPY_IN_BYTES = Number(process.env.NOOK_MAX_COPY_IN_BYTES ?? 16 * 1024 ** 3);
 /** Directory copies stream through, so their bound can be large. */
 const MAX_TAR_IN_BYTES = Number(process.env.NOOK_MAX_TAR_IN_BYTES ?? 16 * 1024 ** 3);
 
@@ -29,7 +30,14 @@ async function consuming<T>(body: ReadableStream<Uint8Array>, consume: () => Pro
 export function register(app: Hono, { nook, answer }: RouteDeps): void {
   const files = nook.files;
   on(app, 'statFile', async (c) => answer(c, await files.stat(ref(c), readQuery(c, routes.statFile.query).path)));
-  on(app, 'listFiles', async (c) => answer(c, { files: await files.list(ref(c), readQuery(c, routes.listFiles.query).path) }));
+  on(app, 'listFiles', async (c) => {
+    const q = readQuery(c, routes.listFiles.query);
+    const all = await files.list(ref(c), q.path);
+    // A page of the listing when asked for one (the console never renders a huge directory whole).
+    if (q.limit === undefined && q.offset === undefined) return answer(c, { files: all });
+    const offset = q.offset ?? 0;
+    return answer(c, { files: all.slice(offset, offset + (q.limit ?? all.length)), total: all.length });
+  });
   on(app, 'readFile', async (c) => {
     const q = readQuery(c, routes.readFile.query);
     const { info, stream } = await files.readStream(ref(c), q.path, q.maxBytes);
@@ -37,6 +45,14 @@ export function register(app: Hono, { nook, answer }: RouteDeps): void {
   });
   on(app, 'writeFile', async (c) => {
     const q = readQuery(c, routes.writeFile.query);
+    // Refused before a byte is read when the client says up front that it is too large.
+    const declared = Number(c.req.header('content-length') ?? 0);
+    if (declared > MAX_COPY_IN_BYTES) {
+      throw new NookError('PAYLOAD_TOO_LARGE', `${declared} bytes is more than the copy-in limit of ${MAX_COPY_IN_BYTES}`, {
+        hint: 'copy a smaller file, or raise NOOK_MAX_COPY_IN_BYTES on the daemon',
+        context: { maxBytes: MAX_COPY_IN_BYTES },
+      });
+    }
     const body = c.req.raw.body;
     // A JSON-typed body was already read for the audit record: write what was read.
     if (!body || c.req.raw.bodyUsed) return answer(c, await files.write(ref(c), q.path, Buffer.from(await c.req.arrayBuffer()), q.mode));

@@ -3,7 +3,7 @@ import { routeRefs as routes } from '../../api/route-refs.js';
 import type { LogEvent, Process, StartProcessRequest } from '../../api/schemas.js';
 import { toArgv, type Command } from '../exec.js';
 import type { Api } from '../routes.js';
-import { toError } from '../transport.js';
+import { toError } from '../errors.js';
 
 export interface LogOptions {
   /** Keep streaming until the process exits. */

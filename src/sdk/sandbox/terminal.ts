@@ -4,8 +4,8 @@ import { RuntimeError } from '../../api/error-classes.js';
 import { routeRefs as routes } from '../../api/route-refs.js';
 import type { PtyServerMessage } from '../../api/schemas.js';
 import { toArgv, type Command } from '../exec.js';
-import { pathOf } from '../routes.js';
-import { toError, type Transport } from '../transport.js';
+import { pathOf, type ApiTransport } from '../routes.js';
+import { toError } from '../errors.js';
 
 export interface PtyOptions {
   cols: number;
@@ -30,7 +30,7 @@ export interface PtySession {
 /** Interactive terminals (a PTY over a WebSocket). `sandbox.pty`. */
 export class Terminals {
   constructor(
-    private readonly transport: Transport,
+    private readonly transport: ApiTransport,
     private readonly ref: () => string,
   ) {}
 
@@ -50,7 +50,7 @@ function errorFromBody(body: string, status: number): Error {
   return toError(parsed, status);
 }
 
-function openPty(WebSocket: typeof import('ws').default, transport: Transport, path: string, options: PtyOptions): Promise<PtySession> {
+function openPty(WebSocket: typeof import('ws').default, transport: ApiTransport, path: string, options: PtyOptions): Promise<PtySession> {
   const ws = transport.baseUrl
     ? new WebSocket(new URL(path, transport.baseUrl.replace(/^http/, 'ws')), { headers: { ...transport.authHeaders(), ...transport.actorHeaders() } })
     : new WebSocket(`ws+unix://${transport.socketPath}:${path}`, { headers: transport.actorHeaders() });
