@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { routes, type RouteDef } from '../../src/api/routes.js';
 import {
+  Desktop,
   Audit,
   Builds,
   Exposures,
@@ -147,6 +148,12 @@ describe('every SDK call goes to a route of the table, with its method', () => {
       [Exposures.prototype, { add: () => sb.exposures.add(80), list: () => sb.exposures.list(), remove: () => sb.exposures.remove(80) }],
       [SandboxSnapshots.prototype, { create: () => sb.snapshots.create({ name: 's' }), list: () => sb.snapshots.list(), delete: () => sb.snapshots.delete('s') }],
       [SandboxVolumes.prototype, { mount: () => sb.volumes.mount('v', '/v'), unmount: () => sb.volumes.unmount('/v'), list: () => sb.volumes.list() }],
+      [Desktop.prototype, {
+        info: () => sb.desktop.info(), screenshot: () => sb.desktop.screenshot(), click: () => sb.desktop.click(1, 1), move: () => sb.desktop.move(1, 1),
+        drag: () => sb.desktop.drag([1, 1], [2, 2]), scroll: () => sb.desktop.scroll('down'), type: () => sb.desktop.type('x'), key: () => sb.desktop.key('Return'),
+        cursor: () => sb.desktop.cursor(), windows: () => sb.desktop.windows(), launch: () => sb.desktop.launch('xterm'), waitIdle: () => sb.desktop.waitIdle(),
+        restart: () => sb.desktop.restart(), url: () => sb.desktop.url(),
+      }],
       [Terminals.prototype, { create: () => sb.pty.create({ cols: 80, rows: 24, onData: () => undefined }) }],
       [Images.prototype, {
         list: () => client.images.list(), get: () => client.images.get('i'), build: () => client.images.build({ preset: 'minimal' }), pull: () => client.images.pull('127.0.0.1:1/a:b'),
