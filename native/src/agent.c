@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fastcopy.h"
 #include "frame.h"
 #include "tree.h"
 #include "user.h"
@@ -124,7 +125,11 @@ int run_agent_session(int conn) {
   char *buf;
   uint32_t len;
   struct request req;
-  if (frame_read(conn, &type, &buf, &len) != 0 || type != F_REQUEST || parse_request(buf, len, &req) != 0) return 125;
+  int passed;
+  if (frame_read_fd(conn, &type, &buf, &len, &passed) != 0) return 125;
+  if (type == F_COPY && passed >= 0) return run_copy_session(conn, passed, buf, len);
+  if (passed >= 0) close(passed);
+  if (type != F_REQUEST || parse_request(buf, len, &req) != 0) return 125;
 
   int in[2], out[2], err[2];
   int master = -1;
