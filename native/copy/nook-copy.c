@@ -8,12 +8,14 @@
  *   nook-copy relay SOCKET AGENT in|out PATH MODE MAXBYTES TIMEOUT_MS
  *     Run by the daemon (as root), one per copy: binds SOCKET (0600, a one-time name beside
  *     the daemon's own socket), prints "ready", takes one fd from one connection, then
- *     connects to the sandbox's agent socket AGENT and sends it an F_COPY frame carrying a
- *     pipe end, never the host file (native/src/fastcopy.c does the sandbox side). Bytes go
- *     file -> pipe -> sandbox (in) or sandbox -> pipe -> file (out) through one buffer here,
- *     counted and bounded here (MAXBYTES; the sandbox is never trusted to stop), and hashed
- *     (sha256, for the audit record) on a second thread over the same buffers, so the digest
- *     is of exactly the bytes that moved. Prints one JSON line:
+ *     connects to the sandbox's agent socket AGENT and sends it an F_COPY frame. nook-init
+ *     resolves PATH inside the sandbox and hands back the open sandbox file (an unnamed
+ *     O_TMPFILE to fill, or the source to read; native/src/fastcopy.c): the host file never
+ *     enters the sandbox and the host never resolves a sandbox path. Bytes go host file ->
+ *     sandbox file (in) or back (out) through one buffer here, with this process's (the
+ *     host's) page cache and CPU, counted and bounded here (MAXBYTES; the sandbox is never
+ *     trusted to stop), and hashed (sha256, for the audit record) on a second thread over
+ *     the same buffers, so the digest is of exactly the bytes that moved. One JSON line out:
  *       {"ok":true,"bytes":N,"sha256":"..."}  or  {"ok":false,"code":C,"message":"..."}
  *     with fs.c's codes (2 not found, 3 too large, 4 wrong type, 1 other, 5 no fast path).
  */
@@ -170,15 +172,18 @@ static int take_fd(int listener, int timeoutMs) {
   return fd;
 }
 
-/* Reads the agent's frames to its exit; stderr text into msg. Returns the exit code, or -1. */
-static int agent_exit(int conn, char *msg, size_t cap) {
+/* Reads the agent's frames to its exit; stderr text into msg, stdout into out (64 bytes at
+ * least). Returns the exit code, or -1. */
+static int agent_exit(int conn, char *msg, size_t cap, char *out) {
   msg[0] = 0;
+  out[0] = 0;
   for (;;) {
     char type;
     char *data;
     uint32_t len;
     if (frame_read(conn, &type, &data, &len) != 0) return -1;
     if (type == F_STDERR) snprintf(msg + strlen(msg), cap - strlen(msg), "%s", data);
+    if (type == F_STDOUT) snprintf(out, 64, "%s", data);
     int code = type == F_EXIT ? atoi(data) : -2;
     free(data);
     if (code != -2) {
@@ -209,6 +214,32 @@ static long long pump(int from, int to, long long max, int *over) {
   }
 }
 
+/* The agent's answer to F_COPY: the sandbox file's fd, or -1 with its exit code and message. */
+static int sandbox_file(int conn, int *code, char *msg, size_t cap) {
+  msg[0] = 0;
+  for (;;) {
+    char type;
+    char *data;
+    uint32_t len;
+    int fd;
+    if (frame_read_fd(conn, &type, &data, &len, &fd) != 0) {
+      *code = -1;
+      return -1;
+    }
+    if (type == F_STDERR) snprintf(msg + strlen(msg), cap - strlen(msg), "%s", data);
+    int exit_code = type == F_EXIT ? atoi(data) : -2;
+    free(data);
+    if (type == F_COPY_FILE && fd >= 0) return fd;
+    if (fd >= 0) close(fd);
+    if (exit_code != -2) {
+      size_t n = strlen(msg);
+      while (n && msg[n - 1] == '\n') msg[--n] = 0;
+      *code = exit_code == 0 ? 1 : exit_code;
+      return -1;
+    }
+  }
+}
+
 static int run_relay(char **a) {
   const char *sock = a[2], *agent = a[3], *dir = a[4], *path = a[5], *mode = a[6];
   long long max = atoll(a[7]);
@@ -228,23 +259,31 @@ static int run_relay(char **a) {
   struct stat st;
   int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (in ? acc == O_WRONLY : acc == O_RDONLY)) return failed(5, "the handed-over fd is not a regular file open the right way");
+  char m[4600];
   if (in && st.st_size > max) {
-    char m[160];
     snprintf(m, sizeof m, "the file is %lld bytes, more than the limit of %lld; nothing was written", (long long)st.st_size, max);
     return failed(3, m);
   }
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return failed_errno(5, "pipe");
-  fcntl(p[0], F_SETPIPE_SZ, SLOT_BYTES);
   int conn = unix_socket(agent, &addr);
   if (conn < 0 || connect(conn, (struct sockaddr *)&addr, sizeof addr) != 0) return failed_errno(5, "cannot reach the sandbox's agent");
   char req[4200];
-  int plen = snprintf(req + 5, sizeof req - 5, "%s%c%s%c%s%c", dir, 0, path, 0, in ? mode : a[7], 0);
-  if (plen <= 0 || plen >= (int)sizeof req - 5) return failed(4, "path too long");
-  req[0] = F_COPY;
-  req[1] = 0, req[2] = 0, req[3] = (char)(plen >> 8), req[4] = (char)plen;
-  if (send_fd(conn, in ? p[0] : p[1], req, (size_t)plen + 5) != 0) return failed_errno(5, "cannot reach the sandbox's agent");
-  close(in ? p[0] : p[1]);
+  int plen = snprintf(req, sizeof req, "%s%c%s%c%s%c", dir, 0, path, 0, in ? mode : a[7], 0);
+  if (plen <= 0 || plen >= (int)sizeof req) return failed(4, "path too long");
+  if (frame_write(conn, F_COPY, req, (size_t)plen) != 0) return failed_errno(5, "cannot reach the sandbox's agent");
+  int code;
+  int sfd = sandbox_file(conn, &code, m, sizeof m);
+  if (sfd < 0) return failed(code < 0 ? 5 : code, code < 0 ? "the sandbox's agent took no copy" : m);
+  /* What the sandbox handed over is checked like any untrusted input: a regular file, open
+   * the right way, empty (in) or within the bound (out); never a FIFO or device to hang on. */
+  struct stat sst;
+  int sacc = fcntl(sfd, F_GETFL) & O_ACCMODE;
+  if (fstat(sfd, &sst) != 0 || !S_ISREG(sst.st_mode) || (in ? sacc == O_RDONLY || sst.st_size != 0 : sacc == O_WRONLY)) return failed(1, "the sandbox handed over something that is not the file asked for");
+  if (!in && sst.st_size > max) {
+    snprintf(m, sizeof m, "%s is %lld bytes, more than the limit of %lld", path, (long long)sst.st_size, max);
+    return failed(3, m);
+  }
+  int from = in ? fd : sfd, to = in ? sfd : fd;
+  posix_fadvise(from, 0, 0, POSIX_FADV_SEQUENTIAL);
 
   ring.md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ring.md, EVP_sha256(), NULL);
@@ -252,42 +291,38 @@ static int run_relay(char **a) {
   pthread_t t;
   pthread_create(&t, NULL, hasher, NULL);
   int over;
-  long long total = in ? pump(fd, p[1], max, &over) : pump(p[0], fd, max, &over);
+  long long total = pump(from, to, max, &over);
   int e = errno;
   pthread_mutex_lock(&ring.mu);
   ring.done = 1;
   pthread_cond_broadcast(&ring.cv);
   pthread_mutex_unlock(&ring.mu);
   pthread_join(t, NULL);
-  close(in ? p[1] : p[0]);
-  char m[4600];
+  close(sfd);
+  /* On any failure here we hang up without F_COPY_DONE: the sandbox drops its unnamed temp file. */
   if (over) {
-    /* Hanging up makes the sandbox side drop its unnamed temp file (in), or stop (out). */
     snprintf(m, sizeof m, "more than %lld bytes: stopped, nothing was written", max);
     return failed(3, m);
   }
-  /* A read or write of our own failed (not the sandbox closing the pipe on an error of its
-   * own, whose message its exit frame carries): hang up, which drops the temp file. */
-  if (total < 0 && !(in && e == EPIPE)) {
+  if (total < 0) {
     errno = e;
-    return failed_errno(1, in ? "reading the file" : "writing the file");
+    return failed_errno(1, in ? "copying into the sandbox" : "copying out of the sandbox");
   }
-  if (in && total >= 0) {
+  if (in) {
     char n[32];
     frame_write(conn, F_COPY_DONE, n, (size_t)snprintf(n, sizeof n, "%lld", total));
   }
-  int code = agent_exit(conn, m, sizeof m);
+  char info[64];
+  code = agent_exit(conn, m, sizeof m, info);
   if (code != 0) return failed(code < 0 ? 1 : code, code < 0 ? "the sandbox's agent went away mid-copy" : m);
-  if (total < 0) {
-    errno = e;
-    return failed_errno(1, in ? "reading the file" : "writing the file");
-  }
   unsigned char digest[32];
   unsigned dlen = 0;
   EVP_DigestFinal_ex(ring.md, digest, &dlen);
   printf("{\"ok\":true,\"bytes\":%lld,\"sha256\":\"", total);
   for (unsigned i = 0; i < dlen; i++) printf("%02x", digest[i]);
-  printf("\"}\n");
+  printf("\",\"stat\":");
+  json_text(info);
+  printf("}\n");
   return 0;
 }
 

@@ -127,8 +127,8 @@ int run_agent_session(int conn) {
   struct request req;
   int passed;
   if (frame_read_fd(conn, &type, &buf, &len, &passed) != 0) return 125;
-  if (type == F_COPY && passed >= 0) return run_copy_session(conn, passed, buf, len);
-  if (passed >= 0) close(passed);
+  if (passed >= 0) close(passed); /* nothing sent to the agent carries an fd */
+  if (type == F_COPY) return run_copy_session(conn, buf, len);
   if (type != F_REQUEST || parse_request(buf, len, &req) != 0) return 125;
 
   int in[2], out[2], err[2];

@@ -54,8 +54,32 @@ int frame_read(int fd, char *type, char **data, uint32_t *len) {
   return 0;
 }
 
-/* The first frame of a connection may carry one fd (SCM_RIGHTS, on its first byte): a copy
- * session gets its pipe that way. More than one fd, or a truncated control message, is
+int frame_write_fd(int fd, char type, const void *data, size_t len, int passfd) {
+  char buf[4200];
+  if (len > sizeof buf - 5) return -1;
+  buf[0] = type;
+  buf[1] = (char)(len >> 24), buf[2] = (char)(len >> 16), buf[3] = (char)(len >> 8), buf[4] = (char)len;
+  memcpy(buf + 5, data, len);
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct iovec iov = {buf, len + 5};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &passfd, sizeof passfd);
+  ssize_t n;
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  return (size_t)n == len + 5 ? 0 : write_all(fd, buf + n, len + 5 - (size_t)n);
+}
+
+/* A frame that may carry one fd (SCM_RIGHTS, on its first byte): a copy's file. More than one fd, or a truncated control message, is
  * refused (every fd that came is closed). */
 int frame_read_fd(int fd, char *type, char **data, uint32_t *len, int *passed) {
   *passed = -1;

@@ -20,7 +20,7 @@ const DEFINITE = new Set(['FILE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'INVALID_ARGUME
 
 /** native/build/nook-copy beside the package (or NOOK_COPY_BINARY); null when not built. */
 function helperPath(): string | null {
-  if (process.env.NOOK_COPY_BINARY) return process.env.NOOK_COPY_BINARY;
+  if (process.env.NOOK_COPY_BINARY) return existsSync(process.env.NOOK_COPY_BINARY) ? process.env.NOOK_COPY_BINARY : null;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, 'native', 'build', 'nook-copy');
@@ -45,9 +45,11 @@ async function run(client: NookClient, sandbox: string, req: FastCopyRequest, fd
   const helper = helperPath();
   if (process.env.NOOK_FAST_COPY === '0' || client.transport.baseUrl || !helper) return null;
   let handed: Promise<void> | undefined;
+  // The file could not be handed over: hang up, so the daemon stops its relay at once.
+  const hangUp = new AbortController();
   try {
-    for await (const event of new Api(client.transport).stream(routes.fastCopy, { ref: sandbox }, { body: req })) {
-      if (event.type === 'ready') handed = handOver(helper, event.socket, fd);
+    for await (const event of new Api(client.transport).stream(routes.fastCopy, { ref: sandbox }, { body: req, signal: hangUp.signal })) {
+      if (event.type === 'ready') handed = handOver(helper, event.socket, fd).catch((e: unknown) => void hangUp.abort(e));
       else if (event.type === 'result') {
         await handed;
         return event.result;

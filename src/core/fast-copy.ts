@@ -1,11 +1,13 @@
 /**
  * The fast path of `nook cp` for one regular file: bytes go past the daemon's event loop.
  * The CLI (on this host, over the unix socket) hands its open host file to a one-time native
- * relay (native/copy/nook-copy.c) that the daemon starts per copy; the relay gives the
- * sandbox's agent only a pipe (never the host file), moves the bytes through one buffer,
- * bounds them, and hashes them on a second thread, so the audit record keeps its sha256 of
- * exactly the bytes that moved. Inside the sandbox nook-init splices between the pipe and
- * the file, resolving the path in the sandbox's root (native/src/fastcopy.c).
+ * relay (native/copy/nook-copy.c) that the daemon starts per copy. Inside the sandbox,
+ * nook-init resolves the path in the sandbox's own root and hands the relay the open sandbox
+ * file (an unnamed temp file to fill, linked in only when whole, or the source to read;
+ * native/src/fastcopy.c): the host file never enters the sandbox, and the host never
+ * resolves a sandbox path. The relay moves the bytes through one buffer, bounds them, and
+ * hashes them on a second thread, so the audit record keeps its sha256 of exactly the bytes
+ * that moved.
  *
  * Any failure that is not a definite answer about the file (not found, too large, wrong
  * type) leaves the caller free to copy again over the streaming route, with the same result.
@@ -36,7 +38,14 @@ export interface FastCopyDeps {
   socketDir: string;
 }
 
-type RelayLine = { ok: true; bytes: number; sha256: string } | { ok: false; code: number; message: string };
+type RelayLine = { ok: true; bytes: number; sha256: string; stat: string } | { ok: false; code: number; message: string };
+
+/** The file nook-init linked in, from its fstat ("mode uid gid size mtimeMs"): the path may name something else by now. */
+function linkedInfo(path: string, stat: string): FileInfo | undefined {
+  const [mode, uid, gid, size, mtimeMs] = stat.split(' ').map(Number);
+  if ([mode, uid, gid, size, mtimeMs].some((n) => n === undefined || !Number.isFinite(n))) return undefined;
+  return { name: path.slice(path.lastIndexOf('/') + 1), type: 'file', mode: mode ?? 0, uid: uid ?? 0, gid: gid ?? 0, size: size ?? 0, mtimeMs: mtimeMs ?? 0, path };
+}
 
 /** The relay's answer codes (fs.c's exit codes) as errors. */
 function relayError(code: number, message: string, path: string): NookError {
@@ -84,6 +93,6 @@ export async function fastCopy(
   }
   if (!line.ok) throw relayError(line.code, line.message, req.path);
   deps.audit.note({ file: { path: req.path, bytes: line.bytes, sha256: line.sha256, direction: req.direction, fast: true } }, { id: sb.id, name: sb.name });
-  const file = req.direction === 'in' ? await deps.stat(sb.id, req.path) : undefined;
+  const file = req.direction === 'in' ? (linkedInfo(req.path, line.stat) ?? (await deps.stat(sb.id, req.path))) : undefined;
   return { path: req.path, bytes: line.bytes, sha256: line.sha256, ...(file ? { file } : {}) };
 }
