@@ -176,7 +176,7 @@ int run_agent_session(int conn) {
   struct pending stdin_buf = {0};
   int status = 0, reaped = 0, stdin_fd = in[1], out_fd = out[0], err_fd = err[0];
   int conn_open = 1;
-  static char chunk[262144];
+  static char chunk[1 << 20];
   for (;;) {
     if (reaped && out_fd < 0 && err_fd < 0) break;
     struct pollfd fds[5];

@@ -10,10 +10,8 @@ import { existsSync, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NookError } from '../api/errors.js';
-import { routeRefs as routes } from '../api/route-refs.js';
 import type { FastCopyRequest, FastCopyResult, FileInfo } from '../api/schemas.js';
 import type { NookClient } from '../sdk/client.js';
-import { Api } from '../sdk/routes.js';
 
 /** Answers the stream path would give too: no point copying again. */
 const DEFINITE = new Set(['FILE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'INVALID_ARGUMENT', 'SANDBOX_NOT_FOUND', 'INVALID_STATE']);
@@ -48,7 +46,8 @@ async function run(client: NookClient, sandbox: string, req: FastCopyRequest, fd
   // The file could not be handed over: hang up, so the daemon stops its relay at once.
   const hangUp = new AbortController();
   try {
-    for await (const event of new Api(client.transport).stream(routes.fastCopy, { ref: sandbox }, { body: req, signal: hangUp.signal })) {
+    const files = (await client.sandboxes.get(sandbox)).files;
+    for await (const event of files.fastCopy(req, { signal: hangUp.signal })) {
       if (event.type === 'ready') handed = handOver(helper, event.socket, fd).catch((e: unknown) => void hangUp.abort(e));
       else if (event.type === 'result') {
         await handed;
