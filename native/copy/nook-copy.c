@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -244,6 +245,9 @@ static int run_relay(char **a) {
   const char *sock = a[2], *agent = a[3], *dir = a[4], *path = a[5], *mode = a[6];
   long long max = atoll(a[7]);
   int in = strcmp(dir, "in") == 0;
+  /* Dies with the daemon: the agent sees the hang-up and drops its temp file, as on a stream. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return failed(5, "the daemon is gone");
   signal(SIGPIPE, SIG_IGN);
   struct sockaddr_un addr;
   int listener = unix_socket(sock, &addr);
