@@ -18,6 +18,7 @@ import { run, which } from '../src/util/proc.js';
 import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { benchImages } from './images.js';
 import { benchPool } from './pool.js';
+import { benchCopy, type CopyBench } from './copy.js';
 import { round, stat, timeIt, type Stat } from './stats.js';
 
 const N = Number(process.env.BENCH_N ?? 30);
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   const crun = ['crun', '--root', join(d.stateDir, 'bench-crun')];
   const extra: Record<string, number> = {};
   const poolRatios: Record<string, number> = {};
+  let copy: CopyBench | undefined;
   try {
     const image = await d.client.images.build({ preset: 'minimal' });
     const rootfs = join(d.stateDir, 'storage', 'btrfs', 'pool', 'images', image.id);
@@ -347,6 +349,12 @@ async function main(): Promise<void> {
       }
     }
 
+    // --- nook cp of 1 GiB in and out against host cp (bench/copy.ts) ------------------------
+    if (process.env.BENCH_COPY !== '0') {
+      copy = await benchCopy(d, 3);
+      results.push(...copy.results);
+    }
+
     // --- images: pull, unpack, warm rebuild ---------------------------------------------------
     if (process.env.BENCH_IMAGES !== '0') results.push(...(await benchImages(d, Math.max(3, Math.min(N, 5)), extra)));
 
@@ -423,6 +431,7 @@ async function main(): Promise<void> {
     'create+first exec / raw crun run -d + exec': round(by('nook create') / by('raw crun run -d')),
     'exec / raw crun exec': round(by('nook exec') / by('raw crun exec')),
     'exec / host fork+exec': round(by('nook exec') / by('host fork+exec')),
+    ...copy?.ratios,
   };
   if (process.argv.includes('--json')) {
     process.stdout.write(JSON.stringify({ n: N, results, ratios, memory: extra }, null, 2) + '\n');

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fastcopy.h"
 #include "frame.h"
 #include "tree.h"
 #include "user.h"
@@ -124,7 +125,11 @@ int run_agent_session(int conn) {
   char *buf;
   uint32_t len;
   struct request req;
-  if (frame_read(conn, &type, &buf, &len) != 0 || type != F_REQUEST || parse_request(buf, len, &req) != 0) return 125;
+  int passed;
+  if (frame_read_fd(conn, &type, &buf, &len, &passed) != 0) return 125;
+  if (passed >= 0) close(passed); /* nothing sent to the agent carries an fd */
+  if (type == F_COPY) return run_copy_session(conn, buf, len);
+  if (type != F_REQUEST || parse_request(buf, len, &req) != 0) return 125;
 
   int in[2], out[2], err[2];
   int master = -1;
@@ -171,7 +176,7 @@ int run_agent_session(int conn) {
   struct pending stdin_buf = {0};
   int status = 0, reaped = 0, stdin_fd = in[1], out_fd = out[0], err_fd = err[0];
   int conn_open = 1;
-  static char chunk[262144];
+  static char chunk[1 << 20];
   for (;;) {
     if (reaped && out_fd < 0 && err_fd < 0) break;
     struct pollfd fds[5];

@@ -76,6 +76,7 @@ export const routeRefs: { readonly [K in keyof Routes]: RouteRef<Routes[K]> } = 
   listFiles: { method: 'get', path: '/v1/sandboxes/{ref}/files/list' },
   readFile: { method: 'get', path: '/v1/sandboxes/{ref}/files/content' },
   writeFile: { method: 'post', path: '/v1/sandboxes/{ref}/files/content' },
+  fastCopy: { method: 'post', path: '/v1/sandboxes/{ref}/files/fast-copy' },
   putTar: { method: 'post', path: '/v1/sandboxes/{ref}/files/tar' },
   getTar: { method: 'get', path: '/v1/sandboxes/{ref}/files/tar' },
   makeDir: { method: 'post', path: '/v1/sandboxes/{ref}/files/mkdir' },

@@ -215,6 +215,15 @@ export const routes = {
     response: s.FileInfo,
     query: z.object({ path: sandboxPath('absolute path in the sandbox'), mode: fileMode }),
   },
+  fastCopy: {
+    method: 'post',
+    path: '/v1/sandboxes/{ref}/files/fast-copy',
+    summary:
+      'Unix socket only: copies one regular file past the daemon. Answers application/x-ndjson: {type: ready, socket}, where the caller hands its open host file (the source, or an empty temp file to copy out into) with SCM_RIGHTS (native/build/nook-copy send), then {type: result} or {type: error}',
+    body: s.FastCopyRequest,
+    response: s.FastCopyResult,
+    streamEvent: s.FastCopyEvent,
+  },
   putTar: {
     method: 'post',
     path: '/v1/sandboxes/{ref}/files/tar',

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 import { NookError } from '../api/errors.js';
-import type { FileInfo } from '../api/schemas.js';
+import type { FastCopyRequest, FastCopyResult, FileInfo } from '../api/schemas.js';
 import { INIT_PATH_IN_SANDBOX } from '../runtime/oci-config.js';
 import type { RuntimeDriver } from '../runtime/driver.js';
 import { sha256, type AuditLog } from './audit.js';
+import { fastCopy, type FastCopyDeps } from './fast-copy.js';
 import type { SandboxManager } from './sandboxes.js';
 import { feedStdin, SessionOutput } from './session-stream.js';
 
@@ -37,7 +38,16 @@ export class FileManager {
     private readonly sandboxes: SandboxManager,
     private readonly runtime: RuntimeDriver,
     private readonly audit: AuditLog,
+    /** The fast copy's helper and socket dir (see fast-copy.ts); none: only streams. */
+    private readonly fast: Pick<FastCopyDeps, 'helper' | 'socketDir'> = { helper: null, socketDir: '' },
   ) {
+  }
+
+  /** One regular file copied past the daemon by a native relay (fast-copy.ts). */
+  fastCopy(ref: string, req: FastCopyRequest, maxInBytes: number, onReady: (socket: string) => void, signal: AbortSignal): Promise<FastCopyResult> {
+    checkPath(req.path);
+    const deps = { ...this.fast, sandboxes: this.sandboxes, runtime: this.runtime, audit: this.audit, stat: (id: string, path: string) => this.stat(id, path) };
+    return fastCopy(deps, ref, req, maxInBytes, onReady, signal);
   }
 
   private async run(ref: string, args: string[], stdin?: Buffer, maxBytes = 1024 * 1024): Promise<Buffer> {

@@ -98,7 +98,8 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes, memory);
   const network = new NetworkManager(db, runtime, sandboxes, policy);
   const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
-  const files = new FileManager(sandboxes, runtime, audit);
+  const copyHelper = join(dirname(initBinarySource()), 'nook-copy');
+  const files = new FileManager(sandboxes, runtime, audit, { helper: existsSync(copyHelper) ? copyHelper : null, socketDir: dirname(paths.socketPath) });
   const commands = new CommandRunner(db, runtime, sandboxes, files, audit);
   const tar = new TarTransfer(sandboxes, runtime, files, audit);
   const volumes = new VolumeManager(db, runtime, sandboxes, paths.stateDir, init);

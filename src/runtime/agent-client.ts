@@ -8,6 +8,14 @@ const STDIN_CHUNK = 1024 * 1024;
 /** After a kill, how long the agent gets to report the exit before we hang up on it. */
 const KILL_GRACE_MS = 3000;
 
+/** A frame's 5-byte head (the payload goes out after it, uncopied). */
+function frameHead(type: string, length: number): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32BE(length, 1);
+  return head;
+}
+
 function frame(type: string, payload: Buffer | string = Buffer.alloc(0)): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const head = Buffer.alloc(5);
@@ -118,7 +126,15 @@ export class AgentSession implements SessionHandle {
 
   async writeAsync(data: Buffer): Promise<void> {
     let ok = true;
-    for (let off = 0; off < data.length; off += STDIN_CHUNK) ok = this.sock.write(frame(F.stdin, data.subarray(off, off + STDIN_CHUNK)));
+    // Head and payload as two writes under one cork (one writev): bulk copy-in data is not
+    // copied once more into a joined frame.
+    this.sock.cork();
+    for (let off = 0; off < data.length; off += STDIN_CHUNK) {
+      const part = data.subarray(off, off + STDIN_CHUNK);
+      this.sock.write(frameHead(F.stdin, part.length));
+      ok = this.sock.write(part);
+    }
+    this.sock.uncork();
     if (ok || this.sock.destroyed) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {

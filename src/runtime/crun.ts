@@ -57,6 +57,10 @@ export class OciRuntimeDriver implements RuntimeDriver {
     return wrap && this.o.hideUnifiedCgroup ? [init, 'hide-cgroup2', '--', ...base] : base;
   }
 
+  agentSocketPath(sandboxId: string): string {
+    return this.agentSocket(sandboxId);
+  }
+
   private agentSocket(sandboxId: string): string {
     const path = join(this.bundleDir(sandboxId), 'agent.sock');
     if (Buffer.byteLength(path) >= 108) {

@@ -119,6 +119,11 @@ export interface RuntimeDriver {
    * daemon dies meanwhile, the sandbox's agent sees the hang-up and kills the tree itself.
    */
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome>;
+  /**
+   * The host path of the sandbox's agent socket, for a native helper that passes an fd to the
+   * agent (the fast file copy); undefined where the runtime cannot take one (gVisor).
+   */
+  agentSocketPath?(sandboxId: string): string | undefined;
   /** An open-ended command (background process, terminal); the caller bounds it. */
   openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle;
   /**

@@ -118,6 +118,11 @@ export class MultiDriver implements RuntimeDriver {
   exec(sandboxId: string, spec: ExecSpec): Promise<ExecOutcome> {
     return this.of(sandboxId).exec(sandboxId, spec);
   }
+  agentSocketPath(sandboxId: string): string | undefined {
+    const driver = this.of(sandboxId);
+    return driver.agentSocketPath?.(sandboxId);
+  }
+
   openSession(sandboxId: string, spec: SessionSpec, handlers: { onStdout: (b: Buffer) => void; onStderr: (b: Buffer) => void }): SessionHandle {
     return this.of(sandboxId).openSession(sandboxId, spec, handlers);
   }

@@ -137,7 +137,7 @@ describe('every SDK call goes to a route of the table, with its method', () => {
         read: () => sb.files.read('/a'), write: () => sb.files.write('/a', 'x'), stat: () => sb.files.stat('/a'), list: () => sb.files.list('/'), mkdir: () => sb.files.mkdir('/d'),
         remove: () => sb.files.remove('/a'), writeTar: () => sb.files.writeTar('/d', Readable.from([Buffer.from('x')])), readTar: () => sb.files.readTar('/a'),
         uploadFile: () => sb.files.uploadFile(f, '/a'), downloadFile: () => sb.files.downloadFile('/a', join(dir, 'out')), uploadDir: () => sb.files.uploadDir(join(dir, 'ctx'), '/d'),
-        download: () => sb.files.download('/a', join(dir, 'out2')),
+        download: () => sb.files.download('/a', join(dir, 'out2')), fastCopy: () => sb.files.fastCopy({ path: '/a', direction: 'in' }),
       }],
       [Processes.prototype, {
         start: () => sb.processes.start('true'), spawn: () => sb.processes.spawn('true'), handle: () => sb.processes.handle('p'), list: () => sb.processes.list(),

@@ -44,7 +44,8 @@ export function registerFileCommands(program: Command): void {
           return;
         }
         if (!st.isFile()) throw new NookError('INVALID_ARGUMENT', `${src} is neither a regular file nor a directory`);
-        const info = await (await client.sandboxes.get(to[0])).files.uploadFile(src, to[1], { mode: st.mode & 0o777 });
+        const { fastCopyIn } = await import('../fast-copy.js');
+        const info = (await fastCopyIn(client, to[0], src, to[1], st.mode)) ?? (await (await client.sandboxes.get(to[0])).files.uploadFile(src, to[1], { mode: st.mode & 0o777 }));
         if (flags.json) printJson(info);
         else process.stdout.write(`${src} -> ${dst} (${info.size} bytes)\n`);
       } else if (from) {
@@ -57,7 +58,10 @@ export function registerFileCommands(program: Command): void {
           return;
         }
         if (info.type !== 'file') throw new NookError('INVALID_ARGUMENT', `${src} is a ${info.type}, not a regular file`);
-        const saved = await sb.files.downloadFile(from[1], dst, { maxBytes: flags.maxBytes ?? DEFAULT_MAX_BYTES });
+        const maxBytes = flags.maxBytes ?? DEFAULT_MAX_BYTES;
+        if (info.size > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `${from[1]} is ${info.size} bytes, more than the limit of ${maxBytes}`, { hint: 'raise --max-bytes, or copy a smaller file' });
+        const { fastCopyOut } = await import('../fast-copy.js');
+        const saved = (await fastCopyOut(client, sb.name, from[1], dst, info.mode, maxBytes)) ?? (await sb.files.downloadFile(from[1], dst, { maxBytes }));
         if (flags.json) printJson(saved);
         else process.stdout.write(`${src} -> ${saved.path} (${saved.bytes} bytes)\n`);
       }

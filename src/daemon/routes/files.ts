@@ -3,7 +3,9 @@ import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { NookError } from '../../api/errors.js';
 import { routes } from '../../api/routes.js';
+import type { FastCopyEvent } from '../../api/schemas.js';
 import { drainBody, parseBody, tarBody } from '../http/body.js';
+import { errorEvent, ndjson } from '../http/ndjson.js';
 import { readQuery } from '../http/input.js';
 import { on, ref, type RouteDeps } from './deps.js';
 
@@ -27,7 +29,7 @@ async function consuming<T>(body: ReadableStream<Uint8Array>, consume: () => Pro
   }
 }
 
-export function register(app: Hono, { nook, answer }: RouteDeps): void {
+export function register(app: Hono, { nook, answer, options }: RouteDeps): void {
   const files = nook.files;
   on(app, 'statFile', async (c) => answer(c, await files.stat(ref(c), readQuery(c, routes.statFile.query).path)));
   on(app, 'listFiles', async (c) => {
@@ -57,6 +59,18 @@ export function register(app: Hono, { nook, answer }: RouteDeps): void {
     // A JSON-typed body was already read for the audit record: write what was read.
     if (!body || c.req.raw.bodyUsed) return answer(c, await files.write(ref(c), q.path, Buffer.from(await c.req.arrayBuffer()), q.mode));
     return answer(c, await consuming(body, () => files.writeStream(ref(c), q.path, body.values({ preventCancel: true }), q.mode, MAX_COPY_IN_BYTES)));
+  });
+  on(app, 'fastCopy', async (c) => {
+    // An fd can only be handed over a local socket: a TCP client streams.
+    if (options.token) throw new NookError('NOT_SUPPORTED', 'the fast copy is for clients on the unix socket', { hint: 'copy with the streaming file routes (the CLI and SDK do)' });
+    const req = await parseBody(c, routes.fastCopy.body);
+    nook.sandboxes.get(ref(c)); // a missing sandbox is an HTTP error, before any stream starts
+    return ndjson<FastCopyEvent>(
+      c,
+      nook.audit,
+      async (emit, signal) => emit({ type: 'result', result: await files.fastCopy(ref(c), req, MAX_COPY_IN_BYTES, (socket) => emit({ type: 'ready', socket }), signal) }),
+      errorEvent,
+    );
   });
   on(app, 'makeDir', async (c) => {
     const req = await parseBody(c, routes.makeDir.body);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { routeRefs as routes } from '../../api/route-refs.js';
-import type { FileInfo, TarResult } from '../../api/schemas.js';
+import type { FastCopyEvent, FastCopyRequest, FileInfo, TarResult } from '../../api/schemas.js';
 // dir-transfer (tar) is loaded when a transfer runs, so a CLI command without one starts without it.
 import type { Unpacked } from '../dir-transfer.js';
 import type { Api } from '../routes.js';
@@ -54,6 +54,16 @@ export class Files {
   /** `path` as a tar stream (one top entry); the stream breaks off past maxBytes (default 1 GiB). */
   readTar(path: string, options: { maxBytes?: number } = {}): Promise<Readable> {
     return this.api.rawStream(routes.getTar, { ref: this.ref() }, at(path, { maxBytes: optional(options.maxBytes) }));
+  }
+
+  /**
+   * The fast copy of one file, for a client on the daemon's own host (unix socket): yields
+   * `{type: 'ready', socket}`, where the caller hands its open host file over with
+   * native/build/nook-copy (SCM_RIGHTS), then the result or an error. `nook cp` uses it and
+   * falls back to uploadFile/downloadFile; over TCP the daemon answers NOT_SUPPORTED.
+   */
+  fastCopy(request: FastCopyRequest, options: { signal?: AbortSignal } = {}): AsyncGenerator<FastCopyEvent> {
+    return this.api.stream(routes.fastCopy, { ref: this.ref() }, { body: request, ...(options.signal ? { signal: options.signal } : {}) });
   }
 
   /** Streams a host file into the sandbox (no size held in memory; bounded by the daemon). */

@@ -1,0 +1,96 @@
+/**
+ * `nook cp` of one 1 GiB file in and out, from the real CLI (whole processes), against a host
+ * `cp` into and out of the same btrfs pool, measured interleaved in the same run; the ratio
+ * is host time / nook time (1.0x: as fast as cp; target >= 0.7x). The streaming path
+ * (NOOK_FAST_COPY=0, what remote clients and the SDK use) is measured beside it.
+ *
+ *   node dist/bench/copy.js            # standalone (N=3)
+ *   called from bench/run.ts           # as part of npm run bench
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../src/util/proc.js';
+import { startDaemon, CLI_MAIN, type TestDaemon } from '../test/helpers/daemon.js';
+import { round, stat, type Stat } from './stats.js';
+
+const GiB = 1024 ** 3;
+
+export interface CopyBench {
+  results: Stat[];
+  /** host cp time / nook cp time, per direction (higher is better; 1 = host speed). */
+  ratios: Record<string, number>;
+}
+
+export async function benchCopy(d: TestDaemon, n: number): Promise<CopyBench> {
+  const tmp = mkdtempSync('/tmp/nook-copy-bench-');
+  const poolDir = join(d.stateDir, 'storage', 'btrfs', 'pool', 'bench-copy');
+  const sb = await d.client.sandboxes.create({ name: 'bench-copy', image: 'minimal' });
+  try {
+    mkdirSync(poolDir, { recursive: true });
+    const src = join(tmp, 'src');
+    await run(['sh', '-c', `head -c ${GiB} /dev/urandom > ${src}`]);
+    await run(['cp', src, join(poolDir, 'big')]);
+    const cli = async (args: string[], env: Record<string, string> = {}): Promise<void> => {
+      const r = await run([process.execPath, CLI_MAIN, ...args], { env: { ...d.env, ...env }, allowFail: true });
+      if (r.code !== 0) throw new Error(`nook ${args.join(' ')} failed: ${r.stderr}`);
+    };
+    const rows: Array<[string, () => Promise<void>, () => Promise<void>]> = [
+      ['nook cp 1 GiB in (fast path)', () => cli(['cp', src, 'bench-copy:/work/in']), () => cli(['fs', 'rm', 'bench-copy', '/work/in'])],
+      ['nook cp 1 GiB in (stream, NOOK_FAST_COPY=0)', () => cli(['cp', src, 'bench-copy:/work/in'], { NOOK_FAST_COPY: '0' }), () => cli(['fs', 'rm', 'bench-copy', '/work/in'])],
+      ['host cp 1 GiB into the pool', async () => void (await run(['cp', src, join(poolDir, 'in')])), async () => rmSync(join(poolDir, 'in'), { force: true })],
+      ['nook cp 1 GiB out (fast path)', () => cli(['cp', '--max-bytes', String(2 * GiB), 'bench-copy:/work/big', join(tmp, 'out')]), async () => rmSync(join(tmp, 'out'), { force: true })],
+      ['nook cp 1 GiB out (stream, NOOK_FAST_COPY=0)', () => cli(['cp', '--max-bytes', String(2 * GiB), 'bench-copy:/work/big', join(tmp, 'out')], { NOOK_FAST_COPY: '0' }), async () => rmSync(join(tmp, 'out'), { force: true })],
+      ['host cp 1 GiB out of the pool', async () => void (await run(['cp', join(poolDir, 'big'), join(tmp, 'out')])), async () => rmSync(join(tmp, 'out'), { force: true })],
+    ];
+    await cli(['cp', src, 'bench-copy:/work/big']);
+    const samples = new Map<string, number[]>(rows.map(([name]) => [name, []]));
+    // Interleaved rounds, so load from other work on the host hits every row alike.
+    for (let i = 0; i < n; i++) {
+      for (const [name, fn, after] of rows) {
+        const t0 = performance.now();
+        await fn();
+        samples.get(name)?.push(performance.now() - t0);
+        await after();
+      }
+    }
+    const results = rows.map(([name]) => stat(name, samples.get(name) ?? []));
+    const by = (prefix: string): number => results.find((r) => r.name.startsWith(prefix))?.medianMs ?? NaN;
+    const ratios = {
+      'host cp in / nook cp in (fast)': round(by('host cp 1 GiB into') / by('nook cp 1 GiB in (fast')),
+      'host cp in / nook cp in (stream)': round(by('host cp 1 GiB into') / by('nook cp 1 GiB in (stream')),
+      'host cp out / nook cp out (fast)': round(by('host cp 1 GiB out') / by('nook cp 1 GiB out (fast')),
+      'host cp out / nook cp out (stream)': round(by('host cp 1 GiB out') / by('nook cp 1 GiB out (stream')),
+    };
+    return { results, ratios };
+  } finally {
+    await sb.destroy().catch(() => undefined);
+    rmSync(poolDir, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const d = await startDaemon();
+  try {
+    await d.client.images.build({ preset: 'minimal' });
+    const r = await benchCopy(d, Number(process.env.BENCH_N ?? 3));
+    if (process.argv.includes('--json')) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      return;
+    }
+    process.stdout.write('| | median | p90 |\n| --- | --- | --- |\n');
+    for (const s of r.results) process.stdout.write(`| ${s.name} | ${s.medianMs} ms | ${s.p90Ms} ms |\n`);
+    process.stdout.write('\n');
+    for (const [k, v] of Object.entries(r.ratios)) process.stdout.write(`${k}: ${v}x\n`);
+  } finally {
+    await d.teardown();
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  });
+}
