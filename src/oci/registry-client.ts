@@ -179,7 +179,14 @@ export class RegistryClient {
         yield chunk;
       }
     };
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(partial, { flags: resumed ? 'r+' : 'w', start: resumed ? have : 0 }));
+    try {
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(partial, { flags: resumed ? 'r+' : 'w', start: resumed ? have : 0 }));
+    } catch (e) {
+      if (e instanceof NookError) throw e;
+      // What arrived stays in the partial file: the next pull resumes from it.
+      const why = opts.signal?.aborted ? 'the pull was given up' : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message);
+      throw new NookError('REGISTRY_ERROR', `the download of blob ${digest} was cut off after ${received} bytes (${why})`, { hint: 'pull again: it resumes where it stopped' });
+    }
     const got = hash.digest('hex');
     if (got !== hex || (size !== undefined && received !== size)) {
       await fsp.rm(partial, { force: true });
