@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
 import { RegistryClient, type RegistryCredentials } from './registry-client.js';
 import { formatReference, type ImageReference } from './reference.js';
-import { imageDefaults, isIndex, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults } from './layers.js';
+import { checkMembers, imageDefaults, isIndex, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults } from './layers.js';
 import { listLayerFile, StreamLister, type ListedLayer } from './tar-list.js';
 import type { ProgressFn } from './presets.js';
 
@@ -181,9 +181,10 @@ function startLayers(client: RegistryClient, blobDir: string, layers: Descriptor
     try {
       const got = await fetchBlob(client, blobDir, d, { onBytes: (n) => meter.bytes(index, n), sink: (c) => lister.write(c), signal: abort.signal });
       meter.verified(index);
-      if (got.streamed) return { file: got.file, members: await lister.finish() };
-      lister.abort();
-      return { file: got.file, members: await listLayerFile(got.file) };
+      const members = got.streamed ? await lister.finish() : (lister.abort(), await listLayerFile(got.file));
+      // Refused here too, not only when its turn to apply comes: before an older image is set aside.
+      checkMembers(members);
+      return { file: got.file, members };
     } finally {
       lister.abort();
       listers.delete(lister);
