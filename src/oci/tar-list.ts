@@ -1,7 +1,8 @@
 /**
  * Listing a layer's tar members, the input of every check made before a layer is applied
  * (device nodes, escaping paths, whiteouts). bsdtar does the parsing, the same libarchive
- * that extracts the layer afterwards (so the checks see the names extraction will use),
+ * that extracts the layer afterwards (so the checks see the names extraction will use;
+ * GNU tar listed them before, a second parser an archive could play against the first),
  * from a finished file or from the bytes of a download as they arrive: a pull's listing
  * (a whole decompression) is done by the time the layer's digest is.
  */
@@ -22,13 +23,8 @@ export interface ListedLayer {
   members: Member[];
 }
 
-/**
- * Two listings of the same bytes: `-tv` for each member's type (the mode column), `-t` for
- * its exact name. `-tv` alone cannot be split back into name and link target when a name
- * holds " -> ". -P: names as the archive has them (extraction uses -P inside a chroot).
- */
-const TYPES_ARGV = ['bsdtar', '-P', '-tv', '--numeric-owner', '-f'];
-const NAMES_ARGV = ['bsdtar', '-P', '-t', '-f'];
+/** -P: names as the archive has them (extraction uses -P inside a chroot), never rewritten. */
+const LIST_ARGV = ['bsdtar', '-P', '-tv', '--numeric-owner', '-f'];
 /** Names in UTF-8 as they are; in the C locale bsdtar refuses them. */
 const LIST_ENV = { ...process.env, LC_ALL: 'C.UTF-8' };
 
@@ -54,30 +50,40 @@ function unescapeName(name: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** One line per member (names have their newlines escaped); the last newline ends the list. */
-const lines = (out: string): string[] => {
-  const all = out.split('\n');
-  if (all[all.length - 1] === '') all.pop();
-  return all;
-};
-
-/** Pairs `bsdtar -tv` output (types) with `bsdtar -t` output (names), member by member. */
-export function parseListing(verbose: string, names: string): Member[] {
-  const types = lines(verbose);
-  const paths = lines(names);
-  if (types.length !== paths.length) throw unreadable(`the two listings disagree (${types.length} and ${paths.length} members)`);
-  return paths.map((name, i) => ({
-    type: types[i]?.[0] ?? '?',
-    path: unescapeName(name).replace(/^(\.\/)+/, '').replace(/^\/+/, ''),
-  }));
+/**
+ * Parses `bsdtar -tv --numeric-owner` output, one line per member (names have their
+ * newlines escaped): "drwxr-xr-x  0 0  0  0 Nov 30 08:03 a/b/" is mode, links, uid, gid,
+ * size (or major,minor), three date fields, one space, the name. Links add " -> target" or
+ * " link to target": a link whose name or target holds that separator again cannot be split
+ * back into the two, so it is refused rather than guessed (its name could hide a `..`).
+ */
+export function parseListing(stdout: string): Member[] {
+  const lines = stdout.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines.map((line) => {
+    const m = /^(\S)\S*\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+ (.*)$/.exec(line);
+    if (!m) throw unreadable(`unexpected listing line ${JSON.stringify(line.slice(0, 80))}`);
+    const type = m[1] ?? '?';
+    let name = m[2] ?? '';
+    const sep = type === 'l' ? ' -> ' : type === 'h' ? ' link to ' : null;
+    if (sep) {
+      const parts = name.split(sep);
+      if (parts.length !== 2) {
+        throw new NookError('INVALID_ARGUMENT', `a layer holds a link whose name or target contains "${sep.trim()}" (${name.slice(0, 80)}): refused`, {
+          hint: 'rename the link in the image; nook cannot tell its name from its target',
+        });
+      }
+      name = parts[0] ?? '';
+    }
+    return { type, path: unescapeName(name).replace(/^(\.\/)+/, '').replace(/^\/+/, '') };
+  });
 }
 
 /** Members of a layer file already on disk. */
 export async function listLayerFile(blob: string): Promise<Member[]> {
-  const [types, names] = await Promise.all([run([...TYPES_ARGV, blob], { allowFail: true, env: LIST_ENV }), run([...NAMES_ARGV, blob], { allowFail: true, env: LIST_ENV })]);
-  if (types.code !== 0) throw unreadable(types.stderr);
-  if (names.code !== 0) throw unreadable(names.stderr);
-  return parseListing(types.stdout, names.stdout);
+  const r = await run([...LIST_ARGV, blob], { allowFail: true, env: LIST_ENV });
+  if (r.code !== 0) throw unreadable(r.stderr);
+  return parseListing(r.stdout);
 }
 
 /** One bsdtar listing fed through its stdin. */
@@ -133,37 +139,33 @@ class Lister {
 
 /**
  * Lists a layer from its bytes as a download delivers them, in order (bsdtar sniffs the
- * compression, as extraction does). Feeding waits for the listings to keep up (bounded
- * memory); once one has stopped (end of archive, or an error) further bytes are dropped
- * for it, and the verdict comes from `finish()`, which callers ask only after the digest
- * matched. Nothing runs until the first byte.
+ * compression, as extraction does). Feeding waits for the listing to keep up (bounded
+ * memory); once it has stopped (end of archive, or an error) further bytes are dropped,
+ * and the verdict comes from `finish()`, which callers ask only after the digest matched.
+ * Nothing runs until the first byte.
  */
 export class StreamLister {
-  private pair: [Lister, Lister] | null = null;
+  private lister: Lister | null = null;
 
   async write(chunk: Buffer): Promise<void> {
-    const [types, names] = this.start();
-    await Promise.all([types.feed(chunk), names.feed(chunk)]);
+    await this.start().feed(chunk);
   }
 
   /** The members, once every byte was written; throws when bsdtar could not read the layer. */
   async finish(): Promise<Member[]> {
-    const [types, names] = this.start();
-    types.end();
-    names.end();
-    const [a, b] = await Promise.all([types.exit, names.exit]);
-    if (a !== 0) throw unreadable(types.stderr);
-    if (b !== 0) throw unreadable(names.stderr);
-    return parseListing(types.stdout, names.stdout);
+    const l = this.start();
+    l.end();
+    if ((await l.exit) !== 0) throw unreadable(l.stderr);
+    return parseListing(l.stdout);
   }
 
-  /** Stops both listings (the download failed or the pull was given up). */
+  /** Stops the listing (the download failed or the pull was given up). */
   abort(): void {
-    for (const l of this.pair ?? []) l.kill();
+    this.lister?.kill();
   }
 
-  private start(): [Lister, Lister] {
-    this.pair ??= [new Lister(TYPES_ARGV), new Lister(NAMES_ARGV)];
-    return this.pair;
+  private start(): Lister {
+    this.lister ??= new Lister(LIST_ARGV);
+    return this.lister;
   }
 }

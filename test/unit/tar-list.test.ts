@@ -33,9 +33,8 @@ const HOSTILE: { path: string; type?: HeaderData['type']; linkpath?: string; bod
   { path: 'new\nline', body: 'x' },
   { path: 'back\\slash', body: 'x' },
   { path: 'ünïcode', body: 'x' },
-  // A symlink whose own name reads like "name -> target": its name climbs out.
-  { path: 'a -> ../../b', type: 'SymbolicLink', linkpath: 'c' },
-  { path: 'h link to x', type: 'Link', linkpath: 'dir/sp ace' },
+  { path: 'link', type: 'SymbolicLink', linkpath: '../up' },
+  { path: 'hard', type: 'Link', linkpath: 'dir/sp ace' },
   { path: '../escape', body: 'x' },
   { path: '/abs', body: 'x' },
   { path: 'mem', type: 'CharacterDevice', devmaj: 1 },
@@ -48,8 +47,8 @@ const EXPECTED: Member[] = [
   { type: '-', path: 'new\nline' },
   { type: '-', path: 'back\\slash' },
   { type: '-', path: 'ünïcode' },
-  { type: 'l', path: 'a -> ../../b' },
-  { type: 'h', path: 'h link to x' },
+  { type: 'l', path: 'link' },
+  { type: 'h', path: 'hard' },
   { type: '-', path: '../escape' },
   { type: '-', path: 'abs' },
   { type: 'c', path: 'mem' },
@@ -72,6 +71,18 @@ describe('layer listings', () => {
       writeFileSync(file, bytes);
       assert.deepEqual(await listLayerFile(file), EXPECTED);
       assert.deepEqual(await listStream(bytes, 7), EXPECTED);
+    }
+  });
+
+  it('refuse a link whose name or target holds the listing\'s own separator, rather than guess its name', async () => {
+    // Read as "a" with target "../../b -> c", this symlink's name would hide its `..`.
+    for (const evil of [
+      { path: 'a -> ../../b', type: 'SymbolicLink' as const, linkpath: 'c' },
+      { path: 'x', type: 'SymbolicLink' as const, linkpath: 'y -> z' },
+      { path: 'h link to ../x', type: 'Link' as const, linkpath: 'dir/f' },
+    ]) {
+      const bytes = tarOf([{ path: 'dir/f', body: 'x' }, evil]);
+      await assert.rejects(listStream(bytes, 512), (e: unknown) => e instanceof NookError && /cannot tell its name from its target/.test(e.hint ?? ''));
     }
   });
 
