@@ -25,6 +25,8 @@ export interface ListedLayer {
 
 /** -P: names as the archive has them (extraction uses -P inside a chroot), never rewritten. */
 const LIST_ARGV = ['bsdtar', '-P', '-tv', '--numeric-owner', '-f'];
+/** Bytes a listing may have queued before the download waits for it. */
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** Names in UTF-8 as they are; in the C locale bsdtar refuses them. */
 const LIST_ENV = { ...process.env, LC_ALL: 'C.UTF-8' };
 
@@ -115,7 +117,10 @@ class Lister {
   async feed(chunk: Buffer): Promise<void> {
     const stdin = this.child.stdin;
     if (!stdin || this.closed || chunk.length === 0) return;
-    if (stdin.write(chunk)) return;
+    stdin.write(chunk);
+    // Waiting for every drain (a socket's mark is 16 KiB) stalls the download on each chunk;
+    // a few MiB queued keeps it flowing while still bounding memory.
+    if (stdin.writableLength <= MAX_QUEUED_BYTES) return;
     await new Promise<void>((resolve) => {
       const done = (): void => {
         stdin.off('drain', done);
