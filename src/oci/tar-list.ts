@@ -25,6 +25,7 @@ export interface ListedLayer {
 
 /** -P: names as the archive has them (extraction uses -P inside a chroot), never rewritten. */
 const LIST_ARGV = ['bsdtar', '-P', '-tv', '--numeric-owner', '-f'];
+const NOBODY = 65534;
 /** Bytes a listing may have queued before the download waits for it. */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** Names in UTF-8 as they are; in the C locale bsdtar refuses them. */
@@ -98,7 +99,10 @@ class Lister {
 
   constructor(argv: string[]) {
     const [cmd = 'bsdtar', ...args] = argv;
-    const child = spawn(cmd, [...args, '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: LIST_ENV });
+    // These bytes are not verified yet (the digest is known only at their end): parse them
+    // as nobody, not as the daemon's root. The listing only reads stdin and writes stdout.
+    const asNobody = process.getuid?.() === 0 ? { uid: NOBODY, gid: NOBODY } : {};
+    const child = spawn(cmd, [...args, '-'], { stdio: ['pipe', 'pipe', 'pipe'], env: LIST_ENV, cwd: '/', ...asNobody });
     this.child = child;
     child.stdout?.on('data', (b: Buffer) => (this.stdout += b.toString()));
     child.stderr?.on('data', (b: Buffer) => (this.stderr += b.toString()));
