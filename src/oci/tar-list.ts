@@ -34,6 +34,8 @@ const LIST_ENV = { ...process.env, LC_ALL: 'C.UTF-8' };
 const unreadable = (stderr: string): NookError =>
   new NookError('INVALID_ARGUMENT', `a layer is not a readable tar archive: ${stderr.trim().split('\n')[0] ?? ''}`);
 
+const noBsdtar = (): NookError => new NookError('NOT_SUPPORTED', 'reading image layers needs bsdtar on the host', { hint: 'apt-get install libarchive-tools' });
+
 /** Undoes bsdtar's escaping of names (backslash, C escapes, octal bytes). */
 function unescapeName(name: string): string {
   const C: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11 };
@@ -84,7 +86,9 @@ export function parseListing(stdout: string): Member[] {
 
 /** Members of a layer file already on disk. */
 export async function listLayerFile(blob: string): Promise<Member[]> {
-  const r = await run([...LIST_ARGV, blob], { allowFail: true, env: LIST_ENV });
+  const r = await run([...LIST_ARGV, blob], { allowFail: true, env: LIST_ENV }).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'ENOENT' ? noBsdtar() : e;
+  });
   if (r.code !== 0) throw unreadable(r.stderr);
   return parseListing(r.stdout);
 }
@@ -93,6 +97,8 @@ export async function listLayerFile(blob: string): Promise<Member[]> {
 class Lister {
   private readonly child: ChildProcess;
   private closed = false;
+  /** bsdtar is not installed. */
+  missing = false;
   stdout = '';
   stderr = '';
   readonly exit: Promise<number>;
@@ -110,7 +116,8 @@ class Lister {
     child.stdin?.on('error', () => undefined);
     child.stdin?.on('close', () => (this.closed = true));
     this.exit = new Promise((resolve) => {
-      child.on('error', (e) => {
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        this.missing = e.code === 'ENOENT';
         this.stderr += e.message;
         resolve(1);
       });
@@ -164,7 +171,7 @@ export class StreamLister {
   async finish(): Promise<Member[]> {
     const l = this.start();
     l.end();
-    if ((await l.exit) !== 0) throw unreadable(l.stderr);
+    if ((await l.exit) !== 0) throw l.missing ? noBsdtar() : unreadable(l.stderr);
     return parseListing(l.stdout);
   }
 
