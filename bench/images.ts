@@ -1,13 +1,13 @@
 /**
  * Image benchmarks: pulling a multi-layer image from a loopback registry (nook against
- * `skopeo copy` of the same image in the same run), unpacking from a warm blob cache, and
- * rebuilding an unchanged build spec.
+ * `skopeo copy` of the same image, and against `skopeo copy` then `umoci raw unpack`, in
+ * the same run), unpacking from a warm blob cache, and rebuilding an unchanged build spec.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolvePaths } from '../src/core/paths.js';
-import { run } from '../src/util/proc.js';
+import { run, which } from '../src/util/proc.js';
 import type { TestDaemon } from '../test/helpers/daemon.js';
 import { tarOf, writeLayout } from '../test/helpers/oci.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, startRegistry } from '../test/helpers/registry.js';
@@ -52,6 +52,18 @@ export async function benchImages(d: TestDaemon, n: number, extra: Record<string
       await run(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', '--src-creds', `${REGISTRY_USER}:${REGISTRY_PASSWORD}`, `docker://${ref}`, `oci:${join(work, 'skopeo')}:v1`]);
     }, async () => rmSync(join(work, 'skopeo'), { recursive: true, force: true }));
     results.push(stat('skopeo copy of the same image to an OCI layout (download only)', skopeo));
+    // The issue 17 target: the host's own tools doing what a pull does, one after the other.
+    const umoci = await which('umoci');
+    const reference = umoci
+      ? await timeIt(n, async () => {
+          await run(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', '--src-creds', `${REGISTRY_USER}:${REGISTRY_PASSWORD}`, `docker://${ref}`, `oci:${join(work, 'skopeo')}:v1`]);
+          await run([umoci, 'raw', 'unpack', '--image', `${join(work, 'skopeo')}:v1`, join(work, 'umoci-rootfs')]);
+        }, async () => {
+          for (const dir of ['skopeo', 'umoci-rootfs']) rmSync(join(work, dir), { recursive: true, force: true });
+        })
+      : null;
+    if (reference) results.push(stat('skopeo copy + umoci raw unpack of the same image (download + unpack)', reference));
+    else process.stderr.write('images: umoci is not installed (apt-get install umoci); the skopeo + umoci row is skipped\n');
     await d.client.images.pull(ref, { auth, name: 'bench-big' });
     await removeImage();
     const warm = await timeIt(n, async () => void (await d.client.images.pull(ref, { auth, name: 'bench-big' })), removeImage);
@@ -59,6 +71,7 @@ export async function benchImages(d: TestDaemon, n: number, extra: Record<string
     results.push(warmStat);
     extra.unpackMiBs = round(totalMiB / (warmStat.medianMs / 1000));
     extra.pullVsSkopeo = round((results[0]?.medianMs ?? NaN) / (results[1]?.medianMs ?? NaN));
+    if (reference) extra.pullVsSkopeoUmoci = round((results[0]?.medianMs ?? NaN) / (results[2]?.medianMs ?? NaN));
 
     // Warm rebuild of an unchanged spec.
     const ctx = join(work, 'ctx');

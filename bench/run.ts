@@ -449,6 +449,7 @@ async function main(): Promise<void> {
     process.stdout.write(`\naudit: ${extra.auditOverheadPctOfExec}% of an exec round trip per call; verify of ${extra.auditVerifyRecords} records in ${extra.auditVerifyMillionMs} ms\n`);
   }
   if (extra.unpackMiBs !== undefined) process.stdout.write(`\nimages: pull ${extra.pullVsSkopeo}x the time of skopeo copy (which does not unpack); unpack ${extra.unpackMiBs} MiB/s\n`);
+  if (extra.pullVsSkopeoUmoci !== undefined) process.stdout.write(`images: pull ${extra.pullVsSkopeoUmoci}x the time of skopeo copy + umoci raw unpack (target <= 1x)\n`);
   if (extra.ptyMiBs !== undefined) process.stdout.write(`\nbulk output: PTY ${extra.ptyMiBs} MiB/s, logs -f ${extra.logsMiBs} MiB/s\n`);
   if (extra.proxyThroughputMiBs !== undefined) {
     process.stdout.write(`\negress proxy throughput\n  via proxy ${extra.proxyThroughputMiBs} MiB/s, direct ${extra.directThroughputMiBs} MiB/s: ${round((extra.proxyThroughputMiBs ?? 0) / (extra.directThroughputMiBs ?? 1))}x\n`);

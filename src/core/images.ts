@@ -14,9 +14,9 @@ import { UndoStack } from '../util/undo.js';
 import type { AuditLog } from './audit.js';
 import type { RegistryCredentials } from '../oci/registry-client.js';
 import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../oci/reference.js';
-import { applyLayers } from '../oci/layers.js';
+import { applyListed } from '../oci/layers.js';
 import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from '../oci/layout.js';
-import { pullBlobs } from '../oci/pull.js';
+import { planPull } from '../oci/pull.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from '../oci/presets.js';
 
 /** Image jobs report progress through this (re-exported so the daemon needs nothing from oci/). */
@@ -305,25 +305,35 @@ export class ImageManager {
       throw new NookError('INVALID_NAME', `the local name ${name} is not valid: ${IMAGE_NAME_RULE}`, { hint: 'give one with --name' });
     }
     const source = formatReference(ref);
-    const pulled = await pullBlobs(ref, req.auth, this.blobDir, progress);
+    const plan = await planPull(ref, req.auth, this.blobDir, progress);
     const existing = this.row(name);
     if (existing?.state === 'ready') {
-      if (parseConfig(existing.config_json).digest === pulled.digest) {
-        progress('done', 100, `${name} is up to date (${pulled.digest.slice(0, 19)})`);
+      if (parseConfig(existing.config_json).digest === plan.digest) {
+        progress('done', 100, `${name} is up to date (${plan.digest.slice(0, 19)})`);
         return this.toImage(existing);
       }
       if (!req.replace) {
         throw new NookError('NAME_TAKEN', `an image named ${name} already exists with other contents`, { hint: `pull with --replace, or choose another --name` });
       }
-      await this.replaceAside(name, parseConfig(existing.config_json).digest);
     }
-    progress('unpack', 88, `unpacking ${pulled.layers.length} layer(s)`);
-    const image = await this.createUnpacked(name, async (staging) => {
-      await applyLayers(staging, pulled.layerFiles, (i) => progress('unpack', 88 + Math.floor((i / Math.max(1, pulled.layers.length)) * 10), `layer ${i + 1} of ${pulled.layers.length}`));
-      return configOf({ digest: pulled.digest, defaults: pulled.defaults, layers: pulled.layers }, source);
-    });
-    progress('done', 100, `${name} ${pulled.digest.slice(0, 19)}`);
-    return image;
+    const layers = plan.start();
+    try {
+      if (existing?.state === 'ready') {
+        // The older image goes aside only once every byte of the new one is here and verified.
+        await layers.all();
+        await this.replaceAside(name, parseConfig(existing.config_json).digest);
+      }
+      const image = await this.createUnpacked(name, async (staging) => {
+        // Layer i is applied once verified, while the layers above it still download.
+        await applyListed(staging, plan.layers.length, (i) => layers.layer(i), (i) => layers.unpacking(i));
+        return configOf({ digest: plan.digest, defaults: plan.defaults, layers: plan.layers }, source);
+      });
+      progress('done', 100, `${name} ${plan.digest.slice(0, 19)}`);
+      return image;
+    } catch (e) {
+      await layers.cancel();
+      throw e;
+    }
   }
 
   /** Frees `name` for a newer pull: removed, or renamed NAME-DIGEST while sandboxes or snapshots still use it. */

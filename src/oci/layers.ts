@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
-import { run } from '../util/proc.js';
 import { ID_MAP, shiftOwnership } from '../util/id-map.js';
+import { listLayerFile, type ListedLayer, type Member } from './tar-list.js';
 
 export const MT = {
   index: 'application/vnd.oci.image.index.v1+json',
@@ -107,20 +107,6 @@ export async function isGzip(path: string): Promise<boolean> {
   }
 }
 
-/** Tar members of a layer: type letter and path (without leading ./). */
-async function listLayer(blob: string, gzip: boolean): Promise<{ type: string; path: string }[]> {
-  const r = await run(['tar', gzip ? '-tvzf' : '-tvf', blob, '--numeric-owner', '--quoting-style=escape'], { allowFail: true });
-  if (r.code !== 0) throw new NookError('INVALID_ARGUMENT', `a layer is not a readable tar archive: ${r.stderr.trim().split('\n')[0] ?? ''}`);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      // "drwxr-xr-x 0/0 0 2026-01-01 00:00 ./path" (symlinks and hard links add " -> target" / " link to target")
-      const m = /^(\S)\S*\s+\S+\s+\S+\s+\S+\s+\S+\s+(.*?)(?: -> .*| link to .*)?$/.exec(line);
-      return { type: m?.[1] ?? '?', path: (m?.[2] ?? '').replace(/^\.\//, '').replace(/^\/+/, '') };
-    });
-}
-
 /** Removes `rel` inside `root` without following symlinks on the way (whiteouts). */
 async function removeInside(root: string, rel: string, contentsOnly = false): Promise<void> {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
@@ -167,43 +153,56 @@ async function extractConfined(blob: string, target: string): Promise<void> {
   }
 }
 
+/** Refuses what no layer may hold: device nodes, and paths that climb out of the image. */
+export function checkMembers(members: Member[]): void {
+  const devices = members.filter((m) => m.type === 'c' || m.type === 'b');
+  if (devices.length > 0) {
+    throw new NookError('INVALID_ARGUMENT', `the image holds device nodes (${devices.slice(0, 3).map((d) => d.path).join(', ')}): refused`, {
+      hint: 'sandboxes get their devices from nook; remove device nodes from the image',
+    });
+  }
+  const escaping = members.find((m) => m.path.split('/').includes('..'));
+  if (escaping) throw new NookError('INVALID_ARGUMENT', `layer path ${escaping.path} escapes the image: refused`);
+}
+
+/** Applies one verified, listed layer onto `target`: its whiteouts first, then its files. */
+async function applyLayer(target: string, layer: ListedLayer): Promise<void> {
+  checkMembers(layer.members);
+  // Whiteouts delete what lower layers put there, before this layer's files land.
+  for (const m of layer.members) {
+    const base = m.path.split('/').pop() ?? '';
+    const parent = m.path.split('/').slice(0, -1).join('/');
+    if (base === '.wh..wh..opq') await removeInside(target, parent, true);
+    else if (base.startsWith('.wh.')) await removeInside(target, parent ? `${parent}/${base.slice(4)}` : base.slice(4));
+  }
+  await extractConfined(layer.file, target);
+}
+
 /**
- * Applies verified layer files, lowest first, onto `target` (an empty staging dir), then
- * shifts ownership into the sandbox range. Compression is sniffed, not trusted from the
- * media type (docker archives do not say).
+ * Applies `count` layers, lowest first, onto `target` (an empty staging dir), then shifts
+ * ownership into the sandbox range. `layer(i)` gives layer i once it is verified and
+ * listed; it is asked for i + 1 before layer i is applied, so the next one's work
+ * (a listing, or a download) overlaps this one's extraction.
  */
-export async function applyLayers(target: string, layerFiles: string[], onLayer: (index: number) => void = () => undefined): Promise<void> {
-  // Listing a layer (a full decompression) overlaps with extracting the one before it.
-  const list = async (blob: string): Promise<{ gzip: boolean; members: { type: string; path: string }[] }> => {
-    const gzip = await isGzip(blob);
-    return { gzip, members: await listLayer(blob, gzip) };
-  };
-  let next = layerFiles[0] ? list(layerFiles[0]) : null;
-  for (const [i, blob] of layerFiles.entries()) {
-    onLayer(i);
-    const listed = next;
-    const following = layerFiles[i + 1];
-    next = following ? list(following) : null;
-    // A failure in the prefetched listing is reported when its turn comes.
+export async function applyListed(target: string, count: number, layer: (index: number) => Promise<ListedLayer>, onLayer: (index: number) => void = () => undefined): Promise<void> {
+  let next = count > 0 ? layer(0) : null;
+  for (let i = 0; i < count && next; i++) {
+    const current = next;
+    next = i + 1 < count ? layer(i + 1) : null;
+    // A failure of the next layer is reported when its turn comes.
     next?.catch(() => undefined);
-    if (!listed) break;
-    const { members } = await listed;
-    const devices = members.filter((m) => m.type === 'c' || m.type === 'b');
-    if (devices.length > 0) {
-      throw new NookError('INVALID_ARGUMENT', `the image holds device nodes (${devices.slice(0, 3).map((d) => d.path).join(', ')}): refused`, {
-        hint: 'sandboxes get their devices from nook; remove device nodes from the image',
-      });
-    }
-    const escaping = members.find((m) => m.path.split('/').includes('..'));
-    if (escaping) throw new NookError('INVALID_ARGUMENT', `layer path ${escaping.path} escapes the image: refused`);
-    // Whiteouts delete what lower layers put there, before this layer's files land.
-    for (const m of members) {
-      const base = m.path.split('/').pop() ?? '';
-      const parent = m.path.split('/').slice(0, -1).join('/');
-      if (base === '.wh..wh..opq') await removeInside(target, parent, true);
-      else if (base.startsWith('.wh.')) await removeInside(target, parent ? `${parent}/${base.slice(4)}` : base.slice(4));
-    }
-    await extractConfined(blob, target);
+    const ready = await current;
+    onLayer(i);
+    await applyLayer(target, ready);
   }
   shiftOwnership(target, ID_MAP.hostId);
+}
+
+/**
+ * Applies verified layer files, lowest first, onto `target`. Compression is sniffed by
+ * bsdtar, not trusted from the media type (docker archives do not say).
+ */
+export async function applyLayers(target: string, layerFiles: string[], onLayer: (index: number) => void = () => undefined): Promise<void> {
+  const list = async (file: string): Promise<ListedLayer> => ({ file, members: await listLayerFile(file) });
+  await applyListed(target, layerFiles.length, (i) => list(layerFiles[i] ?? ''), onLayer);
 }

@@ -48,9 +48,10 @@ export class RegistryClient {
     return this.credentials ? `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}` : null;
   }
 
-  private async fetchOnce(url: string, headers: Record<string, string>): Promise<Response> {
+  private async fetchOnce(url: string, headers: Record<string, string>, cancel?: AbortSignal): Promise<Response> {
+    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     try {
-      return await fetch(url, { headers: { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), redirect: 'follow' });
+      return await fetch(url, { headers: { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) }, signal: cancel ? AbortSignal.any([timeout, cancel]) : timeout, redirect: 'follow' });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       throw new NookError('REGISTRY_ERROR', `cannot reach the registry ${this.ref.registry}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, {
@@ -94,12 +95,12 @@ export class RegistryClient {
   }
 
   /** GET with auth: a 401 is answered once with a token or credentials, then retried. */
-  private async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
-    let res = await this.fetchOnce(`${this.base}${path}`, headers);
+  private async get(path: string, headers: Record<string, string> = {}, cancel?: AbortSignal): Promise<Response> {
+    let res = await this.fetchOnce(`${this.base}${path}`, headers, cancel);
     if (res.status === 401) {
       await res.body?.cancel();
       await this.authenticate(res.headers.get('www-authenticate'));
-      res = await this.fetchOnce(`${this.base}${path}`, headers);
+      res = await this.fetchOnce(`${this.base}${path}`, headers, cancel);
       if (res.status === 401) {
         await res.body?.cancel();
         throw this.authError('the registry refused access');
@@ -141,47 +142,63 @@ export class RegistryClient {
 
   /**
    * Downloads a blob to `dest`, resuming from `dest.partial` when an earlier try left one
-   * (a Range request; a registry that ignores it sends the whole blob again). The file
-   * appears at `dest` only after its sha256 and size match.
+   * (a Range request; a registry that ignores it sends the whole blob again). The bytes are
+   * hashed as they arrive (node:crypto, no second read), and handed in order to `sink`
+   * (the partial's bytes first when resuming), which may be slower than the network: the
+   * download waits for it. The file appears at `dest` only after its sha256 and size match.
    */
-  async blob(digest: string, size: number | undefined, dest: string, onBytes: (n: number) => void): Promise<void> {
+  async blob(digest: string, size: number | undefined, dest: string, onBytes: (n: number) => void, opts: BlobOptions = {}): Promise<void> {
     const hex = sha256Hex(digest);
     const partial = `${dest}.partial`;
-    const hash = createHash('sha256');
+    const sink = opts.sink ?? ((): void => undefined);
     let have = 0;
     const st = await fsp.stat(partial).catch(() => null);
-    if (st && (size === undefined || st.size < size)) {
-      for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hash.update(chunk);
-      have = st.size;
-      onBytes(have);
-    } else if (st) {
-      await fsp.rm(partial, { force: true });
-    }
-    const res = await this.get(`/blobs/${digest}`, have > 0 ? { range: `bytes=${have}-` } : {});
+    if (st && (size === undefined || st.size < size)) have = st.size;
+    else if (st) await fsp.rm(partial, { force: true });
+    const res = await this.get(`/blobs/${digest}`, have > 0 ? { range: `bytes=${have}-` } : {}, opts.signal);
     if (!res.ok || !res.body) throw await this.failed(res, `blob ${digest}`);
+    // A registry that ignores the range sends the whole blob: start the hash and the file over.
     const resumed = have > 0 && res.status === 206;
-    if (!resumed && have > 0) {
-      // The registry sent the whole blob: start the hash and the file over.
-      onBytes(-have);
-      have = 0;
+    const hash = createHash('sha256');
+    let received = 0;
+    if (resumed) {
+      for await (const chunk of createReadStream(partial, { end: have - 1 }) as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        received += chunk.length;
+        await sink(chunk);
+      }
+      onBytes(received);
     }
-    const fresh = resumed ? hash : createHash('sha256');
-    let received = have;
     const counter = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
       for await (const chunk of source) {
         received += chunk.length;
         if (size !== undefined && received > size) throw new NookError('DIGEST_MISMATCH', `blob ${digest} is larger than its declared ${size} bytes: refused`);
-        fresh.update(chunk);
+        hash.update(chunk);
         onBytes(chunk.length);
+        await sink(chunk);
         yield chunk;
       }
     };
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(partial, { flags: resumed ? 'a' : 'w' }));
-    const got = fresh.digest('hex');
+    try {
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(partial, { flags: resumed ? 'r+' : 'w', start: resumed ? have : 0 }));
+    } catch (e) {
+      if (e instanceof NookError) throw e;
+      // What arrived stays in the partial file: the next pull resumes from it.
+      const why = opts.signal?.aborted ? 'the pull was given up' : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message);
+      throw new NookError('REGISTRY_ERROR', `the download of blob ${digest} was cut off after ${received} bytes (${why})`, { hint: 'pull again: it resumes where it stopped' });
+    }
+    const got = hash.digest('hex');
     if (got !== hex || (size !== undefined && received !== size)) {
       await fsp.rm(partial, { force: true });
       throw new NookError('DIGEST_MISMATCH', `blob ${digest} arrived with sha256:${got} (${received} bytes): refused`, { hint: 'the registry or something between us altered it; pull again' });
     }
     await fsp.rename(partial, dest);
   }
+}
+
+export interface BlobOptions {
+  /** Receives every byte of the blob in order; the download waits on its promise. */
+  sink?: (chunk: Buffer) => Promise<void> | void;
+  /** Gives the download up (what arrived stays in the partial file, to resume). */
+  signal?: AbortSignal;
 }
