@@ -114,6 +114,15 @@ describe('red team: the web console', () => {
     const dl = await fetch(`${base}/v1/sandboxes/victim/files/content?${new URLSearchParams({ path: '/work/secret', session: proof as string }).toString()}`, { headers: { cookie } });
     assert.equal(dl.status, 200, 'a download link carries the proof in its query');
     assert.equal(await dl.text(), 'secret-of-the-victim\n');
+    // A mutating call takes the proof only as a header: its query would be kept in the audit record.
+    const inQuery = await fetch(`${base}/v1/sandboxes/victim/exec?session=${encodeURIComponent(proof as string)}`, {
+      method: 'POST',
+      headers: { cookie, ...sameOriginHeaders, 'content-type': 'application/json' },
+      body: JSON.stringify({ argv: ['true'] }),
+    });
+    assert.equal(inQuery.status, 401, 'the proof in a mutating call\'s query');
+    const records = JSON.stringify(await d.client.audit.list({ limit: 50 }));
+    assert.ok(!records.includes(proof as string), 'no session proof in the audit log');
     // The proof of one session does not fit another's cookie.
     const other = await login();
     assert.equal((await fetch(`${base}/v1/sandboxes`, { headers: { ...headers, cookie: other.cookie } })).status, 401);

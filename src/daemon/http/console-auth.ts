@@ -167,7 +167,9 @@ export function requireTokenOrSession(token: string, auth: ConsoleAuth): Middlew
     if (bearerMatches(c.req.header('authorization'), token)) return next();
     const session = cookieValue(c.req.header('cookie'), SESSION_COOKIE);
     if (!session) throw unauthorized('a valid bearer token or console session is required on the TCP listener');
-    if (!auth.valid(session, sessionProof(c.req.header('x-nook-session'), c.req.url))) throw unauthorized('the console session expired, is not valid or came without its proof: log in again');
+    // ?session= only where no header can go (a download link, a GET): a mutating call's query is kept in the audit record.
+    const readOnly = c.req.method === 'GET' || c.req.method === 'HEAD';
+    if (!auth.valid(session, sessionProof(c.req.header('x-nook-session'), readOnly ? c.req.url : undefined))) throw unauthorized('the console session expired, is not valid or came without its proof: log in again');
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !sameOrigin(originHeaders(c))) {
       throw new NookError('CROSS_ORIGIN', 'a console call that changes state must come from the console page itself (Origin mismatch)', {
         hint: 'use the console at the address `nook console` prints; other sites cannot act with its session',
