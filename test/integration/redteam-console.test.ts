@@ -104,6 +104,18 @@ describe('red team: the web console', () => {
     assert.notEqual((await victim.exec(['cat', '/work/pwned'])).exitCode, 0, 'nothing ran in the victim');
   });
 
+  it('static serving: traversal (literal, encoded, double-encoded, NUL) never reaches a host file; answers carry the CSP', async () => {
+    for (const target of ['/console/../../../../etc/passwd', '/console/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/console/..%2f..%2f..%2fetc%2fpasswd', '/console/%252e%252e/etc/passwd', '/console/index.html%00.js', '/console//etc/passwd', '/console/..\\..\\package.json']) {
+      const got = await rawExchange(port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`, /\r\n\r\n[\s\S]*$/, 3000);
+      assert.doesNotMatch(got, /root:x:0:0|"name": "nook"/, target);
+      assert.match(got, /^HTTP\/1\.1 (400|401|404)/, `${target}: ${got.slice(0, 40)}`);
+    }
+    const page = await fetch(`${base}/console/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self';/);
+    assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+  });
+
   it('the console page itself still works: cookie plus the proof the login answered (header, download link, terminal)', async () => {
     const { cookie, body } = await login();
     const proof = body.proof;
