@@ -12,6 +12,9 @@ import { AuditPage, EventsPage, ImagesPage, VolumesPage } from './pages.js';
 import { SandboxesPage } from './sandboxes.js';
 import { SandboxPage } from './sandbox.js';
 
+/** Where the page keeps its session's proof (this origin only; see daemon/http/console-auth.ts). */
+const PROOF_KEY = 'nook_console_proof';
+
 /** The page the fragment names: #/sandboxes, #/sandbox/NAME, #/volumes, #/images, #/audit, #/events. */
 function useRoute(): string[] {
   const read = (): string[] => location.hash.replace(/^#\/?/, '').split('/').map((p) => { try { return decodeURIComponent(p); } catch { return p; } });
@@ -78,6 +81,9 @@ function App(): preact.JSX.Element {
   const client = useMemo(
     () =>
       new BrowserClient({
+        // The session's proof lives in this origin's storage, which exposed ports (other origins) cannot read.
+        sessionProof: localStorage.getItem(PROOF_KEY) ?? undefined,
+        onSessionProof: (proof) => (proof ? localStorage.setItem(PROOF_KEY, proof) : localStorage.removeItem(PROOF_KEY)),
         onUnauthorized: () => setLoggedIn(false),
         onReachable: (up) =>
           setOnline((was) => {

@@ -14,7 +14,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { lstatSync, promises as fsp, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { NookError } from '../api/errors.js';
@@ -36,6 +36,35 @@ export interface FastCopyDeps {
   helper: string | null;
   /** Where one-time handoff sockets go: beside the daemon's own socket, with its mode (0600). */
   socketDir: string;
+}
+
+/** A one-time handoff socket's name (fastCopy below). */
+const HANDOFF_NAME = /^\.nook-copy-[0-9a-f]{24}\.sock$/;
+
+/**
+ * Removes the handoff sockets a killed daemon left (its relays died with it, by
+ * PR_SET_PDEATHSIG, but their socket files stay): at start, when no relay of this state dir
+ * is alive. Only sockets with the exact one-time name, never followed.
+ */
+export function sweepHandoffSockets(socketDir: string): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(socketDir);
+  } catch {
+    return 0;
+  }
+  for (const name of names.filter((n) => HANDOFF_NAME.test(n))) {
+    const path = join(socketDir, name);
+    try {
+      if (!lstatSync(path).isSocket()) continue;
+      unlinkSync(path);
+      removed++;
+    } catch {
+      // gone already
+    }
+  }
+  return removed;
 }
 
 type RelayLine = { ok: true; bytes: number; sha256: string; stat: string } | { ok: false; code: number; message: string };

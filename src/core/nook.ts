@@ -19,6 +19,7 @@ import { AuditLog } from './audit.js';
 import { TerminalManager } from './terminals.js';
 import { PolicyManager } from './policy.js';
 import { RetentionManager } from './retention.js';
+import { sweepHandoffSockets } from './fast-copy.js';
 import { FileManager } from './files.js';
 import { TarTransfer } from './tar-transfer.js';
 import { BuildManager } from './builds.js';
@@ -231,6 +232,9 @@ export class Nook {
     const started = Date.now();
     // Helpers (port bridges) a daemon that died left behind, before anything else looks.
     await this.runtime.sweepStrays();
+    // Fast-copy handoff sockets whose relays died with the previous daemon.
+    const handoffs = sweepHandoffSockets(dirname(this.paths.socketPath));
+    if (handoffs > 0) log('reconcile: removed fast-copy handoff sockets', { count: handoffs });
     await this.images.reconcile();
     await this.sandboxes.reconcile();
     await this.snapshots.reconcile();

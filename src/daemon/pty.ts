@@ -35,7 +35,7 @@ export function ptyUpgradeHandler(nook: Nook, token?: string, consoleAuth?: Cons
     const m = PTY_PATH.exec(req.url ?? '');
     if (!m) return reject(socket, 404, new NookError('NOT_FOUND', `no WebSocket endpoint ${req.url}`));
     // The bearer token, or a console session from the console's own page (no cross-site WebSocket hijacking).
-    if (token !== undefined && !upgradeAllowed(req.headers, token, consoleAuth)) {
+    if (token !== undefined && !upgradeAllowed(req.headers, req.url, token, consoleAuth)) {
       return reject(socket, 401, new NookError('UNAUTHORIZED', 'a valid bearer token (or a console session from the console page) is required on the TCP listener'));
     }
     let sandbox;

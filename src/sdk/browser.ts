@@ -26,6 +26,14 @@ export interface FetchTransportOptions {
   onUnauthorized?: () => void;
   /** Called when the daemon stops or starts answering (a restart while the page is open). */
   onReachable?: (reachable: boolean) => void;
+  /**
+   * The session's proof the login answered (kept by the page in its origin's storage). The
+   * cookie alone is refused: a browser sends it to every port of the host, exposed sandbox
+   * ports included; the proof stays with this origin.
+   */
+  sessionProof?: string;
+  /** Called when a login gives a new proof (to store it) or a logout ends it (undefined). */
+  onSessionProof?: (proof: string | undefined) => void;
 }
 
 function unsupported(what: string): never {
@@ -37,8 +45,23 @@ export class FetchTransport implements ApiTransport {
   readonly baseUrl: string | undefined;
   readonly socketPath = undefined;
 
+  /** Sent as X-Nook-Session, and as ?session= where no header can go (download links, the terminal's WebSocket). */
+  sessionProof: string | undefined;
+
   constructor(private readonly options: FetchTransportOptions = {}) {
     this.baseUrl = options.baseUrl ?? '';
+    this.sessionProof = options.sessionProof;
+  }
+
+  setSessionProof(proof: string | undefined): void {
+    this.sessionProof = proof;
+    this.options.onSessionProof?.(proof);
+  }
+
+  /** A URL that authenticates with the cookie plus the proof in its query. */
+  withProof(url: string): string {
+    if (!this.sessionProof) return url;
+    return `${url}${url.includes('?') ? '&' : '?'}${new URLSearchParams({ session: this.sessionProof }).toString()}`;
   }
 
   authHeaders(): Record<string, string> {
@@ -56,6 +79,7 @@ export class FetchTransport implements ApiTransport {
     for (const [k, v] of Object.entries(options.query ?? {})) for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) qs.append(k, item);
     const url = `${this.baseUrl ?? ''}${path}${qs.size > 0 ? `?${qs.toString()}` : ''}`;
     const headers: Record<string, string> = { accept: 'application/json, application/x-ndjson', ...this.actorHeaders() };
+    if (this.sessionProof) headers['x-nook-session'] = this.sessionProof;
     let body: BodyInit | undefined;
     if (options.rawBody) {
       headers['content-type'] = 'application/octet-stream';
@@ -155,7 +179,7 @@ export class BrowserFiles {
 
   /** A same-origin link that downloads the file (the session cookie authenticates it). */
   downloadUrl(path: string): string {
-    return `${this.transport.baseUrl ?? ''}${pathOf(routes.readFile, { ref: this.ref })}?${new URLSearchParams({ path }).toString()}`;
+    return this.transport.withProof(`${this.transport.baseUrl ?? ''}${pathOf(routes.readFile, { ref: this.ref })}?${new URLSearchParams({ path }).toString()}`);
   }
 }
 
@@ -170,7 +194,7 @@ export class BrowserSandbox {
 
   constructor(
     private readonly api: Api,
-    transport: FetchTransport,
+    private readonly transport: FetchTransport,
     readonly ref: string,
   ) {
     const id = (): string => ref;
@@ -202,7 +226,7 @@ export class BrowserSandbox {
   }
   /** The terminal's WebSocket URL (same origin; the cookie authenticates it). */
   ptyUrl(base: string): string {
-    return new URL(pathOf(routes.pty, { ref: this.ref }), base.replace(/^http/, 'ws')).toString();
+    return this.transport.withProof(new URL(pathOf(routes.pty, { ref: this.ref }), base.replace(/^http/, 'ws')).toString());
   }
 }
 
@@ -231,10 +255,13 @@ export class BrowserClient {
     if (!token) throw new InvalidArgumentError('no login token', { hint: 'open the link `nook console` prints' });
     const res = await this.transport.send('POST', '/console/session', { body: { token } });
     if (!res.ok) throw toError(await res.json().catch(() => undefined), res.status);
+    const { proof } = (await res.json()) as { proof?: unknown };
+    this.transport.setSessionProof(typeof proof === 'string' ? proof : undefined);
   }
 
   async logout(): Promise<void> {
     await this.transport.send('DELETE', '/console/session');
+    this.transport.setSessionProof(undefined);
   }
 
   health(): Promise<Health> {

@@ -232,20 +232,23 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     const cookie = (await browser.cookies()).find((c) => c.name === 'nook_console');
     assert.ok(cookie);
     const header = `nook_console=${cookie.value}`;
+    // With the session's proof too (what the page holds), so only the origin checks stand in the way.
+    const proof = (await page.evaluate(() => localStorage.getItem('nook_console_proof'))) ?? '';
+    assert.ok(proof, 'the page keeps its session proof in its own storage');
     await d.client.volumes.unlock('console-vol');
     const foreign: Record<string, string>[] = [{ origin: "http://evil.test" }, { origin: base, "sec-fetch-site": "cross-site" }, {}];
     for (const extra of foreign) {
-      const res = await fetch(`${base}/v1/volumes/console-vol/lock`, { method: 'POST', headers: { cookie: header, 'content-type': 'application/json', ...extra }, body: '{}' });
+      const res = await fetch(`${base}/v1/volumes/console-vol/lock`, { method: 'POST', headers: { cookie: header, 'x-nook-session': proof, 'content-type': 'application/json', ...extra }, body: '{}' });
       assert.equal(res.status, 403, JSON.stringify(extra));
       assert.equal(((await res.json()) as { code: string }).code, 'CROSS_ORIGIN');
     }
     assert.equal((await d.client.volumes.get('console-vol')).state, 'unlocked', 'nothing was locked');
     // The same call from the console's own origin passes.
-    const ok = await fetch(`${base}/v1/volumes/console-vol/lock`, { method: 'POST', headers: { cookie: header, origin: base, 'content-type': 'application/json' }, body: '{}' });
+    const ok = await fetch(`${base}/v1/volumes/console-vol/lock`, { method: 'POST', headers: { cookie: header, 'x-nook-session': proof, origin: base, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(ok.status, 200);
     // Cross-site WebSocket hijacking: a terminal opened with the cookie from another origin.
     const status = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/sandboxes/web/pty`, { headers: { cookie: header, origin: 'http://evil.test' } });
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/sandboxes/web/pty?session=${encodeURIComponent(proof)}`, { headers: { cookie: header, origin: 'http://evil.test' } });
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
       ws.on('open', () => (ws.close(), resolve(101)));
       ws.on('error', () => undefined);
@@ -261,9 +264,11 @@ describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-ge
     const cookie = (await browser.cookies()).find((c) => c.name === 'nook_console');
     await page.goto(`${base}/console/#/sandboxes`);
     await page.waitForSelector('tr[data-sandbox="web"]');
+    const proof = (await page.evaluate(() => localStorage.getItem('nook_console_proof'))) ?? '';
     await clickText('header a', 'Log out');
     await page.waitForSelector('#login');
-    const res = await fetch(`${base}/v1/sandboxes`, { headers: { cookie: `nook_console=${cookie?.value ?? ''}` } });
+    assert.equal(await page.evaluate(() => localStorage.getItem('nook_console_proof')), null, 'the proof is forgotten');
+    const res = await fetch(`${base}/v1/sandboxes`, { headers: { cookie: `nook_console=${cookie?.value ?? ''}`, 'x-nook-session': proof } });
     assert.equal(res.status, 401);
   });
 

@@ -32,8 +32,9 @@ describe('console logins', () => {
     const auth = authAt();
     const { url } = auth.issueLogin();
     assert.match(url, /^http:\/\/127\.0\.0\.1:7878\/console\/#login=[A-Za-z0-9_-]{43}$/);
-    const { cookie } = auth.exchange(tokenOf(url));
-    assert.ok(auth.valid(cookie));
+    const { cookie, proof } = auth.exchange(tokenOf(url));
+    assert.ok(auth.valid(cookie, proof));
+    assert.equal(auth.valid(cookie, undefined), false, 'the cookie alone (a browser sends it to every port of the host)');
     assert.throws(() => auth.exchange(tokenOf(url)), /used already, or it expired/);
     const late = auth.issueLogin();
     await sleep(2100);
@@ -50,21 +51,21 @@ describe('console logins', () => {
 
   it('a session cookie cannot be forged, altered, moved to another daemon, or used after expiry or logout', async () => {
     const auth = authAt();
-    const { cookie } = auth.exchange(tokenOf(auth.issueLogin().url));
+    const { cookie, proof } = auth.exchange(tokenOf(auth.issueLogin().url));
     const [expiry, nonce, mac] = cookie.split('.') as [string, string, string];
-    assert.equal(auth.valid(`${Number(expiry) + 3600_000}.${nonce}.${mac}`), false, 'a later expiry with the old signature');
-    assert.equal(auth.valid(`${expiry}.${nonce}x.${mac}`), false);
-    assert.equal(auth.valid(`${expiry}.${nonce}.${mac.slice(0, -1)}A`), false);
-    assert.equal(auth.valid(undefined), false);
-    assert.equal(auth.valid('a.b'), false);
+    assert.equal(auth.valid(`${Number(expiry) + 3600_000}.${nonce}.${mac}`, proof), false, 'a later expiry with the old signature');
+    assert.equal(auth.valid(`${expiry}.${nonce}x.${mac}`, proof), false);
+    assert.equal(auth.valid(`${expiry}.${nonce}.${mac.slice(0, -1)}A`, proof), false);
+    assert.equal(auth.valid(undefined, proof), false);
+    assert.equal(auth.valid('a.b', proof), false);
     const other = new ConsoleAuth('another-token-0123456789');
-    assert.equal(other.valid(cookie), false, 'a new daemon token logs every browser out');
-    assert.equal(new ConsoleAuth(TOKEN).valid(cookie), true, 'a restarted daemon with the same token keeps the session');
-    auth.logout(cookie);
-    assert.equal(auth.valid(cookie), false, 'logged out');
-    const fresh = auth.exchange(tokenOf(auth.issueLogin().url)).cookie;
+    assert.equal(other.valid(cookie, proof), false, 'a new daemon token logs every browser out');
+    assert.equal(new ConsoleAuth(TOKEN).valid(cookie, proof), true, 'a restarted daemon with the same token keeps the session');
+    auth.logout(cookie, proof);
+    assert.equal(auth.valid(cookie, proof), false, 'logged out');
+    const fresh = auth.exchange(tokenOf(auth.issueLogin().url));
     await sleep(2100);
-    assert.equal(auth.valid(fresh), false, 'expired');
+    assert.equal(auth.valid(fresh.cookie, fresh.proof), false, 'expired');
   });
 
   it('same origin: the browser says so and the Origin names the host it was sent to', () => {

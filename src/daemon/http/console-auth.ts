@@ -7,6 +7,13 @@
  * on cross-site requests, and the Origin / Sec-Fetch-Site check stops the rest (CSRF and
  * cross-site WebSocket hijacking).
  *
+ * The cookie alone is not enough: cookies are scoped by host, not by port (RFC 6265 §8.5),
+ * so a browser sends the console's cookie to every port of its host, among them every
+ * exposed sandbox port, whose bytes reach code in that sandbox. Each session also has a
+ * proof (an HMAC of the cookie's body) that the login answers in its JSON body; the page
+ * keeps it in its origin's storage (which other ports cannot read) and sends it with every
+ * call (`X-Nook-Session`, or `?session=` on a download link and the terminal's WebSocket).
+ *
  * Sessions are signed, not stored: `expiry.nonce.hmac` with a key derived from the daemon's
  * bearer token. A daemon restart keeps an open page logged in (the page reconnects), a new
  * token logs every browser out, and no session table can grow. Logging out adds the nonce to
@@ -61,30 +68,28 @@ export class ConsoleAuth {
     return { url: `${this.baseUrl}/console/#login=${token}`, expiresAt: new Date(expires).toISOString() };
   }
 
-  /** Uses up a login token; returns a new session's cookie value. */
-  exchange(token: unknown): { cookie: string; expiresMs: number } {
+  /** Uses up a login token; returns a new session's cookie value and its proof. */
+  exchange(token: unknown): { cookie: string; proof: string; expiresMs: number } {
     this.sweep();
     const expires = typeof token === 'string' ? this.loginTokens.get(token) : undefined;
     if (typeof token !== 'string' || expires === undefined) throw unauthorized('this login link is not valid: it was used already, or it expired');
     this.loginTokens.delete(token);
     const expiresMs = Date.now() + SESSION_MS;
     const body = `${expiresMs}.${randomBytes(18).toString('base64url')}`;
-    return { cookie: `${body}.${this.sign(body)}`, expiresMs };
+    return { cookie: `${body}.${this.sign(body)}`, proof: this.sign(`proof:${body}`), expiresMs };
   }
 
-  /** True for a well-signed, unexpired, not logged-out session cookie value. */
-  valid(cookie: string | undefined): boolean {
+  /** True for a well-signed, unexpired, not logged-out session cookie value sent with its proof. */
+  valid(cookie: string | undefined, proof: string | undefined): boolean {
     const parts = cookie?.split('.') ?? [];
     if (parts.length !== 3) return false;
     const [expiry, nonce, mac] = parts as [string, string, string];
-    const want = Buffer.from(this.sign(`${expiry}.${nonce}`));
-    const given = Buffer.from(mac);
-    if (want.length !== given.length || !timingSafeEqual(want, given)) return false;
+    if (!macMatches(this.sign(`${expiry}.${nonce}`), mac) || !macMatches(this.sign(`proof:${expiry}.${nonce}`), proof ?? '')) return false;
     return Number(expiry) > Date.now() && !this.revoked.has(nonce);
   }
 
-  logout(cookie: string | undefined): void {
-    if (!cookie || !this.valid(cookie)) return;
+  logout(cookie: string | undefined, proof: string | undefined): void {
+    if (!cookie || !this.valid(cookie, proof)) return;
     const [expiry, nonce] = cookie.split('.') as [string, string];
     this.sweep();
     while (this.revoked.size >= MAX_REVOKED) this.revoked.delete(this.revoked.keys().next().value as string);
@@ -99,6 +104,22 @@ export class ConsoleAuth {
     const now = Date.now();
     for (const [k, exp] of this.loginTokens) if (exp <= now) this.loginTokens.delete(k);
     for (const [k, exp] of this.revoked) if (exp <= now) this.revoked.delete(k);
+  }
+}
+
+function macMatches(want: string, given: string): boolean {
+  const a = Buffer.from(want);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The session's proof a request carries: the header the page's fetches send, or `?session=` (download links, the terminal's WebSocket). */
+export function sessionProof(header: string | undefined, url: string | undefined): string | undefined {
+  if (header) return header;
+  try {
+    return new URL(url ?? '', 'http://x').searchParams.get('session') ?? undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -146,7 +167,9 @@ export function requireTokenOrSession(token: string, auth: ConsoleAuth): Middlew
     if (bearerMatches(c.req.header('authorization'), token)) return next();
     const session = cookieValue(c.req.header('cookie'), SESSION_COOKIE);
     if (!session) throw unauthorized('a valid bearer token or console session is required on the TCP listener');
-    if (!auth.valid(session)) throw unauthorized('the console session expired or is not valid: log in again');
+    // ?session= only where no header can go (a download link, a GET): a mutating call's query is kept in the audit record.
+    const readOnly = c.req.method === 'GET' || c.req.method === 'HEAD';
+    if (!auth.valid(session, sessionProof(c.req.header('x-nook-session'), readOnly ? c.req.url : undefined))) throw unauthorized('the console session expired, is not valid or came without its proof: log in again');
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !sameOrigin(originHeaders(c))) {
       throw new NookError('CROSS_ORIGIN', 'a console call that changes state must come from the console page itself (Origin mismatch)', {
         hint: 'use the console at the address `nook console` prints; other sites cannot act with its session',
@@ -161,10 +184,11 @@ function originHeaders(c: Context): { origin?: string; host?: string; secFetchSi
 }
 
 /** The WebSocket upgrade's check, as requireTokenOrSession (a WebSocket always carries its page's Origin). */
-export function upgradeAllowed(headers: IncomingHttpHeaders, token: string, auth: ConsoleAuth | undefined): boolean {
+export function upgradeAllowed(headers: IncomingHttpHeaders, url: string | undefined, token: string, auth: ConsoleAuth | undefined): boolean {
   if (bearerMatches(headers.authorization, token)) return true;
   const session = cookieValue(headers.cookie, SESSION_COOKIE);
-  if (!auth || !auth.valid(session)) return false;
+  const proof = headers['x-nook-session'];
+  if (!auth || !auth.valid(session, sessionProof(Array.isArray(proof) ? proof[0] : proof, url))) return false;
   const site = headers['sec-fetch-site'];
   return sameOrigin({ origin: headers.origin, host: headers.host, secFetchSite: Array.isArray(site) ? site[0] : site });
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context, Hono } from 'hono';
 import { NookError } from '../../api/errors.js';
 import { parseUntrustedJson } from '../../util/json.js';
-import { cookieValue, sameOrigin, SESSION_COOKIE, type ConsoleAuth } from './console-auth.js';
+import { cookieValue, sameOrigin, sessionProof, SESSION_COOKIE, type ConsoleAuth } from './console-auth.js';
 
 /** dist/console, next to dist/src (this file is dist/src/daemon/http/console-static.js). */
 const CONSOLE_DIR = process.env.NOOK_CONSOLE_DIR ?? fileURLToPath(new URL('../../../console/', import.meta.url));
@@ -86,13 +86,14 @@ export function registerConsole(app: Hono, auth: ConsoleAuth): void {
       throw new NookError('CROSS_ORIGIN', 'the console login must come from the console page itself', { hint: 'open the link `nook console` prints' });
     }
     const body = parseUntrustedJson((await c.req.text()) || '{}') as { token?: unknown };
-    const { cookie, expiresMs } = auth.exchange(body.token);
+    const { cookie, proof, expiresMs } = auth.exchange(body.token);
     c.header('set-cookie', cookieHeader(c, cookie, Math.floor(auth.sessionMs / 1000)));
-    return c.json({ ok: true, expiresAt: new Date(expiresMs).toISOString() }, 200, SECURITY_HEADERS);
+    // The proof goes to the page's script (never a cookie: a cookie reaches every port of the host).
+    return c.json({ ok: true, proof, expiresAt: new Date(expiresMs).toISOString() }, 200, { ...SECURITY_HEADERS, 'cache-control': 'no-store' });
   });
   app.delete('/console/session', (c) => {
     if (sameOrigin({ origin: c.req.header('origin'), host: c.req.header('host'), secFetchSite: c.req.header('sec-fetch-site') })) {
-      auth.logout(cookieValue(c.req.header('cookie'), SESSION_COOKIE));
+      auth.logout(cookieValue(c.req.header('cookie'), SESSION_COOKIE), sessionProof(c.req.header('x-nook-session'), c.req.url));
     }
     c.header('set-cookie', cookieHeader(c, '', 0));
     return c.json({ ok: true }, 200, SECURITY_HEADERS);
