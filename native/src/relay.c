@@ -1,5 +1,7 @@
 /*
- * nook-init relay IDLE_MS   (host side, run by the daemon: one per sandbox while it has egress)
+ * nook-init relay IDLE_MS [SANDBOX]   (host side, run by the daemon: one per sandbox with egress)
+ *
+ * SANDBOX only names the helper in ps.
  *
  * The egress proxy's data path. The daemon reads each request head, decides, connects to the
  * destination and then hands both sockets here over its Node IPC channel (NODE_CHANNEL_FD,
@@ -272,10 +274,10 @@ static int drop_privileges(void) {
 }
 
 int run_relay(int argc, char **argv) {
-  long idle_ms = argc == 3 ? atol(argv[2]) : 0;
+  long idle_ms = argc == 3 || argc == 4 ? atol(argv[2]) : 0;
   const char *ch = getenv("NODE_CHANNEL_FD");
   if (idle_ms <= 0 || !ch || !*ch) {
-    fprintf(stderr, "usage: nook-init relay IDLE_MS (with a Node IPC channel)\n");
+    fprintf(stderr, "usage: nook-init relay IDLE_MS [SANDBOX] (with a Node IPC channel)\n");
     return EXIT_NOOK;
   }
   channel = atoi(ch);

@@ -206,7 +206,7 @@ export class NetworkManager {
       },
       this.resolver,
       proxyLimitsFromEnv(),
-      this.relayBinary,
+      this.relayBinary ? { binary: this.relayBinary, label: sandboxId } : undefined,
     );
     const handle = await this.runtime.listenInSandbox(sandboxId, PROXY_PORT_IN_SANDBOX);
     await proxy.listen(handle);

@@ -171,14 +171,14 @@ export class EgressProxy {
   private readonly upstreams = new Set<Socket>();
   private readonly relay: SpliceRelay | undefined;
 
-  /** `relayBinary`: nook-init, whose splice relay carries the bytes once a connection is decided. */
+  /** `relay`: nook-init, whose splice relay carries the bytes once a connection is decided, and the sandbox's id. */
   constructor(
     private readonly hooks: ProxyHooks,
     private readonly resolver: NameResolver,
     private readonly limits: ProxyLimits = proxyLimitsFromEnv(),
-    relayBinary?: string,
+    relay?: { binary: string; label: string },
   ) {
-    if (relayBinary) this.relay = new SpliceRelay(relayBinary, limits.idleTimeoutMs);
+    if (relay) this.relay = new SpliceRelay(relay.binary, limits.idleTimeoutMs, relay.label);
   }
 
   /**

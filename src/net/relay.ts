@@ -42,6 +42,8 @@ export class SpliceRelay {
   constructor(
     private readonly binary: string,
     private readonly idleTimeoutMs: number,
+    /** Shown in ps beside the helper (the sandbox's id). */
+    private readonly label = '',
   ) {}
 
   /** Relays open now (they count against the proxy's connection cap). */
@@ -103,7 +105,7 @@ export class SpliceRelay {
 
   private helper(): ChildProcess {
     if (this.child) return this.child;
-    const child = spawn(this.binary, ['relay', String(this.idleTimeoutMs)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    const child = spawn(this.binary, ['relay', String(this.idleTimeoutMs), ...(this.label ? [this.label] : [])], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
     this.child = child;
     let stderr = '';
     child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-1000)));
