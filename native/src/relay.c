@@ -155,11 +155,6 @@ static void start(struct relay *r) {
   for (int i = 0; i < 2; i++) {
     int fl = fcntl(fds[i], F_GETFL);
     if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) != 0) return finish(r, "bad socket");
-    if (getenv("NOOK_RELAY_BUF")) {
-      int b = atoi(getenv("NOOK_RELAY_BUF"));
-      setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &b, sizeof b);
-      setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &b, sizeof b);
-    }
   }
   if (open_dir(&r->up, r->client.fd, r->upstream.fd) != 0 || open_dir(&r->down, r->upstream.fd, r->client.fd) != 0) return finish(r, "out of descriptors");
   struct epoll_event ce = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &r->client};
