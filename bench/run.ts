@@ -19,6 +19,7 @@ import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { benchImages } from './images.js';
 import { benchPool } from './pool.js';
 import { benchCopy, type CopyBench } from './copy.js';
+import { benchEgress } from './egress.js';
 import { round, stat, timeIt, type Stat } from './stats.js';
 
 const N = Number(process.env.BENCH_N ?? 30);
@@ -205,6 +206,9 @@ async function main(): Promise<void> {
         results.push(stat('request to exposed port (token check + bridge)', await timeIt(N * 2, () => fetchOnce(exposure.url))));
         results.push(stat('request to a host server direct', await timeIt(N * 2, () => fetchOnce(`http://127.0.0.1:${port}/small`))));
         await sb.destroy();
+        const egress = await benchEgress(d.client, Math.min(N, 9));
+        results.push(...egress.rows);
+        Object.assign(extra, { egressProxiedMiBs: egress.proxiedMiBs, egressDirectMiBs: egress.directMiBs, egressRatio: egress.ratio });
       } finally {
         server.close();
       }
@@ -453,6 +457,7 @@ async function main(): Promise<void> {
   if (extra.ptyMiBs !== undefined) process.stdout.write(`\nbulk output: PTY ${extra.ptyMiBs} MiB/s, logs -f ${extra.logsMiBs} MiB/s\n`);
   if (extra.proxyThroughputMiBs !== undefined) {
     process.stdout.write(`\negress proxy throughput\n  via proxy ${extra.proxyThroughputMiBs} MiB/s, direct ${extra.directThroughputMiBs} MiB/s: ${round((extra.proxyThroughputMiBs ?? 0) / (extra.directThroughputMiBs ?? 1))}x\n`);
+    process.stdout.write(`  256 MiB, interleaved: via proxy ${extra.egressProxiedMiBs} MiB/s, host direct ${extra.egressDirectMiBs} MiB/s: ${extra.egressRatio}x (target >= 0.8x)\n`);
   }
 }
 

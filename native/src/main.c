@@ -17,6 +17,7 @@
  *   nook-init netns-listen PID PORT           (host side; see netns.c)
  *
  *   nook-init sethostname PID NAME            (host side; see uts.c)
+ *   nook-init relay IDLE_MS                   (host side: the egress proxy's splice relay; relay.c)
  *
  *   nook-init init [--listen PATH]          (PID 1 in every sandbox, bind-mounted read-only)
  *     Reaps orphans (without it zombies fill the pids limit). With a listening socket on
@@ -47,6 +48,7 @@
 #include "fs.h"
 #include "netns.h"
 #include "uts.h"
+#include "relay.h"
 #include "subvol.h"
 #include "volume.h"
 
@@ -204,6 +206,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "umount-from") == 0) return run_umount_from(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "netns-listen") == 0) return run_netns_listen(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "sethostname") == 0) return run_sethostname(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "relay") == 0) return run_relay(argc, argv);
   fprintf(stderr, "usage: nook-init init | listen SOCKET -- CMD... | subvol snapshot|delete ...\n");
   return EXIT_NOOK;
 }

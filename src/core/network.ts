@@ -56,6 +56,8 @@ export class NetworkManager {
     private readonly sandboxes: SandboxManager,
     /** Host settings: network.allowed=false closes egress for every sandbox. */
     private readonly policy: { setting: (key: 'network.allowed') => boolean },
+    /** nook-init on the host: its splice relay carries egress bytes past the daemon. */
+    private readonly relayBinary?: string,
   ) {}
 
   // ---- policy --------------------------------------------------------------------------
@@ -203,6 +205,8 @@ export class NetworkManager {
         record: (d) => this.record(sandboxId, d),
       },
       this.resolver,
+      proxyLimitsFromEnv(),
+      this.relayBinary ? { binary: this.relayBinary, label: sandboxId } : undefined,
     );
     const handle = await this.runtime.listenInSandbox(sandboxId, PROXY_PORT_IN_SANDBOX);
     await proxy.listen(handle);

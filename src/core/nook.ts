@@ -97,7 +97,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
     },
   });
   snapshots = new SnapshotManager(db, storage, runtime, images, sandboxes, memory);
-  const network = new NetworkManager(db, runtime, sandboxes, policy);
+  const network = new NetworkManager(db, runtime, sandboxes, policy, join(paths.initDir, 'nook-init'));
   const processes = new ProcessManager(db, runtime, sandboxes, new LogStore(join(paths.stateDir, 'logs')));
   const copyHelper = join(dirname(initBinarySource()), 'nook-copy');
   const files = new FileManager(sandboxes, runtime, audit, { helper: existsSync(copyHelper) ? copyHelper : null, socketDir: dirname(paths.socketPath) });

@@ -13,6 +13,7 @@ import { connect, createServer, isIP, type ListenOptions, type Server, type Sock
 import { log } from '../util/log.js';
 import { MAX_HEAD_BYTES, parseRequestHead, type ProxyRequest } from './http-head.js';
 import { decide, precheck, type NetworkPolicy, type Verdict } from './policy.js';
+import { SpliceRelay } from './relay.js';
 
 export const PROXY_PORT_IN_SANDBOX = 3128;
 
@@ -46,6 +47,35 @@ export interface ProxyLimits {
   headTimeoutMs: number;
   /** A tunnel or request with no traffic either way for this long is closed. */
   idleTimeoutMs: number;
+}
+
+/** Node's stream handle under a net.Socket (internal, stable since Node 0.x; checked before use). */
+interface StreamHandle {
+  readStop(): number;
+  reading: boolean;
+}
+
+/**
+ * Stops the kernel-level reading of a socket and returns what Node already buffered. After
+ * this nothing more is read here: later bytes stay in the socket for the relay. pause() alone
+ * would not do (Node keeps reading into its buffer, and a handed-over socket's late reads are
+ * dropped). Read and stop run in one synchronous block, so no read callback comes between.
+ * Null when the handle is not what we expect (the proxy then relays in Node).
+ */
+function takeBuffered(s: Socket): Buffer[] | null {
+  const h = (s as unknown as { _handle?: Partial<StreamHandle> | null })._handle;
+  if (!h || typeof h.readStop !== 'function') return null;
+  const out: Buffer[] = [];
+  for (let b = s.read() as Buffer | null; b !== null; b = s.read() as Buffer | null) out.push(b);
+  h.reading = false;
+  h.readStop();
+  return out;
+}
+
+function writeAll(s: Socket, bufs: Buffer[]): Promise<void> {
+  const data = Buffer.concat(bufs);
+  if (data.length === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => s.write(data, (e) => (e ? reject(e) : resolve())));
 }
 
 function positiveInt(text: string | undefined, fallback: number): number {
@@ -139,12 +169,17 @@ export class EgressProxy {
   private server: Server | undefined;
   private readonly clients = new Set<Socket>();
   private readonly upstreams = new Set<Socket>();
+  private readonly relay: SpliceRelay | undefined;
 
+  /** `relay`: nook-init, whose splice relay carries the bytes once a connection is decided, and the sandbox's id. */
   constructor(
     private readonly hooks: ProxyHooks,
     private readonly resolver: NameResolver,
     private readonly limits: ProxyLimits = proxyLimitsFromEnv(),
-  ) {}
+    relay?: { binary: string; label: string },
+  ) {
+    if (relay) this.relay = new SpliceRelay(relay.binary, limits.idleTimeoutMs, relay.label);
+  }
 
   /**
    * Serves on `target`: a listening handle handed over from the sandbox's namespace, or
@@ -164,17 +199,19 @@ export class EgressProxy {
 
   /** Open client connections (for tests and limits). */
   get connectionCount(): number {
-    return this.clients.size;
+    return this.clients.size + (this.relay?.active ?? 0);
   }
 
   async close(): Promise<void> {
+    // The helper first: the server's close waits on it once it was handed sockets.
+    await this.relay?.stop();
     for (const s of [...this.clients, ...this.upstreams]) s.destroy();
     await new Promise<void>((resolve) => (this.server?.listening ? this.server.close(() => resolve()) : resolve()));
   }
 
   private onClient(client: Socket): void {
     client.on('error', () => undefined);
-    if (this.clients.size >= this.limits.maxConnections) {
+    if (this.connectionCount >= this.limits.maxConnections) {
       // Past the cap nothing lingers: a flood of connections costs no descriptors beyond the cap.
       reply(client, 503, `too many open connections from this sandbox (at most ${this.limits.maxConnections}; NOOK_PROXY_MAX_CONNECTIONS)`);
       client.destroySoon();
@@ -257,22 +294,40 @@ export class EgressProxy {
     upstream.setTimeout(this.limits.idleTimeoutMs, idle);
     upstream.on('connect', () => {
       connected = true;
-      if (upstreamHead) upstream.write(upstreamHead);
-      else client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (rest.length) upstream.write(rest);
+      // Nothing of the destination's is read here: its first bytes belong to the relay.
+      upstream.pause();
+      const toUpstream = [...(upstreamHead ? [upstreamHead] : []), ...(rest.length ? [rest] : [])];
+      const toClient = upstreamHead ? [] : [Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n')];
+      const fromClient = this.relay ? takeBuffered(client) : null;
+      const fromUpstream = fromClient ? takeBuffered(upstream) : null;
+      if (this.relay && fromClient && fromUpstream) {
+        const counted = { up: up + fromClient.reduce((n, b) => n + b.length, 0), down: fromUpstream.reduce((n, b) => n + b.length, 0) };
+        const sides = { client, upstream, toClient: [...toClient, ...fromUpstream], toUpstream: [...toUpstream, ...fromClient] };
+        return void this.handOff(this.relay, sides, counted, () => (handed = true), finish);
+      }
+      for (const b of toUpstream) upstream.write(b);
+      for (const b of toClient) client.write(b);
       client.on('data', (b: Buffer) => (up += b.length));
       upstream.on('data', (b: Buffer) => (down += b.length));
       client.pipe(upstream);
       upstream.pipe(client);
+      upstream.resume();
       client.resume();
     });
     let recorded = false;
-    const finish = (error?: string): void => {
+    // Once handed to the relay, this process's sockets close at once; that is not the end.
+    let handed = false;
+    const finish = (error?: string, relayed?: { up: number; down: number }): void => {
       if (recorded) return;
       recorded = true;
-      this.hooks.record({ ...base, reason: error ? `${verdict.reason}; upstream failed: ${error.slice(0, 200)}` : verdict.reason, bytesUp: up, bytesDown: down, durationMs: Date.now() - started });
+      if (relayed) {
+        up = relayed.up;
+        down = relayed.down;
+      }
+      this.hooks.record({ ...base, reason: error ? `${verdict.reason}; ${relayed ? 'relay ended' : 'upstream failed'}: ${error.slice(0, 200)}` : verdict.reason, bytesUp: up, bytesDown: down, durationMs: Date.now() - started });
     };
     upstream.on('error', (e) => {
+      if (handed) return;
       if (!connected) reply(client, 502, `${host}:${port} failed: ${e.message}`);
       else client.destroy();
       finish(e.message);
@@ -280,9 +335,35 @@ export class EgressProxy {
     // The destination is done: the client gets what is buffered, then its socket goes, even
     // if it never closes its own side (half-open would otherwise hold it forever).
     upstream.on('close', () => {
+      if (handed) return;
       finish();
       if (connected) client.destroySoon();
     });
-    client.on('close', () => upstream.destroy());
+    client.on('close', () => handed || upstream.destroy());
+  }
+
+  /**
+   * The decided connection goes to the splice relay: what the proxy still owes each side is
+   * written first (the rewritten head, bytes read past it, the tunnel's 200), then both
+   * sockets leave this process. The decision is recorded when the relay reports its counts.
+   */
+  private async handOff(
+    relay: SpliceRelay,
+    { client, upstream, toClient, toUpstream }: { client: Socket; upstream: Socket; toClient: Buffer[]; toUpstream: Buffer[] },
+    counted: { up: number; down: number },
+    handed: () => void,
+    finish: (error?: string, relayed?: { up: number; down: number }) => void,
+  ): Promise<void> {
+    try {
+      await writeAll(client, toClient);
+      await writeAll(upstream, toUpstream);
+    } catch {
+      // The socket's own error and close handlers record and clean up.
+      return;
+    }
+    if (client.destroyed || upstream.destroyed) return;
+    handed();
+    const result = await relay.hand(client, upstream);
+    finish(result.error || undefined, { up: counted.up + result.up, down: counted.down + result.down });
   }
 }
