@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32, inflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { NookError } from '../../src/api/errors.js';
 import type { Sandbox } from '../../src/sdk/index.js';
@@ -17,6 +18,20 @@ function pngSize(png: Buffer): { width: number; height: number } {
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
   assert.equal(png.toString('latin1', 12, 16), 'IHDR');
   return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+/** The image data of a PNG (its IDAT chunks inflated), each chunk's CRC checked. */
+function pngData(png: Buffer): Buffer {
+  const idat: Buffer[] = [];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    const kind = png.subarray(at + 4, at + 8);
+    const data = png.subarray(at + 8, at + 8 + length);
+    assert.equal(png.readUInt32BE(at + 8 + length), crc32(Buffer.concat([kind, data])), `CRC of ${kind.toString('latin1')}`);
+    if (kind.toString('latin1') === 'IDAT') idat.push(data);
+    at += 12 + length;
+  }
+  return inflateSync(Buffer.concat(idat));
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -110,6 +125,9 @@ describe('desktop sandboxes', () => {
   it('screenshot: a 1280x800 PNG, through the SDK and through the CLI (-o FILE, --json)', async () => {
     const png = await sb.desktop.screenshot();
     assert.deepEqual(pngSize(png), { width: 1280, height: 800 });
+    // 8-bit RGB (IHDR), and whole: a filter byte and 1280 * 3 bytes for each of 800 rows.
+    assert.deepEqual([...png.subarray(24, 29)], [8, 2, 0, 0, 0]);
+    assert.equal(pngData(png).length, (1280 * 3 + 1) * 800);
     const file = join(dir, 'shot.png');
     const r = await d.cli(['desktop', 'screenshot', 'desk', '-o', file, '--json']);
     assert.equal(r.code, 0, r.stderr);
