@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     })));
     extra.screenshotBytes = (await sb.desktop.screenshot()).length;
     // The same, helper stopped: the per-call tool (scrot) the daemon falls back to, same run and load.
-    await sb.exec(['sh', '-c', "pkill -KILL -f '[n]ook-grab'; rm -f /tmp/.nook-grab.sock"]);
+    await sb.exec(['sh', '-c', "pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.nook-grab.sock"]);
     results.push(stat('screenshot, per-call tool (helper stopped)', await timeIt(N, async () => {
       await sb.desktop.screenshot();
     })));

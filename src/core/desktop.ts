@@ -129,8 +129,8 @@ export class DesktopManager {
     const p = this.process(sb);
     if (p?.state === 'running') await this.d.processes.kill(sb.id, p.id, 'SIGKILL');
     // An X server a crashed supervisor left behind would hold the display: ended too.
-    // ([n]ook-grab: a pattern that does not match this shell's own command line.)
-    await this.run(sb, ['sh', '-c', `pkill -KILL -x Xvfb; pkill -KILL -x x11vnc; pkill -KILL -f websockify; pkill -KILL -f '[n]ook-grab'; rm -f /tmp/.X0-lock /tmp/.X11-unix/X0 ${DESKTOP.grabSocket}; true`], { raw: true });
+    // (bin/[n]ook-grab$: the helper's command line, not this shell's, which names its socket too.)
+    await this.run(sb, ['sh', '-c', `pkill -KILL -x Xvfb; pkill -KILL -x x11vnc; pkill -KILL -f websockify; pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.X0-lock /tmp/.X11-unix/X0 ${DESKTOP.grabSocket}; true`], { raw: true });
     const started = await this.launchServices(sb);
     await this.waitReady(sb, started.id);
     return this.info(sb.id);

@@ -207,13 +207,12 @@ describe('desktop sandboxes', () => {
   it('the long-lived helper serves screenshots; a hostile helper is bounded (endless, not a PNG, wrong size, stalled); without it, the per-call tool', async () => {
     const fake = await d.client.sandboxes.create({ name: 'grab', template: 'desktop' });
     await fake.desktop.screenshot();
-    assert.equal((await fake.exec(['pgrep', '-f', '[n]ook-grab'])).exitCode, 0, 'the supervisor started the helper');
+    assert.equal((await fake.exec(['pgrep', '-f', 'bin/[n]ook-grab$'])).exitCode, 0, 'the supervisor started the helper');
     // With the per-call tool broken, screenshots still come: the helper answers them.
     await fake.exec(['sh', '-c', 'cp /usr/local/bin/nook-screenshot /tmp/real; printf "#!/bin/sh\\nexit 3\\n" > /usr/local/bin/nook-screenshot']);
     assert.deepEqual(pngSize(await fake.desktop.screenshot()), { width: 1280, height: 800 });
     // The sandbox replaces the helper with its own server on the helper's socket.
-    await fake.exec(['pkill', '-KILL', '-f', '[n]ook-grab']);
-    await fake.exec(['sh', '-c', 'echo flood > /tmp/grab-mode']);
+    await fake.exec(['sh', '-c', "pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.nook-grab.sock; echo flood > /tmp/grab-mode"]);
     const server = await fake.desktop.launch(['python3', '-c', HOSTILE_GRAB], { name: 'hostile-grab' });
     await until('the hostile socket', async () => ((await fake.exec(['test', '-S', '/tmp/.nook-grab.sock'])).exitCode === 0 ? true : undefined));
     await rejectsWith(fake.desktop.screenshot(), 'PAYLOAD_TOO_LARGE', /more than 33554432 bytes/);
@@ -242,7 +241,7 @@ describe('desktop sandboxes', () => {
     const fake = await d.client.sandboxes.create({ name: 'fake', template: 'desktop' });
     await fake.desktop.screenshot();
     // The per-call tool answers only without the helper.
-    await fake.exec(['sh', '-c', "pkill -KILL -f '[n]ook-grab'; rm -f /tmp/.nook-grab.sock"]);
+    await fake.exec(['sh', '-c', "pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.nook-grab.sock"]);
     await fake.exec(['sh', '-c', 'cp /usr/local/bin/nook-screenshot /tmp/real; printf "#!/bin/sh\\nexec head -c 40000000 /dev/zero\\n" > /usr/local/bin/nook-screenshot']);
     await rejectsWith(fake.desktop.screenshot(), 'PAYLOAD_TOO_LARGE', /more than 33554432 bytes/);
     await fake.exec(['sh', '-c', 'printf "#!/bin/sh\\necho not-a-png\\n" > /usr/local/bin/nook-screenshot']);
@@ -293,6 +292,7 @@ describe('desktop sandboxes', () => {
     const r = await d.cli(['desktop', 'restart', 'desk', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).running, true);
+    assert.equal((await sb.exec(['pgrep', '-f', 'bin/[n]ook-grab$'])).exitCode, 0, 'the screenshot helper is back too');
     assert.deepEqual(pngSize(await sb.desktop.screenshot()), { width: 1280, height: 800 });
     await sb.desktop.click(10, 10);
   });
