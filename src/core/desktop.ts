@@ -1,7 +1,8 @@
 /**
  * Desktop sandboxes: the display services run as the background process `desktop` (the
  * image's nook-desktop supervisor), started when compute comes up; every agent action runs
- * xdotool (or the screenshot tool) inside the sandbox through the runtime's exec, with
+ * xdotool inside the sandbox through the runtime's exec (screenshots: socat to the image's
+ * long-lived helper nook-grab, or the per-call tool when it is gone), with
  * DISPLAY set to the sandbox's own display, never on the host. Input is checked here
  * (desktop-input.ts) before it reaches a command line, and passed as argv, never via a shell.
  */
@@ -27,6 +28,8 @@ const SMALL_OUTPUT_BYTES = 256 * 1024;
 /** How long a freshly started desktop gets to bring its X server up. */
 const READY_TIMEOUT_MS = 15_000;
 const ACTION_TIMEOUT_MS = 10_000;
+/** A screenshot from the helper takes tens of milliseconds; one that stalls this long is refused. */
+const GRAB_TIMEOUT_MS = 5_000;
 /** xdotool's pause between typed characters. */
 const TYPE_DELAY_MS = 4;
 const MAX_WINDOWS = 256;
@@ -126,7 +129,8 @@ export class DesktopManager {
     const p = this.process(sb);
     if (p?.state === 'running') await this.d.processes.kill(sb.id, p.id, 'SIGKILL');
     // An X server a crashed supervisor left behind would hold the display: ended too.
-    await this.run(sb, ['sh', '-c', 'pkill -KILL -x Xvfb; pkill -KILL -x x11vnc; pkill -KILL -f websockify; rm -f /tmp/.X0-lock /tmp/.X11-unix/X0; true'], { raw: true });
+    // (bin/[n]ook-grab$: the helper's command line, not this shell's, which names its socket too.)
+    await this.run(sb, ['sh', '-c', `pkill -KILL -x Xvfb; pkill -KILL -x x11vnc; pkill -KILL -f websockify; pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.X0-lock /tmp/.X11-unix/X0 ${DESKTOP.grabSocket}; true`], { raw: true });
     const started = await this.launchServices(sb);
     await this.waitReady(sb, started.id);
     return this.info(sb.id);
@@ -287,12 +291,24 @@ export class DesktopManager {
   }
 
   private async shoot(sb: SandboxRecord, screen: Screen): Promise<Buffer> {
-    const png = (await this.run(sb, ['/usr/local/bin/nook-screenshot'], { maxBytes: SCREENSHOT_MAX_BYTES })).stdout;
+    const png = (await this.grab(sb)) ?? (await this.run(sb, ['/usr/local/bin/nook-screenshot'], { maxBytes: SCREENSHOT_MAX_BYTES })).stdout;
     const size = pngSize(png);
     if (!size || size.width !== screen.width || size.height !== screen.height) {
       throw new NookError('RUNTIME_ERROR', `the screenshot tool of ${sb.name} did not answer a ${screen.width}x${screen.height} PNG`, { hint: `nook desktop restart ${sb.name}` });
     }
     return png;
+  }
+
+  /**
+   * A screenshot from the long-lived helper nook-grab (its unix socket, reached by socat
+   * through the agent's exec: no new channel into the sandbox, and the answer is bounded in
+   * bytes and time like any exec output). Undefined when the helper is not there (no
+   * socket, refused, no socat in an older image, an empty answer): the caller falls back to
+   * the per-call tool. Whatever it does answer is checked by the caller like the tool's.
+   */
+  private async grab(sb: SandboxRecord): Promise<Buffer | undefined> {
+    const r = await this.run(sb, ['socat', '-u', `UNIX-CONNECT:${DESKTOP.grabSocket}`, 'STDOUT'], { maxBytes: SCREENSHOT_MAX_BYTES, timeoutMs: GRAB_TIMEOUT_MS, raw: true });
+    return r.code === 0 && r.stdout.length > 0 ? r.stdout : undefined;
   }
 
   /** Waits until the screen has not changed for quietMs (TIMEOUT after timeoutMs). */

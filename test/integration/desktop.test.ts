@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32, inflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { NookError } from '../../src/api/errors.js';
 import type { Sandbox } from '../../src/sdk/index.js';
@@ -17,6 +18,20 @@ function pngSize(png: Buffer): { width: number; height: number } {
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
   assert.equal(png.toString('latin1', 12, 16), 'IHDR');
   return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+/** The image data of a PNG (its IDAT chunks inflated), each chunk's CRC checked. */
+function pngData(png: Buffer): Buffer {
+  const idat: Buffer[] = [];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    const kind = png.subarray(at + 4, at + 8);
+    const data = png.subarray(at + 8, at + 8 + length);
+    assert.equal(png.readUInt32BE(at + 8 + length), crc32(Buffer.concat([kind, data])), `CRC of ${kind.toString('latin1')}`);
+    if (kind.toString('latin1') === 'IDAT') idat.push(data);
+    at += 12 + length;
+  }
+  return inflateSync(Buffer.concat(idat));
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -57,6 +72,36 @@ function rawHttp(port: number, head: string): Promise<string> {
   });
 }
 
+/**
+ * A server a hostile sandbox puts on the helper's socket; /tmp/grab-mode says how it answers:
+ * bytes without end, text, a PNG of the wrong size, or nothing while holding the connection.
+ */
+const HOSTILE_GRAB = `
+import io, os, socket
+p = "/tmp/.nook-grab.sock"
+if os.path.exists(p): os.unlink(p)
+s = socket.socket(socket.AF_UNIX)
+s.bind(p)
+s.listen(16)
+held = []
+while True:
+    c, _ = s.accept()
+    mode = open("/tmp/grab-mode").read().strip()
+    try:
+        if mode == "flood":
+            while True: c.sendall(b"\\0" * 65536)
+        elif mode == "text":
+            c.sendall(b"not-a-png\\n")
+        elif mode == "small":
+            from PIL import Image
+            b = io.BytesIO(); Image.new("RGB", (1, 1)).save(b, "PNG"); c.sendall(b.getvalue())
+        elif mode == "stall":
+            held.append(c); continue
+    except OSError:
+        pass
+    c.close()
+`;
+
 async function logsOf(sb: Sandbox, proc: string): Promise<string> {
   let text = '';
   for await (const e of sb.processes.logs(proc)) if (e.type === 'stdout') text += Buffer.from(e.data, 'base64').toString('utf8');
@@ -80,6 +125,9 @@ describe('desktop sandboxes', () => {
   it('screenshot: a 1280x800 PNG, through the SDK and through the CLI (-o FILE, --json)', async () => {
     const png = await sb.desktop.screenshot();
     assert.deepEqual(pngSize(png), { width: 1280, height: 800 });
+    // 8-bit RGB (IHDR), and whole: a filter byte and 1280 * 3 bytes for each of 800 rows.
+    assert.deepEqual([...png.subarray(24, 29)], [8, 2, 0, 0, 0]);
+    assert.equal(pngData(png).length, (1280 * 3 + 1) * 800);
     const file = join(dir, 'shot.png');
     const r = await d.cli(['desktop', 'screenshot', 'desk', '-o', file, '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -156,9 +204,44 @@ describe('desktop sandboxes', () => {
     assert.doesNotMatch(exported, new RegExp(secret));
   });
 
+  it('the long-lived helper serves screenshots; a hostile helper is bounded (endless, not a PNG, wrong size, stalled); without it, the per-call tool', async () => {
+    const fake = await d.client.sandboxes.create({ name: 'grab', template: 'desktop' });
+    await fake.desktop.screenshot();
+    assert.equal((await fake.exec(['pgrep', '-f', 'bin/[n]ook-grab$'])).exitCode, 0, 'the supervisor started the helper');
+    // With the per-call tool broken, screenshots still come: the helper answers them.
+    await fake.exec(['sh', '-c', 'cp /usr/local/bin/nook-screenshot /tmp/real; printf "#!/bin/sh\\nexit 3\\n" > /usr/local/bin/nook-screenshot']);
+    assert.deepEqual(pngSize(await fake.desktop.screenshot()), { width: 1280, height: 800 });
+    // The sandbox replaces the helper with its own server on the helper's socket.
+    await fake.exec(['sh', '-c', "pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.nook-grab.sock; echo flood > /tmp/grab-mode"]);
+    const server = await fake.desktop.launch(['python3', '-c', HOSTILE_GRAB], { name: 'hostile-grab' });
+    await until('the hostile socket', async () => ((await fake.exec(['test', '-S', '/tmp/.nook-grab.sock'])).exitCode === 0 ? true : undefined));
+    await rejectsWith(fake.desktop.screenshot(), 'PAYLOAD_TOO_LARGE', /more than 33554432 bytes/);
+    await fake.exec(['sh', '-c', 'echo text > /tmp/grab-mode']);
+    await rejectsWith(fake.desktop.screenshot(), 'RUNTIME_ERROR', /did not answer a 1280x800 PNG/);
+    await fake.exec(['sh', '-c', 'echo small > /tmp/grab-mode']);
+    await rejectsWith(fake.desktop.screenshot(), 'RUNTIME_ERROR', /did not answer a 1280x800 PNG/);
+    await fake.exec(['sh', '-c', 'echo stall > /tmp/grab-mode']);
+    const started = Date.now();
+    const stalled = rejectsWith(fake.desktop.screenshot(), 'TIMEOUT', /did not finish in time/);
+    assert.equal((await d.client.health()).ok, true, 'the daemon answers while the helper stalls');
+    await stalled;
+    assert.ok(Date.now() - started < 8000, `a stalled helper is given up on after 5 s (took ${Date.now() - started} ms)`);
+    // Helper gone (a stale socket, then none): the per-call tool answers the same PNG.
+    await fake.processes.kill(server.id, { signal: 'SIGKILL' });
+    await fake.exec(['cp', '/tmp/real', '/usr/local/bin/nook-screenshot']);
+    assert.equal((await fake.exec(['test', '-S', '/tmp/.nook-grab.sock'])).exitCode, 0, 'the stale socket is still there');
+    assert.deepEqual(pngSize(await fake.desktop.screenshot()), { width: 1280, height: 800 });
+    await fake.exec(['rm', '-f', '/tmp/.nook-grab.sock']);
+    assert.deepEqual(pngSize(await fake.desktop.screenshot()), { width: 1280, height: 800 });
+    assert.equal((await d.client.health()).ok, true);
+    await fake.destroy();
+  });
+
   it('a hostile screenshot tool or window list is bounded: too large, not a PNG, endless lines', async () => {
     const fake = await d.client.sandboxes.create({ name: 'fake', template: 'desktop' });
     await fake.desktop.screenshot();
+    // The per-call tool answers only without the helper.
+    await fake.exec(['sh', '-c', "pkill -KILL -f 'bin/[n]ook-grab$'; rm -f /tmp/.nook-grab.sock"]);
     await fake.exec(['sh', '-c', 'cp /usr/local/bin/nook-screenshot /tmp/real; printf "#!/bin/sh\\nexec head -c 40000000 /dev/zero\\n" > /usr/local/bin/nook-screenshot']);
     await rejectsWith(fake.desktop.screenshot(), 'PAYLOAD_TOO_LARGE', /more than 33554432 bytes/);
     await fake.exec(['sh', '-c', 'printf "#!/bin/sh\\necho not-a-png\\n" > /usr/local/bin/nook-screenshot']);
@@ -209,6 +292,7 @@ describe('desktop sandboxes', () => {
     const r = await d.cli(['desktop', 'restart', 'desk', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).running, true);
+    assert.equal((await sb.exec(['pgrep', '-f', 'bin/[n]ook-grab$'])).exitCode, 0, 'the screenshot helper is back too');
     assert.deepEqual(pngSize(await sb.desktop.screenshot()), { width: 1280, height: 800 });
     await sb.desktop.click(10, 10);
   });
