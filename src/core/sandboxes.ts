@@ -475,7 +475,12 @@ export class SandboxManager {
   reconcile(): Promise<void> {
     return reconcileSandboxes({
       db: this.db, runtime: this.runtime, storage: this.storage, store: this.store,
-      finishDestroy: (id) => this.finishDestroy(id), stopCompute: (id) => this.stopCompute(id),
+      // A destroy opened before a one-shot run's answer gets its outcome once finished here.
+      finishDestroy: async (id) => {
+        await this.finishDestroy(id);
+        this.audit.closeInterrupted(id, 'destroySandbox');
+      },
+      stopCompute: (id) => this.stopCompute(id),
     });
   }
 }

@@ -114,7 +114,10 @@ describe('one-shot run: destroy after the answer', () => {
     assert.match(d.log.slice(logFrom), new RegExp(`reconcile: removed interrupted sandbox.*${id}.*destroying`), 'the row was destroying when the daemon died');
     await gone([id]);
     await assert.rejects(d.client.sandboxes.get(id), (e: unknown) => e instanceof NookError && e.code === 'SANDBOX_NOT_FOUND');
-    const opened = (await records()).find((r) => r.action === 'destroySandbox' && r.sandboxId === id);
-    assert.equal(opened?.outcome, 'started', 'the interrupted destroy is on record as begun');
+    const destroy = (await records()).filter((r) => r.action === 'destroySandbox' && r.sandboxId === id);
+    assert.deepEqual(destroy.map((r) => r.outcome), ['started', 'ok'], 'the destroy opened before the crash, closed by the reconcile');
+    assert.equal(destroy[1]?.result.completedBy, 'startup reconcile');
+    assert.equal(destroy[1]?.id, destroy[0]?.id.replace(/\.start$/, ''), 'one operation: the outcome carries the opening record\'s receipt');
+    assert.equal((await d.client.audit.verify()).ok, true, 'the hash chain is whole');
   });
 });
