@@ -16,7 +16,7 @@
  *
  *   nook-init netns-listen PID PORT           (host side; see netns.c)
  *
- *   nook-init sethostname PID NAME            (host side; see uts.c)
+ *   nook-init sethostname PID NAME [TICKS]    (host side; see uts.c)
  *   nook-init relay IDLE_MS                   (host side: the egress proxy's splice relay; relay.c)
  *
  *   nook-init init [--listen PATH]          (PID 1 in every sandbox, bind-mounted read-only)

@@ -165,6 +165,25 @@ export class AuditLog {
     this.lastHash = hash;
   }
 
+  /**
+   * Writes the outcome of `action`s on a sandbox that a crashed daemon opened and never
+   * closed, once the startup reconcile has finished them (a one-shot run's destroy after its
+   * answer): the record says who finished it, the opening record stays as it was.
+   */
+  closeInterrupted(sandboxId: string, action: string): number {
+    const open = this.db
+      .prepare(
+        `SELECT * FROM audit WHERE sandbox_id = ? AND action = ? AND outcome = 'started'
+         AND NOT EXISTS (SELECT 1 FROM audit f WHERE f.id = substr(audit.id, 1, length(audit.id) - ${INTENT.length}))`,
+      )
+      .all(sandboxId, action) as AuditRow[];
+    for (const r of open) {
+      const ctx = { receipt: r.id.slice(0, -INTENT.length), actor: r.actor, action: r.action, inputs: JSON.parse(r.inputs_json) as Record<string, unknown>, result: { completedBy: 'startup reconcile' }, sandboxId: r.sandbox_id, sandbox: r.sandbox_name };
+      this.append(ctx, 'ok');
+    }
+    return open.length;
+  }
+
   static newReceipt(): string {
     return newId('rcpt', 16);
   }

@@ -190,7 +190,7 @@ export class CommandRunner {
     return { session, ended };
   }
 
-  /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens. */
+  /** One-shot: a non-persistent sandbox for one command, destroyed whatever happens (after the answer). */
   async run(req: RunRequest, sink: ExecSink & { onSandbox?: (s: Sandbox) => void } = {}, signal?: AbortSignal): Promise<ExecResult> {
     const { image, pull, memoryMiB, cpus, pids, labels, stream: _stream, ...exec } = req;
     const sandbox = await this.sandboxes.create({
@@ -207,7 +207,9 @@ export class CommandRunner {
     try {
       return await this.exec(sandbox.id, exec, sink, signal);
     } finally {
-      await this.sandboxes.destroy(sandbox.id).catch((e: Error) => log('run: destroy failed', { id: sandbox.id, error: e.message }));
+      // The answer does not wait for the destroy: the sandbox is `destroying` (refused, shown so)
+      // before it leaves, and goes in the background, bounded (SandboxManager.destroyAfterAnswer).
+      await this.sandboxes.destroyAfterAnswer(sandbox.id).catch((e: Error) => log('run: destroy failed', { id: sandbox.id, error: e.message }));
     }
   }
 }

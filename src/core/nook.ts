@@ -269,6 +269,8 @@ export class Nook {
   /** Closes the database; sandboxes keep running (the next daemon reconciles them). */
   async close(): Promise<void> {
     this.ttl?.stop();
+    // One-shot runs' sandboxes finish going (a kill -9 instead leaves them to the next reconcile).
+    await this.sandboxes.settleDestroys();
     // Idle members are destroyed, not left running unlisted until the next daemon's reconcile.
     await this.pool.drain();
     // Listeners close; bridges stop (the next daemon starts them again for running sandboxes).
@@ -280,6 +282,7 @@ export class Nook {
   /** Stops all compute and detaches storage, leaving only files: a clean host. */
   async release(): Promise<void> {
     this.ttl?.stop();
+    await this.sandboxes.settleDestroys();
     await this.pool.drain();
     // Every sandbox's compute stops (non-persistent ones are destroyed); files stay.
     for (const s of this.sandboxes.list()) {

@@ -24,6 +24,7 @@ import { diskLimit, reconcileSandboxes } from './sandbox-reconcile.js';
 import { SandboxStore } from './sandbox-store.js';
 import type { ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxRow, SandboxSpec } from './sandbox-model.js';
 import type { AuditLog } from './audit.js';
+import { auditedDestroy, DetachedDestroys } from './detached-destroys.js';
 import { EventBus } from './events.js';
 import type { PolicyManager } from './policy.js';
 import { normaliseAllow, proxyEnv } from './network.js';
@@ -31,6 +32,9 @@ import { applyTemplate } from './templates.js';
 import type { WarmPool } from './pool.js';
 import { runtimeKind, startSpecFor } from './start-spec.js';
 import type { ProgressFn } from '../oci/presets.js';
+
+/** Why a sandbox went: asked, its TTL, or the end of its one-shot run. */
+type DestroyReason = 'request' | 'ttl' | 'run';
 
 export type { ExecSink, ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxSpec } from './sandbox-model.js';
 
@@ -41,6 +45,7 @@ export type { ExecSink, ListFilter, RestoreSource, SandboxDeps, SandboxPeers, Sa
  */
 export class SandboxManager {
   private readonly locks = new KeyedMutex();
+  private readonly detached = new DetachedDestroys();
   /** Lifecycle events, for `nook events`. */
   readonly events: EventBus = new EventBus();
   private readonly db: Db;
@@ -309,17 +314,43 @@ export class SandboxManager {
     return this.get(id);
   }
 
-  async destroy(ref: string, options: { withSnapshots?: boolean; reason?: 'request' | 'ttl' } = {}): Promise<DestroyResult> {
+  async destroy(ref: string, options: { withSnapshots?: boolean; reason?: DestroyReason } = {}): Promise<DestroyResult> {
     const row = this.settledRow(ref);
-    return this.locks.run(row.id, async () => {
+    return this.locks.run(row.id, () => this.destroyLocked(row, options));
+  }
+
+  private async destroyLocked(row: SandboxRow, options: { withSnapshots?: boolean; reason?: DestroyReason }): Promise<DestroyResult> {
+    this.store.setState(row.id, 'destroying');
+    await this.finishDestroy(row.id);
+    const snaps = await this.peers.afterDestroy(row.id, options.withSnapshots ?? false);
+    this.peers.scheduleChanged();
+    log('sandbox destroyed', { id: row.id, name: row.name, snapshotsKept: snaps.kept.length, snapshotsDeleted: snaps.deleted.length });
+    this.events.publish('sandbox.destroyed', { sandbox: row.name, sandboxId: row.id, detail: { reason: options.reason ?? 'request' } });
+    return { id: row.id, name: row.name, destroyed: true as const, snapshotsKept: snaps.kept, snapshotsDeleted: snaps.deleted };
+  }
+
+  /**
+   * A one-shot run's destroy, finished after the caller's answer (core/detached-destroys.ts):
+   * `destroying` and audited before this returns; waits while too many are pending; inline
+   * when someone else works on the sandbox (its lock is held: their state must not win).
+   */
+  async destroyAfterAnswer(ref: string): Promise<void> {
+    let inline = false;
+    await this.detached.start(() => {
+      const row = this.settledRow(ref);
+      if (this.locks.held(row.id)) {
+        inline = true;
+        return null;
+      }
       this.store.setState(row.id, 'destroying');
-      await this.finishDestroy(row.id);
-      const snaps = await this.peers.afterDestroy(row.id, options.withSnapshots ?? false);
-      this.peers.scheduleChanged();
-      log('sandbox destroyed', { id: row.id, name: row.name, snapshotsKept: snaps.kept.length, snapshotsDeleted: snaps.deleted.length });
-      this.events.publish('sandbox.destroyed', { sandbox: row.name, sandboxId: row.id, detail: { reason: options.reason ?? 'request' } });
-      return { id: row.id, name: row.name, destroyed: true as const, snapshotsKept: snaps.kept, snapshotsDeleted: snaps.deleted };
+      return auditedDestroy(this.audit, row, () => this.locks.run(row.id, () => this.destroyLocked(row, { reason: 'run' })));
     });
+    if (inline) await this.destroy(ref, { reason: 'run' });
+  }
+
+  /** Waits for every destroy still finishing after its answer (daemon stop, release). */
+  settleDestroys(): Promise<void> {
+    return this.detached.drain();
   }
 
   /** New compute from the image plus the persisted paths (sandboxes created with persist). */
@@ -444,7 +475,12 @@ export class SandboxManager {
   reconcile(): Promise<void> {
     return reconcileSandboxes({
       db: this.db, runtime: this.runtime, storage: this.storage, store: this.store,
-      finishDestroy: (id) => this.finishDestroy(id), stopCompute: (id) => this.stopCompute(id),
+      // A destroy opened before a one-shot run's answer gets its outcome once finished here.
+      finishDestroy: async (id) => {
+        await this.finishDestroy(id);
+        this.audit.closeInterrupted(id, 'destroySandbox');
+      },
+      stopCompute: (id) => this.stopCompute(id),
     });
   }
 }

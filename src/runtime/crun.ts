@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { NookError } from '../api/errors.js';
+import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
 import { sleep, type CgroupHost, type CgroupStats } from './cgroups.js';
 import type { ContainerStatus, ExecOutcome, ExecSpec, Holder, ListenHandle, RuntimeDriver, RuntimeInfo, SessionHandle, SessionSpec, StartSpec, UnmountOutcome } from './driver.js';
@@ -33,6 +34,8 @@ export class OciRuntimeDriver implements RuntimeDriver {
   /** Hot mounts and the network go through the sandbox's PID 1, which only this driver knows. */
   private readonly mounts: CrunMounts;
   private readonly net: CrunNet;
+  /** PID 1 of each sandbox this daemon started, with its kernel start time: read from crun's pid file, no `crun state` needed. */
+  private readonly inits = new Map<string, InitProcess>();
 
   constructor(private readonly o: OciRuntimeOptions) {
     const helper = join(o.initDir, 'nook-init');
@@ -93,7 +96,7 @@ export class OciRuntimeDriver implements RuntimeDriver {
     const logFd = openSync(logPath, 'w', 0o600);
     const code = await new Promise<number>((resolve, reject) => {
       const socket = this.agentSocket(spec.sandboxId);
-      const runArgs = ['run', '-d', '--preserve-fds', '1', '--bundle', bundle, spec.sandboxId];
+      const runArgs = ['run', '-d', '--preserve-fds', '1', '--pid-file', join(bundle, 'init.pid'), '--bundle', bundle, spec.sandboxId];
       // nook-init binds the agent socket on the host and hands it to the sandbox's PID 1 as fd 3.
       const [cmd, ...args] = this.argv(runArgs, true, ['listen', socket, '--']);
       const child = spawn(cmd ?? '', args, { stdio: ['ignore', logFd, logFd] });
@@ -105,6 +108,25 @@ export class OciRuntimeDriver implements RuntimeDriver {
       await this.stop(spec.sandboxId, 0).catch(() => undefined);
       throw new NookError('RUNTIME_ERROR', `${this.o.binary} could not start sandbox ${spec.sandboxId}: ${detail || `exit ${code}`}`);
     }
+    await this.recordInit(spec.sandboxId, join(bundle, 'init.pid'));
+  }
+
+  /**
+   * Remembers PID 1 from crun's pid file, only once the process is seen in this sandbox's own
+   * cgroup; with its start time, so a pid the kernel has since given to another process is
+   * never trusted (initPid). Anything unexpected: nothing recorded, `crun state` answers.
+   */
+  private async recordInit(sandboxId: string, pidFile: string): Promise<void> {
+    const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    const cgroups = await fsp.readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+    const own = `${this.o.cgroups.sandboxPath(sandboxId)}`.replace(/^\/?/, '/');
+    const startTicks = await startTicksOf(pid);
+    if (startTicks === null || !cgroups.split('\n').some((l) => l.endsWith(`:${own}`) || l.includes(`:${own}/`))) {
+      log('runtime: PID 1 from the pid file not in the sandbox\'s cgroup; crun state will be asked', { sandboxId, pid });
+      return;
+    }
+    this.inits.set(sandboxId, { pid, startTicks });
   }
 
   async status(sandboxId: string): Promise<ContainerStatus> {
@@ -119,11 +141,19 @@ export class OciRuntimeDriver implements RuntimeDriver {
 
   /** Host pid of the sandbox's PID 1 (its namespaces are entered through it): private to the driver. */
   private async initPid(sandboxId: string): Promise<number | null> {
+    return (await this.initProcess(sandboxId))?.pid ?? null;
+  }
+
+  /** PID 1 as recorded at start while it still runs (same pid, same start time), else as `crun state` says. */
+  private async initProcess(sandboxId: string): Promise<InitProcess | null> {
+    const known = this.inits.get(sandboxId);
+    if (known && (await startTicksOf(known.pid)) === known.startTicks) return known;
+    this.inits.delete(sandboxId);
     const r = await run(this.argv(['state', sandboxId]), { allowFail: true });
     if (r.code !== 0) return null;
     try {
       const pid = (JSON.parse(r.stdout) as { pid?: number }).pid;
-      return pid && pid > 0 ? pid : null;
+      return pid && pid > 0 ? { pid, startTicks: null } : null;
     } catch {
       return null;
     }
@@ -145,6 +175,7 @@ export class OciRuntimeDriver implements RuntimeDriver {
   }
 
   async stop(sandboxId: string, graceMs: number): Promise<void> {
+    this.inits.delete(sandboxId);
     let st = await this.status(sandboxId);
     if (st !== 'missing') {
       if (st === 'paused') await run(this.argv(['resume', sandboxId]), { allowFail: true });
@@ -220,9 +251,11 @@ export class OciRuntimeDriver implements RuntimeDriver {
   }
 
   async setHostname(sandboxId: string, hostname: string): Promise<void> {
-    const pid = await this.initPid(sandboxId);
-    if (pid === null) throw new NookError('RUNTIME_ERROR', `sandbox ${sandboxId} has no running init to rename`);
-    const r = await run([join(this.o.initDir, 'nook-init'), 'sethostname', String(pid), hostname], { allowFail: true });
+    const init = await this.initProcess(sandboxId);
+    if (init === null) throw new NookError('RUNTIME_ERROR', `sandbox ${sandboxId} has no running init to rename`);
+    // With the start time, nook-init checks it enters this very process (never a recycled pid).
+    const argv = [join(this.o.initDir, 'nook-init'), 'sethostname', String(init.pid), hostname, ...(init.startTicks !== null ? [init.startTicks] : [])];
+    const r = await run(argv, { allowFail: true });
     if (r.code !== 0) throw new NookError('RUNTIME_ERROR', `could not set the hostname of ${sandboxId}: ${r.stderr.trim()}`);
   }
 
@@ -246,6 +279,21 @@ export class OciRuntimeDriver implements RuntimeDriver {
     await this.o.cgroups.removeParent();
   }
 
+}
+
+interface InitProcess {
+  pid: number;
+  /** Field 22 of /proc/PID/stat (clock ticks since boot), as a decimal string; null when not known. */
+  startTicks: string | null;
+}
+
+/** A process's kernel start time, or null when it does not exist. */
+async function startTicksOf(pid: number): Promise<string | null> {
+  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // The command name may hold spaces or ')': fields are counted from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = fields[19];
+  return ticks !== undefined && /^[0-9]+$/.test(ticks) ? ticks : null;
 }
 
 function mapStatus(s: string | undefined): ContainerStatus {

@@ -121,6 +121,11 @@ describe('lifecycle (real crun, real btrfs)', () => {
     const r = await d.client.run(['sh', '-c', 'echo one-shot; exit 4'], { image: 'minimal', onStdout: (b) => out.push(b.toString()) });
     assert.equal(r.exitCode, 4);
     assert.equal(out.join(''), 'one-shot\n');
-    assert.equal((await d.client.sandboxes.list()).length, before);
+    // The answer does not wait for the destroy: until it ends the sandbox is listed as destroying.
+    const listed = await d.client.sandboxes.list();
+    const extra = listed.filter((s) => s.data.labels['nook.run'] === 'true');
+    assert.equal(listed.length - extra.length, before);
+    assert.ok(extra.every((s) => s.data.state === 'destroying'), JSON.stringify(extra.map((s) => s.data.state)));
+    await waitFor(async () => (await d.client.sandboxes.list()).length === before, 10_000, 'the one-shot sandbox gone');
   });
 });

@@ -172,6 +172,28 @@ describe('warm pool', () => {
     await kept.destroy();
   });
 
+  it('attack: renaming a taken member enters only its own PID 1: the pid file is checked against cgroup and start time, a recycled pid is refused', async () => {
+    await ready(2);
+    const named = await d.client.sandboxes.create({ name: 'renamed', image: IMAGE });
+    assert.equal((await named.exec(['hostname'])).stdout, 'renamed\n');
+    assert.doesNotMatch(d.log, /PID 1 from the pid file not in the sandbox/, 'PID 1 was recorded at start (no crun state needed)');
+    // nook-init with the start time the daemon recorded: a process whose start time differs
+    // (what a recycled pid would be) is refused, and nothing is renamed.
+    const paths = resolvePaths({ NOOK_STATE_DIR: d.stateDir });
+    const pid = (JSON.parse((await run(['crun', '--root', crunRoot, 'state', named.id])).stdout) as { pid: number }).pid;
+    assert.equal((await run(['cat', `${paths.bundlesDir}/${named.id}/init.pid`])).stdout.trim(), String(pid), 'crun\'s pid file names PID 1');
+    const ticks = (await run(['cat', `/proc/${pid}/stat`])).stdout.split(') ')[1]?.split(' ')[19] ?? '';
+    const helper = `${paths.initDir}/nook-init`;
+    const wrong = await run([helper, 'sethostname', String(pid), 'evil', String(Number(ticks) + 1)], { allowFail: true });
+    assert.equal(wrong.code, 125);
+    assert.match(wrong.stderr, /not the one expected/);
+    assert.equal((await named.exec(['hostname'])).stdout, 'renamed\n', 'nothing renamed');
+    const right = await run([helper, 'sethostname', String(pid), 'renamed2', ticks], { allowFail: true });
+    assert.equal(right.code, 0, right.stderr);
+    assert.equal((await named.exec(['hostname'])).stdout, 'renamed2\n');
+    await named.destroy();
+  });
+
   it('size 0 drains the pool before answering; a release leaves nothing behind', async () => {
     const old = await members();
     const r = await d.cli(['config', 'set', `pool.${IMAGE}`, '0', '--json']);
