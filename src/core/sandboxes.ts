@@ -1,8 +1,6 @@
 import { NookError } from '../api/errors.js';
 import {
   DEFAULTS,
-  NAME_PATTERN,
-  NAME_RULE,
   type CreateSandboxRequest,
   type DestroyResult,
   type Sandbox,
@@ -22,12 +20,13 @@ import type { MemoryImages } from './memory.js';
 import { ColdCompute } from './cold.js';
 import { diskLimit, reconcileSandboxes } from './sandbox-reconcile.js';
 import { SandboxStore } from './sandbox-store.js';
+import { checkName, phaseTimer, specFor } from './sandbox-spec.js';
 import type { ListFilter, RestoreSource, SandboxDeps, SandboxPeers, SandboxRecord, SandboxRow, SandboxSpec } from './sandbox-model.js';
 import type { AuditLog } from './audit.js';
 import { auditedDestroy, DetachedDestroys } from './detached-destroys.js';
 import { EventBus } from './events.js';
 import type { PolicyManager } from './policy.js';
-import { normaliseAllow, proxyEnv } from './network.js';
+import { proxyEnv } from './network.js';
 import { applyTemplate } from './templates.js';
 import type { WarmPool } from './pool.js';
 import { runtimeKind, startSpecFor } from './start-spec.js';
@@ -134,12 +133,7 @@ export class SandboxManager {
     const admission = this.policy.admit(requested);
     const req = admission.request;
     this.peers.checkAttach(req.attach ?? [], admission.allowRwDirs);
-    if (req.name !== undefined && !NAME_PATTERN.test(req.name)) {
-      throw new NookError('INVALID_NAME', `invalid sandbox name ${JSON.stringify(req.name)}: use ${NAME_RULE}`, { context: { name: req.name } });
-    }
-    if (req.name !== undefined && this.store.rowByRef(req.name)) {
-      throw new NookError('NAME_TAKEN', `a sandbox named ${req.name} already exists`, { hint: `choose another name, or remove it: nook destroy ${req.name}` });
-    }
+    checkName(req.name, (name) => this.store.rowByRef(name) !== undefined);
     const runtime = runtimeKind(this.runtime, req.runtime ?? from?.runtime);
     // A started sandbox from the warm pool when the request fits (core/pool.ts); the caller's own name when it gave one.
     const member = from ? undefined : this.pool.take(req, runtime);
@@ -147,23 +141,7 @@ export class SandboxManager {
     const diskMiB = member ? member.limits.diskMiB ?? null : await diskLimit(this.storage, req.diskMiB);
     const imageId = member?.imageId ?? (from ? from.imageId : (await this.images.ensure(req.image ?? (process.env.NOOK_DEFAULT_IMAGE || DEFAULTS.image), progress, req.pull)).id);
     const id = member?.id ?? newId('sb');
-    const spec: SandboxSpec = {
-      limits: { memoryMiB: req.memoryMiB ?? DEFAULTS.memoryMiB, cpus: req.cpus ?? DEFAULTS.cpus, pids: req.pids ?? DEFAULTS.pids, diskMiB },
-      labels: req.labels ?? {},
-      env: req.env ?? {},
-      cwd: req.cwd ?? this.images.config(imageId).cwd ?? DEFAULTS.cwd,
-      persist: from ? from.persist : (req.persist ?? []),
-      origin: from ? from.origin : null,
-      network: {
-        mode: req.network ?? (req.allowHosts ? 'allowlist' : 'none'),
-        allow: normaliseAllow(req.allowHosts ?? []),
-      },
-      profile: admission.profile,
-      adjusted: admission.adjusted,
-      ...(req.volumes ? { volumes: req.volumes } : {}),
-      ...(req.attach ? { attach: req.attach } : {}),
-      runtime,
-    };
+    const spec = specFor(req, admission, { diskMiB, cwd: this.images.config(imageId).cwd, runtime, ...(from ? { from } : {}) });
     const now = Date.now();
     try {
       this.store.insert({ id, name, imageId, persistent: req.persistent !== false, ttlMs: req.ttlMs ?? null, spec }, now);
@@ -174,13 +152,7 @@ export class SandboxManager {
     return this.locks.run(id, async () => {
       const undo = new UndoStack();
       undo.push('record', () => this.store.remove(id));
-      const phases: Record<string, number> = {};
-      let mark = performance.now();
-      const phase = (what: string): void => {
-        const now = performance.now();
-        phases[what] = Math.round((now - mark) * 10) / 10;
-        mark = now;
-      };
+      const { phases, phase } = phaseTimer();
       try {
         if (member) {
           // Already running: destroyed if its take fails, never put back. It gets the caller's name, then its policy.
@@ -451,19 +423,10 @@ export class SandboxManager {
 
   // ---- TTL ---------------------------------------------------------------------------
 
-  /** Applies every expired TTL: persistent sandboxes stop, non-persistent ones are destroyed. */
-  async expireDue(now = Date.now()): Promise<void> {
-    for (const d of this.store.due(now)) {
-      try {
-        // A persistent sandbox may still ask to be destroyed at expiry (E2B's default, "kill").
-        const stop = d.persistent && this.peers.onExpiry(d.id) !== 'destroy';
-        log('ttl expired', { id: d.id, name: d.name, action: stop ? 'stop' : 'destroy' });
-        if (stop) await this.stop(d.id, 'ttl');
-        else await this.destroy(d.id, { reason: 'ttl' });
-      } catch (e) {
-        log('ttl action failed', { id: d.id, error: (e as Error).message });
-      }
-    }
+  /** Expired TTLs and what each calls for: persistent sandboxes stop, the rest are destroyed. */
+  dueExpiries(now = Date.now()): { id: string; name: string; action: 'stop' | 'destroy' }[] {
+    // A persistent sandbox may still ask to be destroyed at expiry (E2B's default, "kill").
+    return this.store.due(now).map((d) => ({ id: d.id, name: d.name, action: d.persistent && this.peers.onExpiry(d.id) !== 'destroy' ? 'stop' : 'destroy' }));
   }
 
   // ---- startup and shutdown ---------------------------------------------------------------

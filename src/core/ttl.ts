@@ -1,3 +1,4 @@
+import { log } from '../util/log.js';
 import type { SandboxManager } from './sandboxes.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -31,7 +32,20 @@ export class TtlScheduler {
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now()));
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.sandboxes.expireDue().finally(() => this.reschedule());
+      void this.expireDue().finally(() => this.reschedule());
     }, delay);
+  }
+
+  /** Applies every expired TTL, one at a time; a failure is logged and the rest still go. */
+  async expireDue(now = Date.now()): Promise<void> {
+    for (const d of this.sandboxes.dueExpiries(now)) {
+      try {
+        log('ttl expired', d);
+        if (d.action === 'stop') await this.sandboxes.stop(d.id, 'ttl');
+        else await this.sandboxes.destroy(d.id, { reason: 'ttl' });
+      } catch (e) {
+        log('ttl action failed', { id: d.id, error: (e as Error).message });
+      }
+    }
   }
 }
