@@ -109,7 +109,7 @@ export class DesktopManager {
     const live = this.d.network.exposures(sandboxId).filter((e) => e.port === DESKTOP.viewPort || e.port === DESKTOP.controlPort);
     for (const e of live) await this.d.network.unexpose(sandboxId, e.port);
     // Their path entries go too (a dead token opens nothing anyway; this keeps the web root tidy).
-    if (live.length) await this.serveLinks(this.d.sandboxes.record(sandboxId), 2000).catch(() => undefined);
+    if (live.length) await Promise.resolve().then(() => this.serveLinks(this.d.sandboxes.record(sandboxId), 2000)).catch(() => undefined);
   }
 
   private async launchServices(sb: SandboxRecord): Promise<Process> {

@@ -93,4 +93,13 @@ describe('desktop viewer tokens', { skip: !existsSync(CHROMIUM) && `no ${CHROMIU
       assert.ok(!audit.includes(t), 'audit export');
     }
   });
+
+  it("the links' path entries go when the links die with compute", async () => {
+    const links = async (): Promise<string> => (await b.exec(['find', '/usr/share/novnc', '-maxdepth', '1', '-type', 'l', '-lname', '.'])).stdout.trim();
+    assert.equal((await links()).split('\n').length, 2, 'one per live link');
+    await b.stop();
+    await b.resume();
+    assert.equal(await links(), '');
+    assert.deepEqual(await b.exposures.list(), []);
+  });
 });
