@@ -111,6 +111,8 @@ export class DesktopManager {
   async downHook(sandboxId: string): Promise<void> {
     const live = this.d.network.exposures(sandboxId).filter((e) => e.port === DESKTOP.viewPort || e.port === DESKTOP.controlPort);
     for (const e of live) await this.d.network.unexpose(sandboxId, e.port);
+    // Their path entries go too (a dead token opens nothing anyway; this keeps the web root tidy).
+    if (live.length) await Promise.resolve().then(() => this.serveLinks(this.d.sandboxes.record(sandboxId), 2000)).catch(() => undefined);
   }
 
   private async launchServices(sb: SandboxRecord): Promise<Process> {
@@ -337,14 +339,43 @@ export class DesktopManager {
     return this.d.processes.startIn(sb.id, { argv: req.argv, ...(req.name ? { name: req.name } : {}), env: { DISPLAY: DESKTOP.display } });
   }
 
-  /** The noVNC link for people: view-only unless control; the token guards it; it dies with compute. */
+  /**
+   * The noVNC link for people: view-only unless control; it dies with compute. The token is
+   * the link's first path segment, so every relative asset URL and the WebSocket (path=) carry
+   * it and the exposure guard lets them through; no cookie ever holds it (cookies go to every
+   * port of a host, RFC 6265 §8.5, so a cookie token reached other sandboxes' exposed ports).
+   */
   async url(ref: string, req: { control?: boolean }): Promise<DesktopUrl> {
     const { sb } = await this.prepare(ref);
     const control = req.control ?? false;
     const e = await this.d.network.expose(sb.id, control ? DESKTOP.controlPort : DESKTOP.viewPort);
-    return { url: `http://127.0.0.1:${e.hostPort}/nook.html?token=${e.token}${control ? '&control=1' : ''}`, control, hostPort: e.hostPort };
+    await this.serveLinks(sb);
+    const query = `autoconnect=1&resize=scale&reconnect=1&view_only=${control ? 0 : 1}&path=${e.token}/websockify`;
+    return { url: `http://127.0.0.1:${e.hostPort}/${e.token}/vnc.html?${query}`, control, hostPort: e.hostPort };
+  }
+
+  /**
+   * Makes the sandbox's websockify (web root /usr/share/novnc) answer under /TOKEN/ for each
+   * live viewer link: a symlink TOKEN -> . in the web root; stale ones are removed. The sandbox
+   * learns its own viewer tokens, which gives it nothing it lacks (it owns its display). The
+   * root gets an index.html so no listing of it (which would name the links: a view-only
+   * holder would read the control token) is ever served; the old cookie landing page goes.
+   */
+  private async serveLinks(sb: SandboxRecord, timeoutMs = ACTION_TIMEOUT_MS): Promise<void> {
+    const tokens = this.d.network.exposures(sb.id).filter((x) => x.port === DESKTOP.viewPort || x.port === DESKTOP.controlPort).map((x) => x.token);
+    const r = await this.run(sb, ['sh', '-c', SERVE_LINKS, 'nook-viewer-links', ...tokens], { raw: true, timeoutMs });
+    if (r.code !== 0) throw new NookError('RUNTIME_ERROR', `could not set up the viewer in ${sb.name}: ${r.stderr.trim().slice(0, 300)}`, { hint: `is /usr/share/novnc writable? nook desktop restart ${sb.name}, or recreate the sandbox` });
   }
 }
+
+/** Run in the sandbox as root with the live viewer tokens as arguments (see serveLinks). */
+const SERVE_LINKS = `set -e
+cd /usr/share/novnc
+rm -f nook.html
+printf '<!doctype html><meta http-equiv="refresh" content="0; url=vnc.html">\\n' > index.html
+for f in *; do if [ -L "$f" ] && [ "$(readlink -- "$f")" = . ]; then rm -f -- "$f"; fi; done
+for t in "$@"; do ln -s . "./$t"; done
+`;
 
 /** Width and height from a PNG's IHDR, or undefined when it is not a PNG. */
 export function pngSize(png: Buffer): { width: number; height: number } | undefined {

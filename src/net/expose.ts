@@ -1,8 +1,9 @@
 /**
  * An exposed sandbox port: a listener on the host's loopback that lets a connection through
  * to the sandbox only when its first request carries the exposure's token (`?token=`,
- * `Authorization: Bearer`, or `X-Nook-Token`). After that the connection is a plain byte
- * pipe, so HTTP keep-alive and WebSocket upgrades pass unchanged.
+ * `Authorization: Bearer`, `X-Nook-Token`, or the first path segment `/TOKEN/...`; never a
+ * cookie). After that the connection is a plain byte pipe, so HTTP keep-alive and WebSocket
+ * upgrades pass unchanged.
  *
  * Anyone on the host can connect before the token is checked, so the unauthenticated part is
  * bounded: head size, time to send it, connections at once; malformed input is a 400.
@@ -39,26 +40,13 @@ export function tokenOf(head: string): string | null | undefined {
 }
 
 /**
- * Tokens a browser keeps in `nook_token*` cookies (the desktop viewer's landing page sets
- * one, so noVNC's scripts and WebSocket, which carry no ?token=, get through). At most 16.
+ * The first segment of the request's path (`GET /TOKEN/vnc.html`), the token of links whose
+ * every relative URL must carry it (the desktop viewer). Never a cookie: browsers send a host's
+ * cookies to all its ports (RFC 6265 §8.5), so a cookie token would reach every other exposed port.
  */
-export function cookieTokens(head: string): string[] {
-  const tokens: string[] = [];
-  for (const line of head.split('\r\n').slice(1)) {
-    const m = /^cookie:\s*(.*)$/i.exec(line);
-    if (!m?.[1]) continue;
-    for (const pair of m[1].split(';')) {
-      const eq = pair.indexOf('=');
-      if (eq < 0 || !pair.slice(0, eq).trim().startsWith('nook_token')) continue;
-      try {
-        tokens.push(decodeURIComponent(pair.slice(eq + 1).trim()));
-      } catch {
-        // a malformed cookie is no token
-      }
-      if (tokens.length >= 16) return tokens;
-    }
-  }
-  return tokens;
+export function pathToken(head: string): string | null {
+  const target = (head.split('\r\n', 1)[0] ?? '').split(' ')[1] ?? '';
+  return /^\/([A-Za-z0-9_-]{16,128})(?:[/?#]|$)/.exec(target)?.[1] ?? null;
 }
 
 function sameToken(a: string, b: string): boolean {
@@ -133,9 +121,10 @@ export class ExposureListener {
       const text = head.subarray(0, end < 0 ? head.length : end).toString('latin1');
       const token = tokenOf(text);
       if (token === undefined) return answer(client, '400 Bad Request', 'nook: malformed token (bad percent-encoding)\n');
-      const byCookie = !token && cookieTokens(text).some((t) => sameToken(t, this.token));
-      if (!byCookie && (!token || !sameToken(token, this.token))) {
-        return answer(client, '401 Unauthorized', 'nook: this port needs its token: add ?token=... or send Authorization: Bearer ...\n');
+      // An explicit token decides; without one, the path's first segment may be the token.
+      const given = token ?? pathToken(text);
+      if (!given || !sameToken(given, this.token)) {
+        return answer(client, '401 Unauthorized', 'nook: this port needs its token: add ?token=..., send Authorization: Bearer ..., or start the path with /TOKEN/\n');
       }
       this.pipeToSandbox(client, head);
     };

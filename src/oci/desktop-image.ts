@@ -74,23 +74,6 @@ exec /usr/bin/chromium --no-sandbox --disable-gpu --disable-dev-shm-usage --no-f
 `;
 
 /**
- * The viewer's landing page. The exposed port lets a connection through only with the token;
- * a browser sends it on the first request (?token=) but not on noVNC's scripts and WebSocket,
- * so the page keeps it in a cookie for this host:port (the exposure accepts nook_token*
- * cookies) and opens the client.
- */
-const LANDING = `<!doctype html>
-<meta charset="utf-8"><title>nook desktop</title>
-<script>
-const q = new URLSearchParams(location.search);
-const t = q.get('token') || '';
-document.cookie = 'nook_token_' + location.port + '=' + encodeURIComponent(t) + '; path=/; SameSite=Strict';
-const path = 'websockify?token=' + encodeURIComponent(t);
-location.replace('vnc.html?autoconnect=1&resize=scale&reconnect=1&view_only=' + (q.get('control') ? '0' : '1') + '&path=' + encodeURIComponent(path));
-</script>
-`;
-
-/**
  * The screenshot tool: the whole screen as PNG on stdout. scrot (C, imlib2) answers in tens
  * of milliseconds; a Pillow script measured about twice that, most of it Python starting
  * (bench/README.md).
@@ -163,7 +146,6 @@ export const DESKTOP_IMAGE = {
   files: {
     'usr/local/bin/nook-desktop': [0o755, SUPERVISOR],
     'usr/local/bin/chromium-desktop': [0o755, CHROMIUM_DESKTOP],
-    'usr/share/novnc/nook.html': [0o644, LANDING],
     'usr/local/bin/nook-screenshot': [0o755, SCREENSHOT],
     'usr/local/bin/nook-grab': [0o755, GRAB],
   } as Record<string, [number, string]>,

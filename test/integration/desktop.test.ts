@@ -255,21 +255,25 @@ describe('desktop sandboxes', () => {
   it('viewer: the noVNC client with the token, 401 without; view-only and control links; gone when the sandbox stops', async () => {
     const view = await sb.desktop.url();
     assert.equal(view.control, false);
-    const token = new URL(view.url).searchParams.get('token') ?? '';
-    const landing = await fetch(view.url);
-    assert.equal(landing.status, 200);
-    assert.match(await landing.text(), /vnc\.html\?autoconnect=1/);
+    // The token is the link's first path segment; noVNC's assets and WebSocket path carry it.
+    const token = new URL(view.url).pathname.split('/')[1] ?? '';
+    assert.equal(token, (await sb.exposures.list()).find((e) => e.port === 6080)?.token);
+    assert.equal(new URL(view.url).searchParams.get('path'), `${token}/websockify`);
+    const page = await fetch(view.url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /noVNC/);
     // Each connection is checked once (then piped): fresh connections, not fetch's kept-alive one.
     const get = (path: string, extra = '') => rawHttp(view.hostPort, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
     assert.match(await get('/vnc.html'), /^HTTP\/1\.1 401/);
     assert.match(await get('/app/ui.js'), /^HTTP\/1\.1 401/);
-    assert.match(await get('/vnc.html', 'Cookie: nook_token_1=wrong\r\n'), /^HTTP\/1\.1 401/);
-    const client = await get('/vnc.html', `Cookie: other=1; nook_token_${view.hostPort}=${encodeURIComponent(token)}\r\n`);
-    assert.match(client, /^HTTP\/1\.\d 200/);
-    assert.match(client, /noVNC/);
-    const upgrade = (t: string) => `GET /websockify?token=${t} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n`;
-    assert.match(await rawHttp(view.hostPort, upgrade(token)), /^HTTP\/1\.1 101/);
-    assert.match(await rawHttp(view.hostPort, upgrade('nope')), /^HTTP\/1\.1 401/);
+    assert.match(await get(`/${token.slice(0, -1)}x/app/ui.js`), /^HTTP\/1\.1 401/, 'a wrong path token');
+    assert.match(await get('/vnc.html', `Cookie: nook_token_${view.hostPort}=${token}\r\n`), /^HTTP\/1\.1 401/, 'a cookie is no token');
+    assert.match(await get(`/${token}/app/ui.js`), /^HTTP\/1\.\d 200/);
+    const upgrade = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n`;
+    assert.match(await rawHttp(view.hostPort, upgrade(`/${token}/websockify`)), /^HTTP\/1\.1 101/);
+    assert.match(await rawHttp(view.hostPort, upgrade(`/websockify?token=${token}`)), /^HTTP\/1\.1 101/);
+    assert.match(await rawHttp(view.hostPort, upgrade('/nopenopenopenopenope/websockify')), /^HTTP\/1\.1 401/);
+    assert.match(await rawHttp(view.hostPort, upgrade('/websockify')), /^HTTP\/1\.1 401/);
     const r = await d.cli(['desktop', 'url', 'desk', '--control', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const control = JSON.parse(r.stdout) as { url: string; control: boolean; hostPort: number };

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkPoint, checkText, parseKeyCombo } from '../../src/core/desktop-input.js';
-import { cookieTokens } from '../../src/net/expose.js';
+import { pathToken, tokenOf } from '../../src/net/expose.js';
 
 const screen = { width: 1280, height: 800 };
 
@@ -38,11 +38,17 @@ describe('desktop input checks', () => {
     assert.throws(() => checkText('\r'), /U\+000d/);
   });
 
-  it('exposure cookies: only nook_token* names, decoded, bounded', () => {
-    const head = 'GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; nook_token_8080=abc%2Fd; other=2\r\ncookie: nook_token=zz\r\n';
-    assert.deepEqual(cookieTokens(head), ['abc/d', 'zz']);
-    assert.deepEqual(cookieTokens('GET / HTTP/1.1\r\nCookie: nook_token=%\r\n'), []);
-    const many = `GET / HTTP/1.1\r\nCookie: ${Array.from({ length: 100 }, (_, i) => `nook_token${i}=t`).join('; ')}\r\n`;
-    assert.equal(cookieTokens(many).length, 16);
+  it('viewer tokens: the first path segment counts; a cookie never does', () => {
+    const t = 'QsFadFFOC394ab1hNGQsrYB-GYdemOtP';
+    assert.equal(pathToken(`GET /${t}/vnc.html?x=1 HTTP/1.1\r\nHost: x\r\n`), t);
+    assert.equal(pathToken(`GET /${t}/websockify HTTP/1.1\r\n`), t);
+    assert.equal(pathToken(`GET /${t}?a HTTP/1.1`), t);
+    assert.equal(pathToken('GET /vnc.html HTTP/1.1'), null, 'not token-shaped');
+    assert.equal(pathToken(`GET //${t}/ HTTP/1.1`), null);
+    assert.equal(pathToken(`GET http://h/${t}/ HTTP/1.1`), null);
+    assert.equal(pathToken(`GET /${t}%2F/ HTTP/1.1`), null, 'no decoding: the segment is taken as sent');
+    const cookie = `GET /vnc.html HTTP/1.1\r\nCookie: nook_token_8080=${t}\r\n`;
+    assert.equal(tokenOf(cookie), null);
+    assert.equal(pathToken(cookie), null);
   });
 });
