@@ -73,6 +73,8 @@ export class WarmPool {
   private readonly pools = new Map<string, PoolState>();
   private lastDemandAt = 0;
   private loop: Promise<void> | null = null;
+  /** The member being started now, if any: a shrink waits for it (it goes at once when surplus). */
+  private starting: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -116,6 +118,9 @@ export class WarmPool {
     st.failures = 0;
     st.lastError = null;
     st.retryAt = 0;
+    await this.destroyAll(st.ready.splice(value));
+    // A member starting right now would outlive the answer: wait, it sees the new size and goes.
+    if (this.starting) await this.starting.catch(() => undefined);
     await this.destroyAll(st.ready.splice(value));
     log('pool size set', { image, size: value });
     this.kick();
@@ -189,7 +194,8 @@ export class WarmPool {
     for (const [image, want] of Object.entries(sizes)) {
       const st = this.state(image);
       if (st.ready.length >= want || Date.now() < st.retryAt) continue;
-      await this.fillOne(image, st);
+      this.starting = this.fillOne(image, st);
+      await this.starting.finally(() => { this.starting = null; });
       return true;
     }
     return false;
