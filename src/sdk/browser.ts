@@ -4,6 +4,7 @@
  * here (or in what it imports) loads a Node module: the console's bundle is built with
  * esbuild's browser platform, which refuses one.
  */
+import { ndjsonValues } from './ndjson.js';
 import { DaemonUnavailableError, InvalidArgumentError, NotSupportedError } from '../api/error-classes.js';
 import { routeRefs as routes } from '../api/route-refs.js';
 import type { CreateSandboxRequest, FileInfo, ForkRequest, Health, NookEvent, Sandbox as SandboxInfo, SandboxState, Usage } from '../api/schemas.js';
@@ -122,21 +123,7 @@ export class FetchTransport implements ApiTransport {
     const res = await this.send(method, path, options);
     if (!res.ok) await this.failure(res);
     if (!res.body) return;
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += value;
-      let nl = buffered.indexOf('\n');
-      while (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.trim()) yield JSON.parse(line) as T;
-        nl = buffered.indexOf('\n');
-      }
-    }
-    if (buffered.trim()) yield JSON.parse(buffered) as T;
+    yield* ndjsonValues<T>(textChunks(res.body));
   }
 
   bytes(): never {
@@ -284,5 +271,15 @@ export class BrowserClient {
   /** Lifecycle events as they happen; ends when the signal aborts or the daemon goes away. */
   events(signal: AbortSignal): AsyncGenerator<NookEvent> {
     return this.api.stream(routes.events, {}, { signal });
+  }
+}
+
+/** A fetch body as text chunks (a ReadableStream is not async-iterable in every browser). */
+async function* textChunks(body: NonNullable<Response['body']>): AsyncGenerator<string> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    yield value;
   }
 }

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { hostname, userInfo } from 'node:os';
 import { DaemonUnavailableError, InvalidStateError } from '../api/error-classes.js';
 import { toError } from './errors.js';
+import { ndjsonValues } from './ndjson.js';
 
 // Where toError lived before the browser transport needed it without node:http.
 export { toError } from './errors.js';
@@ -169,19 +170,8 @@ export class Transport {
   async *stream<T>(method: string, path: string, options: CallOptions = {}): AsyncGenerator<T> {
     const res = await this.open(method, path, options);
     if ((res.statusCode ?? 500) >= 400) throw toError(parseJson(await readAll(res)), res.statusCode ?? 500);
-    let buffered = '';
     res.setEncoding('utf8');
-    for await (const chunk of res as AsyncIterable<string>) {
-      buffered += chunk;
-      let nl = buffered.indexOf('\n');
-      while (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.trim()) yield JSON.parse(line) as T;
-        nl = buffered.indexOf('\n');
-      }
-    }
-    if (buffered.trim()) yield JSON.parse(buffered) as T;
+    yield* ndjsonValues<T>(res as AsyncIterable<string>);
   }
 }
 
