@@ -17,6 +17,7 @@ import { resolvePaths } from '../src/core/paths.js';
 import { run, which } from '../src/util/proc.js';
 import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { benchImages } from './images.js';
+import { benchState } from './state.js';
 import { benchPool } from './pool.js';
 import { benchCopy, type CopyBench } from './copy.js';
 import { benchEgress } from './egress.js';
@@ -362,53 +363,8 @@ async function main(): Promise<void> {
     // --- images: pull, unpack, warm rebuild ---------------------------------------------------
     if (process.env.BENCH_IMAGES !== '0') results.push(...(await benchImages(d, Math.max(3, Math.min(N, 5)), extra)));
 
-    // --- state: snapshot, fork, restore across data sizes ----------------------------------
-    if (process.env.BENCH_STATE !== '0') {
-      const datasets: [string, string][] = [
-        ['10 MiB', 'dd if=/dev/urandom of=/work/data bs=1M count=10 2>/dev/null'],
-        ['1 GiB', 'dd if=/dev/urandom of=/work/data bs=1M count=1024 2>/dev/null'],
-        ['20k files', 'mkdir -p /work/many && cd /work/many && seq 1 20000 | xargs touch'],
-      ];
-      const M = Number(process.env.BENCH_STATE_N ?? 7);
-      for (const [label, fill] of datasets) {
-        const src = await d.client.sandboxes.create({ name: `state-src`, image: 'minimal' });
-        const filled = await src.exec(['sh', '-c', `${fill} && sync`], { timeoutMs: 600_000 });
-        if (filled.exitCode !== 0) throw new Error(`filling ${label} failed: ${filled.stderr}`);
-        await run(['btrfs', 'filesystem', 'sync', join(d.stateDir, 'storage', 'btrfs', 'pool')], { allowFail: true });
-        results.push(
-          stat(`snapshot (${label}, running)`, await timeIt(M, async (i) => void (await src.snapshots.create({ name: `s${i}` })))),
-        );
-        results.push(
-          stat(
-            `fork + first exec (${label})`,
-            await timeIt(
-              M,
-              async (i) => {
-                const [f] = await src.fork({ name: `fork-${i}` });
-                await f?.exec(['true']);
-              },
-              async (i) => void (await (await d.client.sandboxes.get(`fork-${i}`)).destroy()),
-            ),
-          ),
-        );
-        results.push(
-          stat(
-            `restore + first exec (${label})`,
-            await timeIt(
-              M,
-              async (i) => {
-                const r = await d.client.sandboxes.create({ name: `restore-${i}`, snapshot: `state-src@s${i}` });
-                await r.exec(['true']);
-              },
-              async (i) => void (await (await d.client.sandboxes.get(`restore-${i}`)).destroy()),
-            ),
-          ),
-        );
-        await src.destroy({ withSnapshots: true });
-        // btrfs deletes subvolumes in the background: let it finish before the next size.
-        await run(['btrfs', 'subvolume', 'sync', join(d.stateDir, 'storage', 'btrfs', 'pool')], { allowFail: true });
-      }
-    }
+    // --- state: snapshot, fork, restore across data sizes (bench/state.ts) -------------------
+    if (process.env.BENCH_STATE !== '0') results.push(...(await benchState(d)));
 
   } catch (e) {
     process.stderr.write(`daemon log (tail):\n${d.log.split('\n').slice(-30).join('\n')}\n`);
