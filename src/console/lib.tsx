@@ -58,8 +58,12 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: nu
   return { data, error, reload };
 }
 
-/** A button that runs an action once per click (disabled while it runs or while offline) and reports its outcome. */
-export function Action(props: { label: string; run: () => Promise<unknown>; onDone?: () => void; danger?: boolean; confirm?: string; title?: string }): preact.JSX.Element {
+/**
+ * A button that runs an action once per click (disabled while it runs or while offline) and
+ * reports its outcome. `onError` is for a row that may vanish on reload (its sandbox was
+ * destroyed elsewhere): the page shows the error where it outlives the row, and reloads.
+ */
+export function Action(props: { label: string; run: () => Promise<unknown>; onDone?: () => void; onError?: (error: string) => void; danger?: boolean; confirm?: string; title?: string }): preact.JSX.Element {
   const { online } = useSession();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>();
@@ -74,7 +78,8 @@ export function Action(props: { label: string; run: () => Promise<unknown>; onDo
       },
       (e: unknown) => {
         setBusy(false);
-        setError(errorText(e));
+        if (props.onError) props.onError(errorText(e));
+        else setError(errorText(e));
       },
     );
   };
@@ -139,11 +144,12 @@ export function Field(props: { label: string; value: string; set: (v: string) =>
 }
 
 /** Keeps the last `max` items of a growing list (logs, events): the page never holds the whole thing. */
-export function useBounded<T>(max: number): [T[], (item: T) => void, () => void] {
+export function useBounded<T>(max: number): [T[], (items: T[]) => void, () => void] {
   const ref = useRef<T[]>([]);
   const [, force] = useState(0);
-  const push = useCallback((item: T) => {
-    ref.current.push(item);
+  const push = useCallback((items: T[]) => {
+    // Only the last `max` of a big batch are kept.
+    for (const item of items.length > max ? items.slice(-max) : items) ref.current.push(item);
     if (ref.current.length > max) ref.current.splice(0, ref.current.length - max);
     force((n) => n + 1);
   }, []);

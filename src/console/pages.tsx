@@ -52,19 +52,25 @@ export function ImagesPage(): preact.JSX.Element {
   const templates = useLoad(() => client.templates.list(), []);
   const [reference, setReference] = useState('');
   const [progress, setProgress] = useState<ProgressEvent | undefined>();
+  const [done, setDone] = useState<string | undefined>();
   return (
     <Page title="Images and templates">
       <div class="row">
-        <Field label="pull" value={reference} set={setReference} placeholder="127.0.0.1:5000/library/alpine:3" size={36} />
-        <Action label="Pull" run={() => client.images.pull(reference, { onProgress: setProgress })} onDone={() => (setProgress(undefined), images.reload())} />
+        <Field label="pull" name="pull" value={reference} set={setReference} placeholder="127.0.0.1:5000/library/alpine:3" size={36} />
+        <Action
+          label="Pull"
+          run={() => (setDone(undefined), client.images.pull(reference, { onProgress: setProgress }).then((img) => setDone(`pulled ${img.name} (${img.digest ?? ''})`)))}
+          onDone={() => (setProgress(undefined), images.reload())}
+        />
       </div>
       <Progress event={progress} />
+      {done && <div class="notice" id="image-done">{done}</div>}
       <ErrorLine error={images.error} />
       <table id="images">
         <thead><tr><th>name</th><th>state</th><th>size</th><th>source</th><th>used by</th><th /></tr></thead>
         <tbody>
           {(images.data ?? []).map((i) => (
-            <tr key={i.id}>
+            <tr key={i.id} data-image={i.name}>
               <td class="mono">{i.name}</td>
               <td>{i.state}</td>
               <td>{bytes(i.sizeBytes)}</td>
@@ -127,13 +133,13 @@ export function AuditPage(): preact.JSX.Element {
           label="Verify chain"
           run={async () => {
             const v = await client.audit.verify();
-            setVerify(JSON.stringify(v));
+            setVerify(v.ok ? `OK: ${v.records} records, the chain holds` : `BROKEN at record ${v.firstBad?.seq ?? '?'} (${v.firstBad?.id ?? ''}): ${v.firstBad?.reason ?? ''}`);
           }}
         />
-        {verify && <span class="mono" id="verify-result">{verify}</span>}
+        {verify && <span class={verify.startsWith('OK') ? 'mono' : 'mono error'} id="verify-result">{verify}</span>}
       </div>
       <form class="row" onSubmit={(e) => (e.preventDefault(), setError(undefined), void client.audit.get(receipt.trim()).then(setFound, (err: unknown) => (setFound(undefined), setError(errorText(err)))))}>
-        <Field label="receipt" value={receipt} set={setReceipt} size={30} />
+        <Field label="receipt" name="receipt" value={receipt} set={setReceipt} size={30} />
         <button type="submit">Find</button>
       </form>
       <ErrorLine error={error} />
@@ -164,7 +170,7 @@ export function EventsPage(): preact.JSX.Element {
     const abort = new AbortController();
     setError(undefined);
     (async () => {
-      for await (const ev of client.events(abort.signal)) push(ev);
+      for await (const ev of client.events(abort.signal)) push([ev]);
       if (!abort.signal.aborted) setError('the event stream ended (daemon restart?): it resumes when the daemon answers again');
     })().catch((e: unknown) => !abort.signal.aborted && setError(errorText(e)));
     return () => abort.abort();

@@ -13,6 +13,20 @@ import { TerminalView } from './terminal.js';
 const TABS = ['terminal', 'files', 'processes', 'snapshots', 'network', 'volumes'] as const;
 type Tab = (typeof TABS)[number];
 
+/** The longest piece of a line the page shows (a line without newlines could be megabytes). */
+const LINE_CHARS = 4096;
+
+/**
+ * A chunk of output as its lines (each keeps its newline; a line split across chunks shows as
+ * two adjacent pieces), so the page's bound counts lines, not chunks of any size.
+ */
+function logLines(stream: string, chunk: string): { stream: string; text: string }[] {
+  return (chunk.match(/[^\n]*\n|[^\n]+$/g) ?? []).map((line) => ({
+    stream,
+    text: line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS)}… [${line.length - LINE_CHARS} characters not shown]\n` : line,
+  }));
+}
+
 function Logs({ sandbox, proc }: { sandbox: BrowserSandbox; proc: Process }): preact.JSX.Element {
   const [lines, push, clear] = useBounded<{ stream: string; text: string }>(2000);
   const [error, setError] = useState<string | undefined>();
@@ -26,8 +40,8 @@ function Logs({ sandbox, proc }: { sandbox: BrowserSandbox; proc: Process }): pr
     // The last 500 lines, then live: never the whole log.
     (async () => {
       for await (const ev of sandbox.processes.logs(proc.id, { follow: true, tail: 500, signal: abort.signal })) {
-        if (ev.type === 'stdout' || ev.type === 'stderr') push({ stream: ev.type, text: text(ev.type, ev.data) });
-        else if (ev.type === 'exit') push({ stream: 'exit', text: `\n[exited ${ev.process.exitCode ?? ev.process.signal ?? ''}]\n` });
+        if (ev.type === 'stdout' || ev.type === 'stderr') push(logLines(ev.type, text(ev.type, ev.data)));
+        else if (ev.type === 'exit') push([{ stream: 'exit', text: `\n[exited ${ev.process.exitCode ?? ev.process.signal ?? ''}]\n` }]);
       }
     })().catch((e: unknown) => !abort.signal.aborted && setError(errorText(e)));
     return () => abort.abort();
@@ -54,7 +68,7 @@ function ProcessesView({ sandbox }: { sandbox: BrowserSandbox }): preact.JSX.Ele
   return (
     <div>
       <div class="row">
-        <Field label="start in background" value={cmd} set={setCmd} placeholder="python3 -m http.server 8000" size={40} />
+        <Field label="start in background" name="start" value={cmd} set={setCmd} placeholder="python3 -m http.server 8000" size={40} />
         <Action label="Start" run={() => sandbox.processes.start(['sh', '-c', cmd])} onDone={() => (setCmd(''), reload())} />
       </div>
       <ErrorLine error={error} />
@@ -64,7 +78,7 @@ function ProcessesView({ sandbox }: { sandbox: BrowserSandbox }): preact.JSX.Ele
         </thead>
         <tbody>
           {(data ?? []).map((p) => (
-            <tr key={p.id}>
+            <tr key={p.id} data-process={p.name ?? p.id}>
               <td class="mono">{p.name ?? p.id}</td>
               <td class="mono">{p.argv.join(' ')}</td>
               <td>{p.state}</td>
@@ -86,23 +100,29 @@ function SnapshotsView({ sandbox }: { sandbox: BrowserSandbox }): preact.JSX.Ele
   const { client } = useSession();
   const { data, error, reload } = useLoad(() => sandbox.snapshots.list(), []);
   const [name, setName] = useState('');
+  const [restored, setRestored] = useState<string | undefined>();
   return (
     <div>
+      {restored && (
+        <div class="notice" id="restored">
+          restored as <a href={`#/sandbox/${encodeURIComponent(restored)}`}>{restored}</a>
+        </div>
+      )}
       <div class="row">
-        <Field label="name" value={name} set={setName} />
+        <Field label="name" name="snapshot" value={name} set={setName} />
         <Action label="Take snapshot" run={() => sandbox.snapshots.create({ name: name || `snap-${Date.now()}` })} onDone={() => (setName(''), reload())} />
       </div>
       <ErrorLine error={error} />
-      <table>
+      <table id="snapshots">
         <thead><tr><th>name</th><th>taken</th><th>size</th><th /></tr></thead>
         <tbody>
           {(data ?? []).map((s) => (
-            <tr key={s.name}>
+            <tr key={s.name} data-snapshot={s.name}>
               <td class="mono">{s.name}</td>
               <td>{s.createdAt}</td>
               <td>{bytes(s.sizeBytes)}</td>
               <td>
-                <Action label="Restore as new" run={() => client.createSandbox({ snapshot: s.id })} />
+                <Action label="Restore as new" run={() => client.createSandbox({ snapshot: s.id }).then((sb) => setRestored(sb.name))} />
                 <Action label="Delete" danger confirm={`Delete snapshot ${s.name}?`} run={() => sandbox.snapshots.delete(s.name)} onDone={reload} />
               </td>
             </tr>
@@ -150,9 +170,9 @@ function NetworkView({ sandbox }: { sandbox: BrowserSandbox }): preact.JSX.Eleme
       </table>
       <h2>Exposed ports</h2>
       <ErrorLine error={ports.error} />
-      <ul>
+      <ul id="ports">
         {(ports.data ?? []).map((p) => (
-          <li key={p.port}>
+          <li key={p.port} data-port={p.port}>
             {p.port} → <a href={p.url} target="_blank" rel="noopener noreferrer">{p.url}</a> <Action label="Unexpose" run={() => sandbox.exposures.remove(p.port)} onDone={ports.reload} />
           </li>
         ))}
@@ -168,14 +188,14 @@ function VolumesView({ sandbox }: { sandbox: BrowserSandbox }): preact.JSX.Eleme
   return (
     <div>
       <div class="row">
-        <Field label="volume" value={volume} set={setVolume} />
-        <Field label="at" value={guest} set={setGuest} />
+        <Field label="volume" name="volume" value={volume} set={setVolume} />
+        <Field label="at" name="guest" value={guest} set={setGuest} />
         <Action label="Mount" run={() => sandbox.volumes.mount(volume, guest, { rw: true })} onDone={reload} />
       </div>
       <ErrorLine error={error} />
-      <ul>
+      <ul id="mounts">
         {(data ?? []).map((v) => (
-          <li key={v.name}>
+          <li key={v.name} data-volume={v.name}>
             <span class="mono">{v.name}</span> at <span class="mono">{v.mountedIn?.path}</span> <Action label="Unmount" run={() => sandbox.volumes.unmount(v.mountedIn?.path ?? '')} onDone={reload} />
           </li>
         ))}
@@ -190,6 +210,9 @@ export function SandboxPage({ name }: { name: string }): preact.JSX.Element {
   const [tab, setTab] = useState<Tab>('terminal');
   const info = useLoad(() => sandbox.info(), [], 3000);
   const usage = useLoad(() => sandbox.usage(), [], 10000);
+  const [actionError, setActionError] = useState<string | undefined>();
+  // A failed stop or resume may mean the sandbox changed or went away: say so, and look again.
+  const failed = (error: string): void => (setActionError(error), info.reload());
   const gone = info.error?.startsWith('SANDBOX_NOT_FOUND');
   if (gone) {
     return (
@@ -202,6 +225,7 @@ export function SandboxPage({ name }: { name: string }): preact.JSX.Element {
   return (
     <Page title={<span id="sandbox-name">{name}</span>}>
       <ErrorLine error={info.error} />
+      <ErrorLine error={actionError} />
       {sb && (
         <div class="row">
           <span class={`state-${sb.state}`}>{sb.state}</span>
@@ -214,7 +238,7 @@ export function SandboxPage({ name }: { name: string }): preact.JSX.Element {
               compute {Math.round(usage.data.computeSeconds)} s · files {bytes(usage.data.storedBytes.files)} · memory {bytes(usage.data.live?.memoryBytes)}
             </span>
           )}
-          {sb.state === 'running' ? <Action label="Stop" run={() => sandbox.stop()} onDone={info.reload} /> : <Action label="Resume" run={() => sandbox.resume()} onDone={info.reload} />}
+          {sb.state === 'running' ? <Action label="Stop" run={() => sandbox.stop()} onDone={info.reload} onError={failed} /> : <Action label="Resume" run={() => sandbox.resume()} onDone={info.reload} onError={failed} />}
           <Action label="Destroy" danger confirm={`Destroy ${sb.name}?`} run={() => sandbox.destroy()} onDone={() => (location.hash = '#/sandboxes')} />
         </div>
       )}

@@ -1,7 +1,7 @@
 /** The sandboxes: state, image, runtime, labels, TTL, a label filter, and the lifecycle buttons. */
 import { useState } from 'preact/hooks';
 import type { Sandbox } from '../api/schemas.js';
-import { Action, Countdown, ErrorLine, Field, Labels, Page, useLoad, useSession } from './lib.js';
+import { Action, bytes, Countdown, ErrorLine, Field, Labels, Page, useLoad, useSession } from './lib.js';
 
 function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -12,10 +12,24 @@ function parseLabels(text: string): Record<string, string> {
   return out;
 }
 
-function Row({ sb, reload }: { sb: Sandbox; reload: () => void }): preact.JSX.Element {
+/** Compute time and stored bytes: asked per row, seldom (the daemon measures the files on disk for it). */
+function UsageCell({ id }: { id: string }): preact.JSX.Element {
+  const { client } = useSession();
+  const { data } = useLoad(() => client.sandbox(id).usage(), [id], 30_000);
+  if (!data) return <span class="muted">…</span>;
+  return (
+    <span class="usage">
+      {Math.round(data.computeSeconds)} s · {bytes(data.storedBytes.files)}
+    </span>
+  );
+}
+
+function Row({ sb, reload, failed }: { sb: Sandbox; reload: () => void; failed: (error: string) => void }): preact.JSX.Element {
   const { client } = useSession();
   const api = client.sandbox(sb.id);
   const [snapName, setSnapName] = useState('');
+  // A failed action (the sandbox changed or went away elsewhere) is reported by the page and the list reloads.
+  const onError = (error: string): void => (failed(`${sb.name}: ${error}`), reload());
   return (
     <tr data-sandbox={sb.name}>
       <td>
@@ -38,13 +52,16 @@ function Row({ sb, reload }: { sb: Sandbox; reload: () => void }): preact.JSX.El
         {sb.memory ? <div class="muted">paused memory</div> : null}
       </td>
       <td>
-        {sb.state === 'running' ? <Action label="Stop" run={() => api.stop()} onDone={reload} /> : <Action label="Resume" run={() => api.resume()} onDone={reload} />}
-        <Action label="Fork" run={() => api.fork({})} onDone={reload} />
+        <UsageCell id={sb.id} />
+      </td>
+      <td>
+        {sb.state === 'running' ? <Action label="Stop" run={() => api.stop()} onDone={reload} onError={onError} /> : <Action label="Resume" run={() => api.resume()} onDone={reload} onError={onError} />}
+        <Action label="Fork" run={() => api.fork({})} onDone={reload} onError={onError} />
         <span class="row">
-          <input size={10} placeholder="snapshot" value={snapName} onInput={(e) => setSnapName((e.target as HTMLInputElement).value)} />
-          <Action label="Snapshot" run={() => api.snapshots.create({ name: snapName || `snap-${Date.now()}` })} onDone={() => setSnapName('')} />
+          <input size={10} placeholder="snapshot" name="snapshot" value={snapName} onInput={(e) => setSnapName((e.target as HTMLInputElement).value)} />
+          <Action label="Snapshot" run={() => api.snapshots.create({ name: snapName || `snap-${Date.now()}` })} onDone={() => setSnapName('')} onError={onError} />
         </span>
-        <Action label="Destroy" danger confirm={`Destroy ${sb.name} and its files?`} run={() => api.destroy()} onDone={reload} />
+        <Action label="Destroy" danger confirm={`Destroy ${sb.name} and its files?`} run={() => api.destroy()} onDone={reload} onError={onError} />
       </td>
     </tr>
   );
@@ -73,6 +90,7 @@ export function SandboxesPage(): preact.JSX.Element {
   const { client } = useSession();
   const [filter, setFilter] = useState('');
   const { data, error, reload } = useLoad(() => client.listSandboxes({ labels: parseLabels(filter) }), [filter], 5000);
+  const [actionError, setActionError] = useState<string | undefined>();
   return (
     <Page title="Sandboxes">
       <CreateForm onDone={reload} />
@@ -81,6 +99,11 @@ export function SandboxesPage(): preact.JSX.Element {
         <span class="muted">{data ? `${data.length} sandboxes` : ''}</span>
       </div>
       <ErrorLine error={error} />
+      {actionError && (
+        <div class="error" id="action-error">
+          {actionError} <button onClick={() => setActionError(undefined)}>Dismiss</button>
+        </div>
+      )}
       <table id="sandboxes">
         <thead>
           <tr>
@@ -91,12 +114,13 @@ export function SandboxesPage(): preact.JSX.Element {
             <th>labels</th>
             <th>TTL</th>
             <th>memory</th>
+            <th>usage</th>
             <th />
           </tr>
         </thead>
         <tbody>
           {(data ?? []).map((sb) => (
-            <Row key={sb.id} sb={sb} reload={reload} />
+            <Row key={sb.id} sb={sb} reload={reload} failed={setActionError} />
           ))}
         </tbody>
       </table>

@@ -9,20 +9,20 @@
  * (refused before it starts). Network traffic stays on 127.0.0.1 (NOOK_PROXY_HOSTS).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import WebSocket from 'ws';
+import { CHROMIUM, NO_CHROMIUM } from '../helpers/console.js';
 import { REPO_ROOT, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
-const CHROMIUM = process.env.NOOK_CHROMIUM ?? '/usr/bin/chromium';
 const XSS = '<img src=x onerror=document.title="pwned">';
 const COPY_IN_BYTES = 1024 * 1024;
 
-describe('web console', { skip: !existsSync(CHROMIUM) && `no ${CHROMIUM} (apt-get install chromium)` }, () => {
+describe('web console', { skip: NO_CHROMIUM }, () => {
   let d: TestDaemon;
   let browser: Browser;
   let page: Page;
