@@ -238,6 +238,14 @@ describe('web console pages', { skip: NO_CHROMIUM }, () => {
     // 200,000 lines before the page looks, then 100,000 more once it does.
     await sb.processes.start(['sh', '-c', 'seq 1 200000; while [ ! -f /tmp/more ]; do sleep 0.2; done; seq 300001 400000; sleep 600'], { name: 'loud' });
     await waitFor(async () => (await sb.processes.list()).some((p) => p.name === 'loud'), 10_000, 'loud to start');
+    // The first 200,000 lines are all in the log before the page looks (else the page's tail
+    // would be followed by whatever seq still writes, and "the tail" would be more than 500).
+    const loud = (await sb.processes.list()).find((p) => p.name === 'loud');
+    await waitFor(async () => {
+      let last = '';
+      for await (const ev of sb.processes.logs(loud?.id ?? 'loud', { tail: 1 })) if (ev.type === 'stdout') last = Buffer.from(ev.data, 'base64').toString();
+      return last.includes('200000');
+    }, 60_000, 'the first 200,000 lines in the log');
     await c.page.click('button[data-tab="processes"]');
     await clickInRow('#processes', 'loud', 'Logs');
     await c.waitText('#process-logs', '200000\n', 60_000);
