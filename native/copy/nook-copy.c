@@ -404,7 +404,26 @@ static int run_relay(char **a) {
 static int run_replace(const char *tmp, const char *target) {
   struct stat st;
   if (lstat(target, &st) != 0 || !S_ISREG(st.st_mode) || renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) != 0) return 3;
-  if (unlink(tmp) == 0) return 0;
+  /* The old file's name goes now; its blocks and page cache are freed when its last reference
+   * goes, which for a large file just written can take a while (waiting on its writeback):
+   * a detached child holds that reference and drops it after we have answered. */
+  int old = open(tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (unlink(tmp) == 0) {
+    int gone[2];
+    if (old >= 0 && pipe2(gone, O_CLOEXEC) == 0 && fork() == 0) {
+      /* Waits for our exit (EOF on the pipe), so its reference is the last one. */
+      close(gone[1]);
+      setsid();
+      char b;
+      while (read(gone[0], &b, 1) > 0) {
+      }
+      close(old);
+      _exit(0);
+    }
+    if (old >= 0) close(old);
+    return 0;
+  }
+  if (old >= 0) close(old);
   /* TARGET became something else (a directory) after the check: swap back, the CLI's rename decides. */
   int e = errno;
   if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) == 0) return 3;
