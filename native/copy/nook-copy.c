@@ -1,9 +1,18 @@
 /*
  * nook-copy: the host side of `nook cp`'s fast path (bytes past the daemon's event loop).
  *
- *   nook-copy send SOCKET
+ *   nook-copy send SOCKET|-
  *     Run by the CLI: hands its open file (fd 3: the source to copy in, or the fresh temp
- *     file to copy out into) to the relay listening at SOCKET, with SCM_RIGHTS.
+ *     file to copy out into) to the relay listening at SOCKET, with SCM_RIGHTS. With "-",
+ *     SOCKET comes as one line on stdin (the CLI starts this before it asks the daemon, so
+ *     the two starts overlap); stdin closed without a line: nothing to do.
+ *
+ *   nook-copy replace TMP TARGET
+ *     Run by the CLI after a copy out, when TARGET is an existing file: swaps TMP in with
+ *     renameat2(RENAME_EXCHANGE), then removes the old file (now at TMP). Same result as
+ *     rename(TMP, TARGET), TARGET always naming a whole file, but ext4 starts writing back a
+ *     file renamed over another one inside rename() (auto_da_alloc: ~0.4 s for 1 GiB), and
+ *     not on an exchange. Exit 3: not swapped (the CLI renames).
  *
  *   nook-copy relay SOCKET AGENT in|out PATH MODE MAXBYTES TIMEOUT_MS
  *     Run by the daemon (as root), one per copy: binds SOCKET (0600, a one-time name beside
@@ -22,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,9 +40,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../src/frame.h"
@@ -51,15 +64,32 @@ static struct {
   EVP_MD_CTX *md;
 } ring = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
+/* NOOK_COPY_TRACE=FILE: phase timestamps (ms since start) appended there, for measuring. */
+static FILE *trace_file;
+static struct timespec trace_t0;
+static double waited_copy_ms, waited_hash_ms, hash_cpu_ms;
+static double thread_cpu_ms(void);
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - trace_t0.tv_sec) * 1e3 + (double)(t.tv_nsec - trace_t0.tv_nsec) / 1e6;
+}
+static void trace(const char *what) {
+  if (trace_file) fprintf(trace_file, "%8.2f %s\n", now_ms(), what);
+}
+
 static void *hasher(void *arg) {
   (void)arg;
   pthread_mutex_lock(&ring.mu);
   for (;;) {
+    double w = now_ms();
     while (ring.hashed == ring.filled && !ring.done) pthread_cond_wait(&ring.cv, &ring.mu);
+    waited_hash_ms += now_ms() - w;
     if (ring.hashed == ring.filled) break;
     unsigned slot = (unsigned)(ring.hashed % SLOTS);
     pthread_mutex_unlock(&ring.mu);
     EVP_DigestUpdate(ring.md, ring.buf[slot], ring.len[slot]);
+    if (trace_file) hash_cpu_ms = thread_cpu_ms();
     pthread_mutex_lock(&ring.mu);
     ring.hashed++;
     pthread_cond_broadcast(&ring.cv);
@@ -71,7 +101,9 @@ static void *hasher(void *arg) {
 /* The next free buffer (waits while the hasher is SLOTS behind). */
 static char *slot_free(void) {
   pthread_mutex_lock(&ring.mu);
+  double w = now_ms();
   while (ring.filled - ring.hashed >= SLOTS) pthread_cond_wait(&ring.cv, &ring.mu);
+  waited_copy_ms += now_ms() - w;
   char *b = ring.buf[ring.filled % SLOTS];
   pthread_mutex_unlock(&ring.mu);
   return b;
@@ -138,6 +170,12 @@ static int unix_socket(const char *path, struct sockaddr_un *addr) {
 }
 
 static int run_send(const char *path) {
+  char line[4096];
+  if (strcmp(path, "-") == 0) {
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    line[strcspn(line, "\n")] = 0;
+    path = line;
+  }
   struct sockaddr_un addr;
   int s = unix_socket(path, &addr);
   if (s < 0 || connect(s, (struct sockaddr *)&addr, sizeof addr) != 0 || send_fd(s, 3, "F", 1) != 0) {
@@ -215,6 +253,22 @@ static long long pump(int from, int to, long long max, int *over) {
   }
 }
 
+/* Copy-out into an ext4 host file: one allocation up front instead of a delayed-allocation
+ * reservation per page (measured on 1 GiB: ~250 -> ~180 ms of system time). The size is the
+ * sandbox file's, already checked against MAXBYTES. btrfs gained nothing (measured), so
+ * other file systems are left as they are. Returns 1 when the file was extended. */
+static int preallocate(int to, off_t size) {
+  struct statfs fs;
+  if (size <= 0 || fstatfs(to, &fs) != 0 || fs.f_type != EXT4_SUPER_MAGIC) return 0;
+  return fallocate(to, 0, 0, size) == 0;
+}
+
+static double thread_cpu_ms(void) {
+  struct rusage r;
+  getrusage(RUSAGE_THREAD, &r);
+  return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e3 + (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e3;
+}
+
 /* The agent's answer to F_COPY: the sandbox file's fd, or -1 with its exit code and message. */
 static int sandbox_file(int conn, int *code, char *msg, size_t cap) {
   msg[0] = 0;
@@ -245,6 +299,9 @@ static int run_relay(char **a) {
   const char *sock = a[2], *agent = a[3], *dir = a[4], *path = a[5], *mode = a[6];
   long long max = atoll(a[7]);
   int in = strcmp(dir, "in") == 0;
+  clock_gettime(CLOCK_MONOTONIC, &trace_t0);
+  if (getenv("NOOK_COPY_TRACE")) trace_file = fopen(getenv("NOOK_COPY_TRACE"), "a");
+  trace(in ? "start in" : "start out");
   /* Dies with the daemon: the agent sees the hang-up and drops its temp file, as on a stream. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
@@ -255,7 +312,9 @@ static int run_relay(char **a) {
   umask(old);
   printf("ready\n");
   fflush(stdout);
+  trace("ready");
   int fd = take_fd(listener, atoi(a[8]));
+  trace("fd taken");
   close(listener);
   unlink(sock);
   if (fd < 0) return failed(5, "no file was handed over");
@@ -274,7 +333,9 @@ static int run_relay(char **a) {
   if (plen <= 0 || plen >= (int)sizeof req) return failed(4, "path too long");
   if (frame_write(conn, F_COPY, req, (size_t)plen) != 0) return failed_errno(5, "cannot reach the sandbox's agent");
   int code;
+  trace("F_COPY sent");
   int sfd = sandbox_file(conn, &code, m, sizeof m);
+  trace("sandbox fd");
   if (sfd < 0) return failed(code < 0 ? 5 : code, code < 0 ? "the sandbox's agent took no copy" : m);
   /* What the sandbox handed over is checked like any untrusted input: a regular file, open
    * the right way, empty (in) or within the bound (out); never a FIFO or device to hang on. */
@@ -287,6 +348,7 @@ static int run_relay(char **a) {
   }
   int from = in ? fd : sfd, to = in ? sfd : fd;
   posix_fadvise(from, 0, 0, POSIX_FADV_SEQUENTIAL);
+  int extended = in ? 0 : preallocate(to, sst.st_size);
 
   ring.md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ring.md, EVP_sha256(), NULL);
@@ -294,14 +356,19 @@ static int run_relay(char **a) {
   pthread_t t;
   pthread_create(&t, NULL, hasher, NULL);
   int over;
+  trace("pump");
   long long total = pump(from, to, max, &over);
   int e = errno;
+  trace("pump done");
+  double copy_cpu_ms = thread_cpu_ms();
   pthread_mutex_lock(&ring.mu);
   ring.done = 1;
   pthread_cond_broadcast(&ring.cv);
   pthread_mutex_unlock(&ring.mu);
   pthread_join(t, NULL);
+  trace("hash done");
   close(sfd);
+  trace("sandbox fd closed");
   /* On any failure here we hang up without F_COPY_DONE: the sandbox drops its unnamed temp file. */
   if (over) {
     snprintf(m, sizeof m, "more than %lld bytes: stopped, nothing was written", max);
@@ -311,12 +378,17 @@ static int run_relay(char **a) {
     errno = e;
     return failed_errno(1, in ? "copying into the sandbox" : "copying out of the sandbox");
   }
+  /* The sandbox file shrank mid-copy: the host file holds what moved, no preallocated tail. */
+  if (extended && total < sst.st_size && ftruncate(to, total) != 0) return failed_errno(1, "copying out of the sandbox");
   if (in) {
     char n[32];
     frame_write(conn, F_COPY_DONE, n, (size_t)snprintf(n, sizeof n, "%lld", total));
   }
   char info[64];
   code = agent_exit(conn, m, sizeof m, info);
+  trace("agent exit");
+  if (trace_file)
+    fprintf(trace_file, "copy thread: %.1f ms CPU, waited %.1f ms for the hasher; hasher: %.1f ms CPU, waited %.1f ms for bytes; preallocated %d\n", copy_cpu_ms, waited_copy_ms, hash_cpu_ms, waited_hash_ms, extended);
   if (code != 0) return failed(code < 0 ? 1 : code, code < 0 ? "the sandbox's agent went away mid-copy" : m);
   unsigned char digest[32];
   unsigned dlen = 0;
@@ -329,9 +401,40 @@ static int run_relay(char **a) {
   return 0;
 }
 
+static int run_replace(const char *tmp, const char *target) {
+  struct stat st;
+  if (lstat(target, &st) != 0 || !S_ISREG(st.st_mode) || renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) != 0) return 3;
+  /* The old file's name goes now; its blocks and page cache are freed when its last reference
+   * goes, which for a large file just written can take a while (waiting on its writeback):
+   * a detached child holds that reference and drops it after we have answered. */
+  int old = open(tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (unlink(tmp) == 0) {
+    int gone[2];
+    if (old >= 0 && pipe2(gone, O_CLOEXEC) == 0 && fork() == 0) {
+      /* Waits for our exit (EOF on the pipe), so its reference is the last one. */
+      close(gone[1]);
+      setsid();
+      char b;
+      while (read(gone[0], &b, 1) > 0) {
+      }
+      close(old);
+      _exit(0);
+    }
+    if (old >= 0) close(old);
+    return 0;
+  }
+  if (old >= 0) close(old);
+  /* TARGET became something else (a directory) after the check: swap back, the CLI's rename decides. */
+  int e = errno;
+  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) == 0) return 3;
+  fprintf(stderr, "nook-copy: cannot remove the replaced file %s: %s\n", tmp, strerror(e));
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "send") == 0) return run_send(argv[2]);
+  if (argc == 4 && strcmp(argv[1], "replace") == 0) return run_replace(argv[2], argv[3]);
   if (argc == 9 && strcmp(argv[1], "relay") == 0 && (strcmp(argv[4], "in") == 0 || strcmp(argv[4], "out") == 0)) return run_relay(argv);
-  fprintf(stderr, "usage: nook-copy send SOCKET | relay SOCKET AGENT in|out PATH MODE MAXBYTES TIMEOUT_MS\n");
+  fprintf(stderr, "usage: nook-copy send SOCKET|- | replace TMP TARGET | relay SOCKET AGENT in|out PATH MODE MAXBYTES TIMEOUT_MS\n");
   return 2;
 }

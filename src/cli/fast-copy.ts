@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { NookError } from '../api/errors.js';
 import type { FastCopyRequest, FastCopyResult, FileInfo } from '../api/schemas.js';
 import type { NookClient } from '../sdk/client.js';
+import type { Files } from '../sdk/sandbox/files.js';
 
 /** Answers the stream path would give too: no point copying again. */
 const DEFINITE = new Set(['FILE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'INVALID_ARGUMENT', 'SANDBOX_NOT_FOUND', 'INVALID_STATE']);
@@ -28,27 +29,49 @@ function helperPath(): string | null {
   return null;
 }
 
-function handOver(helper: string, socket: string, fd: number): Promise<void> {
-  return new Promise((resolveHandOver, reject) => {
-    const child = spawn(helper, ['send', socket], { stdio: ['ignore', 'ignore', 'pipe', fd] });
-    let stderr = '';
-    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+/** Where to reach the fast path: null when it is off, remote, or not built. */
+function fastPath(client: NookClient): string | null {
+  if (process.env.NOOK_FAST_COPY === '0' || client.transport.baseUrl) return null;
+  return helperPath();
+}
+
+/**
+ * `nook-copy send -`, started before the request so its start overlaps the daemon's (the
+ * socket's name comes later, on its stdin). Cancelled (stdin closed with no name): it exits.
+ */
+function startSender(helper: string, fd: number): { handOver: (socket: string) => Promise<void>; cancel: () => void } {
+  const child = spawn(helper, ['send', '-'], { stdio: ['pipe', 'ignore', 'pipe', fd] });
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stdin?.on('error', () => undefined);
+  const exited = new Promise<void>((resolveExit, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolveHandOver() : reject(new Error(stderr.trim() || `nook-copy send exited ${code}`))));
+    child.on('close', (code) => (code === 0 ? resolveExit() : reject(new Error(stderr.trim() || `nook-copy send exited ${code}`))));
   });
+  // It may fail before anyone waits for it (nothing to hand over to): handled where awaited.
+  exited.catch(() => undefined);
+  return {
+    handOver: (socket) => {
+      child.stdin?.end(`${socket}\n`);
+      return exited;
+    },
+    cancel: () => {
+      child.stdin?.end();
+    },
+  };
 }
 
 /** Runs one fast copy with `fd` as the host side; null: not done (stream instead). Definite errors throw. */
-async function run(client: NookClient, sandbox: string, req: FastCopyRequest, fd: number): Promise<FastCopyResult | null> {
-  const helper = helperPath();
-  if (process.env.NOOK_FAST_COPY === '0' || client.transport.baseUrl || !helper) return null;
+async function run(client: NookClient, files: Files, req: FastCopyRequest, fd: number): Promise<FastCopyResult | null> {
+  const helper = fastPath(client);
+  if (!helper) return null;
+  const sender = startSender(helper, fd);
   let handed: Promise<void> | undefined;
   // The file could not be handed over: hang up, so the daemon stops its relay at once.
   const hangUp = new AbortController();
   try {
-    const files = (await client.sandboxes.get(sandbox)).files;
     for await (const event of files.fastCopy(req, { signal: hangUp.signal })) {
-      if (event.type === 'ready') handed = handOver(helper, event.socket, fd).catch((e: unknown) => void hangUp.abort(e));
+      if (event.type === 'ready') handed = sender.handOver(event.socket).catch((e: unknown) => void hangUp.abort(e));
       else if (event.type === 'result') {
         await handed;
         return event.result;
@@ -61,15 +84,31 @@ async function run(client: NookClient, sandbox: string, req: FastCopyRequest, fd
   } catch (e) {
     await handed?.catch(() => undefined);
     if (e instanceof NookError && DEFINITE.has(e.code)) throw e;
+  } finally {
+    if (!handed) sender.cancel();
   }
   return null;
 }
 
+/**
+ * Puts the copied file in place of an existing one by exchange (nook-copy replace): a rename
+ * over a file makes ext4 write the new one back inside rename() (~0.4 s for 1 GiB). Only
+ * worth a process start for a large file; false: not swapped (rename instead).
+ */
+const EXCHANGE_MIN_BYTES = 8 * 1024 * 1024;
+function exchange(helper: string, tmp: string, target: string): Promise<boolean> {
+  return new Promise((resolveExchange) => {
+    const child = spawn(helper, ['replace', tmp, target], { stdio: 'ignore' });
+    child.on('error', () => resolveExchange(false));
+    child.on('close', (code) => resolveExchange(code === 0));
+  });
+}
+
 /** A host file into the sandbox; null: stream it instead. */
-export async function fastCopyIn(client: NookClient, sandbox: string, hostFile: string, path: string, mode: number): Promise<FileInfo | null> {
+export async function fastCopyIn(client: NookClient, files: Files, hostFile: string, path: string, mode: number): Promise<FileInfo | null> {
   const fh = await fsp.open(hostFile, 'r');
   try {
-    const r = await run(client, sandbox, { path, direction: 'in', mode: mode & 0o777 }, fh.fd);
+    const r = await run(client, files, { path, direction: 'in', mode: mode & 0o777 }, fh.fd);
     return r?.file ?? null;
   } finally {
     await fh.close();
@@ -81,7 +120,7 @@ export async function fastCopyIn(client: NookClient, sandbox: string, hostFile: 
  * exclusively, so nothing there is followed), renamed over it only when whole and within
  * the bound; permission bits only. null: stream it instead (the temp file is gone).
  */
-export async function fastCopyOut(client: NookClient, sandbox: string, path: string, dest: string, mode: number, maxBytes: number): Promise<{ path: string; bytes: number } | null> {
+export async function fastCopyOut(client: NookClient, files: Files, path: string, dest: string, mode: number, maxBytes: number): Promise<{ path: string; bytes: number } | null> {
   const target = resolve(dest);
   const st = await fsp.lstat(target).catch(() => null);
   if (st?.isDirectory()) throw new NookError('INVALID_ARGUMENT', `${dest} is a directory`, { hint: 'name the file to write, e.g. ./out/result.json' });
@@ -89,14 +128,15 @@ export async function fastCopyOut(client: NookClient, sandbox: string, path: str
   const fh = await fsp.open(tmp, 'wx', mode & 0o777);
   let done = false;
   try {
-    const r = await run(client, sandbox, { path, direction: 'out', maxBytes }, fh.fd);
+    const r = await run(client, files, { path, direction: 'out', maxBytes }, fh.fd);
     if (!r) return null;
     // The relay bounded and counted the bytes; the file must hold exactly those.
     const size = (await fh.stat()).size;
     if (size !== r.bytes || size > maxBytes) return null;
     await fh.chmod(mode & 0o777);
     await fh.close();
-    await fsp.rename(tmp, target);
+    const helper = fastPath(client);
+    if (!(st?.isFile() && r.bytes >= EXCHANGE_MIN_BYTES && helper && (await exchange(helper, tmp, target)))) await fsp.rename(tmp, target);
     done = true;
     return { path: target, bytes: r.bytes };
   } finally {

@@ -3,6 +3,7 @@ import type { CreateSandboxRequest, ExecResult, ProgressEvent, SandboxState } fr
 import { consumeExec, execBody, toArgv, type Command, type ExecOptions } from './exec.js';
 import type { Images } from './images.js';
 import type { Api } from './routes.js';
+import { Files } from './sandbox/files.js';
 import { Sandbox } from './sandbox/sandbox.js';
 
 export interface CreateOptions extends CreateSandboxRequest {
@@ -39,6 +40,11 @@ export class Sandboxes {
   exec(ref: string, cmd: Command, options: ExecOptions = {}): Promise<ExecResult> {
     const events = this.api.stream(routes.exec, { ref }, { body: execBody(toArgv(cmd), options), ...(options.signal ? { signal: options.signal } : {}) });
     return consumeExec(events, options);
+  }
+
+  /** The files of the sandbox `ref` (name or id) without fetching it first, as exec above. */
+  files(ref: string): Files {
+    return new Files(this.api, () => ref);
   }
 
   async list(filter: { labels?: Record<string, string>; state?: SandboxState } = {}): Promise<Sandbox[]> {

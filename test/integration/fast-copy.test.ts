@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/api/schemas.js';
@@ -148,6 +148,27 @@ describe('fast copy (nook cp on the daemon host)', () => {
     assert.equal(r.code, 0, r.stderr);
     const found = (await sb.exec(['sh', '-c', 'for f in /work/d.real/race.bin /work/elsewhere/race.bin; do [ -f $f ] && echo $f $(sha256sum < $f | cut -d" " -f1); done'])).stdout;
     assert.equal(found, `/work/d.real/race.bin ${sha(data)}\n`, 'the file landed in the directory resolved first, not through the swapped-in link');
+    assert.deepEqual(readdirSync(host).filter((f) => f.startsWith('.')), [], 'no temp file on the host');
+  });
+
+  it('a copy out over an existing host file replaces it whole: a hard link keeps the old bytes, a symlink is replaced, never written through', async () => {
+    // 9 MiB: large enough for the CLI to swap the file in by exchange (nook-copy replace).
+    const data = randomBytes(9 * 1024 * 1024);
+    await sb.files.write('/work/new.bin', data);
+    const target = join(host, 'replace.bin');
+    writeFileSync(target, 'old bytes');
+    linkSync(target, join(host, 'replace.link'));
+    const victim = join(host, 'victim');
+    writeFileSync(victim, 'not to be written');
+    symlinkSync(victim, join(host, 'via-link.bin'));
+    for (const dest of [target, join(host, 'via-link.bin')]) {
+      const r = await d.cli(['cp', '--max-bytes', String(64 * 1024 * 1024), 'fast:/work/new.bin', dest]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(lstatSync(dest).isFile(), `${dest} is the copied file now`);
+      assert.deepEqual(readFileSync(dest), data);
+    }
+    assert.equal(readFileSync(join(host, 'replace.link'), 'utf8'), 'old bytes', 'the old file was replaced, not overwritten');
+    assert.equal(readFileSync(victim, 'utf8'), 'not to be written');
     assert.deepEqual(readdirSync(host).filter((f) => f.startsWith('.')), [], 'no temp file on the host');
   });
 

@@ -45,14 +45,16 @@ export function registerFileCommands(program: Command): void {
         }
         if (!st.isFile()) throw new NookError('INVALID_ARGUMENT', `${src} is neither a regular file nor a directory`);
         const { fastCopyIn } = await import('../fast-copy.js');
-        const info = (await fastCopyIn(client, to[0], src, to[1], st.mode)) ?? (await (await client.sandboxes.get(to[0])).files.uploadFile(src, to[1], { mode: st.mode & 0o777 }));
+        const files = client.sandboxes.files(to[0]);
+        const info = (await fastCopyIn(client, files, src, to[1], st.mode)) ?? (await files.uploadFile(src, to[1], { mode: st.mode & 0o777 }));
         if (flags.json) printJson(info);
         else process.stdout.write(`${src} -> ${dst} (${info.size} bytes)\n`);
       } else if (from) {
-        const sb = await client.sandboxes.get(from[0]);
-        const info = await sb.files.stat(from[1]);
+        // By name, no fetch first: one round trip fewer (a missing sandbox fails the same).
+        const files = client.sandboxes.files(from[0]);
+        const info = await files.stat(from[1]);
         if (info.type === 'dir') {
-          const r = await sb.files.download(from[1], dst, { maxBytes: flags.maxBytes ?? DEFAULT_MAX_DIR_BYTES });
+          const r = await files.download(from[1], dst, { maxBytes: flags.maxBytes ?? DEFAULT_MAX_DIR_BYTES });
           if (flags.json) printJson(r);
           else process.stdout.write(`${src} -> ${r.path} (${r.entries} entries, ${r.bytes} bytes${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join(', ')}` : ''})\n`);
           return;
@@ -61,7 +63,7 @@ export function registerFileCommands(program: Command): void {
         const maxBytes = flags.maxBytes ?? DEFAULT_MAX_BYTES;
         if (info.size > maxBytes) throw new NookError('PAYLOAD_TOO_LARGE', `${from[1]} is ${info.size} bytes, more than the limit of ${maxBytes}`, { hint: 'raise --max-bytes, or copy a smaller file' });
         const { fastCopyOut } = await import('../fast-copy.js');
-        const saved = (await fastCopyOut(client, sb.name, from[1], dst, info.mode, maxBytes)) ?? (await sb.files.downloadFile(from[1], dst, { maxBytes }));
+        const saved = (await fastCopyOut(client, files, from[1], dst, info.mode, maxBytes)) ?? (await files.downloadFile(from[1], dst, { maxBytes }));
         if (flags.json) printJson(saved);
         else process.stdout.write(`${src} -> ${saved.path} (${saved.bytes} bytes)\n`);
       }
