@@ -1,7 +1,9 @@
 /**
  * Red team, warm pool: the image of a pool removed while members are ready (they must go,
  * not run on unlisted and uncounted), and a daemon SIGKILLed while a member is being started
- * (its container, cgroups and subvolume go at the restart).
+ * (its container, cgroups and subvolume go at the restart), and `nook daemon stop` in the
+ * middle of a flood of one-shot runs with a pool filling (the graceful stop gives up after
+ * 3 s): nothing of any run or member is left once the next daemon has started.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -69,5 +71,28 @@ describe('red team: warm pool', () => {
     assert.deepEqual(await traces(starting ?? ''), [], 'nothing of the half-started member');
     assert.deepEqual(await members(), [], 'no member after size 0');
     assert.deepEqual(await idsOnDisk(), [], 'no sandbox files at all');
+  });
+
+  it('crash: `nook daemon stop` in the middle of a flood of runs while the pool fills leaves nothing after the restart', async () => {
+    await d.client.setConfig(`pool.${IMAGE}`, 3);
+    const ids = new Set<string>();
+    const one = (): Promise<unknown> => d.client.run(['sh', '-c', 'echo hi; (sleep 1000 &)'], { image: IMAGE, onSandbox: (sb) => void ids.add(sb.id) }).catch(() => undefined);
+    const flood = Promise.all(Array.from({ length: 16 }, one));
+    await waitFor(() => ids.size >= 4, 30_000, 'runs under way');
+    const proc = d.proc;
+    const exited = new Promise((r) => proc?.once('exit', r));
+    const stop = await d.cli(['daemon', 'stop', '--json']);
+    assert.equal(stop.code, 0, stop.stderr);
+    await exited;
+    await flood;
+    const onDisk = await idsOnDisk();
+    console.log(`daemon stopped with ${ids.size} runs started; ${onDisk.length} sandbox ids still on disk`);
+    await d.start();
+    await d.client.setConfig(`pool.${IMAGE}`, 0);
+    const all = [...new Set([...ids, ...onDisk])];
+    await waitFor(async () => (await Promise.all(all.map(traces))).every((t) => t.length === 0), 60_000, 'nothing of any run or member');
+    assert.deepEqual(await d.client.sandboxes.list(), [], 'no sandbox listed (none stuck destroying)');
+    assert.deepEqual(await containers(), [], 'no container');
+    assert.deepEqual(await idsOnDisk(), [], 'no sandbox files');
   });
 });
