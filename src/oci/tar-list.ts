@@ -32,9 +32,13 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
  * Bounds of one listing, so a few KiB of gzip cannot cost the daemon GiBs (a pax path can be
  * ~1 MiB, and empty members compress to almost nothing). A longer line can hold no name the
  * kernel would create (PATH_MAX 4096 for the name and a link's target, escaped up to 4 bytes a byte); real layers hold far
- * fewer members (a large node_modules layer: ~300,000).
+ * fewer members (a large node_modules layer: ~300,000). The sizes members declare are summed
+ * as each header is listed, before its data is read: a 32 MiB zstd stream of RLE blocks holds
+ * a 1 TiB file of zeros, which extraction would write until the pool is full.
  */
-export const LISTING_LIMITS = { maxLineBytes: 40_000, maxMembers: 1_000_000, maxBytes: 256 * 1024 * 1024 };
+export const LISTING_LIMITS = { maxLineBytes: 40_000, maxMembers: 1_000_000, maxBytes: 256 * 1024 * 1024, maxContentBytes: 64 * 1024 ** 3 };
+/** The size field of a listing line (a device's "major,minor" is not one). */
+const SIZE_FIELD = /^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)\s/;
 /** Names in UTF-8 as they are; in the C locale bsdtar refuses them. */
 const LIST_ENV = { ...process.env, LC_ALL: 'C.UTF-8' };
 
@@ -95,7 +99,7 @@ function parseLine(line: string): Member {
 
 const tooBig = (what: string): NookError =>
   new NookError('INVALID_ARGUMENT', `a layer's listing is too large (${what}): refused`, {
-    hint: `layers may hold at most ${LISTING_LIMITS.maxMembers} members, names of at most 4096 bytes, ${LISTING_LIMITS.maxBytes / 1024 ** 2} MiB of listing; split the image's files over more layers`,
+    hint: `a layer may hold at most ${LISTING_LIMITS.maxMembers} members and ${LISTING_LIMITS.maxContentBytes / 1024 ** 3} GiB, names of at most 4096 bytes, ${LISTING_LIMITS.maxBytes / 1024 ** 2} MiB of listing; split the image's files over more layers`,
   });
 
 /** Members of a layer file already on disk. */
@@ -121,6 +125,7 @@ class Lister {
   failure: NookError | null = null;
   private partial = '';
   private listedBytes = 0;
+  private contentBytes = 0;
   stderr = '';
   readonly exit: Promise<number>;
 
@@ -161,8 +166,14 @@ class Lister {
       for (const line of lines) {
         if (line.length > LISTING_LIMITS.maxLineBytes) throw tooBig('a name longer than 4096 bytes');
         this.members.push(parseLine(line));
+        this.contentBytes += Number(SIZE_FIELD.exec(line)?.[1] ?? 0);
       }
       if (this.members.length > LISTING_LIMITS.maxMembers) throw tooBig(`more than ${LISTING_LIMITS.maxMembers} members`);
+      // bsdtar writes (and flushes) a member's line before skipping its data, the newline after:
+      // a member too large is refused on its header, not once its bytes were decompressed.
+      if (this.contentBytes + Number(SIZE_FIELD.exec(this.partial)?.[1] ?? 0) > LISTING_LIMITS.maxContentBytes) {
+        throw tooBig(`members of more than ${LISTING_LIMITS.maxContentBytes / 1024 ** 3} GiB`);
+      }
     } catch (e) {
       this.failure = e as NookError;
       this.members.length = 0;

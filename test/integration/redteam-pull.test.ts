@@ -2,8 +2,9 @@
  * Red team, pull pipeline: layers built to make the streaming bsdtar listing (the input of
  * every check made before a layer lands) cost the daemon unbounded memory. A few hundred
  * KiB of gzip can list as hundreds of MiB of names (pax entries with 1 MiB paths), or as
- * millions of members; the listing must stop at a bound with a clear error, kill bsdtar and
- * leave nothing behind. Loopback registry only.
+ * millions of members, or (zstd RLE blocks: 4 bytes per 128 KiB) as a 1 TiB file of zeros
+ * that extraction would write until the pool is full; the listing must stop at a bound with
+ * a clear error, kill bsdtar and leave nothing behind. Loopback registry only.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -29,6 +30,35 @@ function header(name: string, type: string, size: number): Buffer {
   h.write(type, 156);
   h.write('ustar\0', 257);
   h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
+}
+
+/** A zstd frame (128 KiB window) of raw blocks for `raw` and RLE blocks for runs of one byte. */
+function zstdFrame(parts: ({ raw: Buffer } | { run: number; byte: number })[]): Buffer {
+  const out: Buffer[] = [Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38])];
+  const block = (last: boolean, type: number, size: number, body: Buffer): void => {
+    const h = (last ? 1 : 0) | (type << 1) | (size << 3);
+    out.push(Buffer.from([h & 0xff, (h >> 8) & 0xff, (h >> 16) & 0xff]), body);
+  };
+  const blocks: [number, number, Buffer][] = [];
+  for (const p of parts) {
+    if ('raw' in p) blocks.push([0, p.raw.length, p.raw]);
+    else for (let left = p.run; left > 0; left -= 131072) blocks.push([1, Math.min(left, 131072), Buffer.from([p.byte])]);
+  }
+  blocks.forEach(([type, size, body], i) => block(i === blocks.length - 1, type, size, body));
+  return Buffer.concat(out);
+}
+
+/** A tar header whose size field is base-256 (sizes past 8 GiB). */
+function bigHeader(name: string, sizeBytes: bigint): Buffer {
+  const h = header(name, '0', 0);
+  h.fill(0, 124, 136);
+  h[124] = 0x80;
+  for (let i = 135, v = sizeBytes; i > 124; i--, v >>= 8n) h[i] = Number(v & 0xffn);
+  h.fill(0x20, 148, 156);
   let sum = 0;
   for (const b of h) sum += b;
   h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
@@ -61,14 +91,14 @@ async function gzipRepeats(entry: (i: number) => Buffer, count: number): Promise
 
 const repos = new Map<string, { manifest: Buffer; blobs: Map<string, Buffer> }>();
 
-function serveLayer(repo: string, gz: Buffer): void {
+function serveLayer(repo: string, gz: Buffer, mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip'): void {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] } }));
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${sha(config)}`, size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${sha(gz)}`, size: gz.length }],
+      layers: [{ mediaType, digest: `sha256:${sha(gz)}`, size: gz.length }],
     }),
   );
   repos.set(repo, { manifest, blobs: new Map([[sha(config), config], [sha(gz), gz]]) });
@@ -152,5 +182,20 @@ describe('red team: pull listing bombs', () => {
     console.log(`members bomb: ${gz.length} bytes gzip, daemon peak grew ${grew.toFixed(0)} MiB`);
     assert.ok(grew < 200, `the daemon's peak memory grew ${grew.toFixed(0)} MiB`);
     assert.equal(bsdtarChildren(pid), 0, 'no lister left running');
+  });
+
+  it('a 32 MiB zstd layer holding a 1 TiB file of zeros is refused at its header, before any of it is decompressed or written', async () => {
+    const pid = d.proc?.pid ?? -1;
+    const TiB = 1024n ** 4n;
+    const layer = zstdFrame([{ raw: bigHeader('zeros', TiB) }, { run: Number(TiB), byte: 0 }, { run: 1024, byte: 0 }]);
+    // Declared gzip: the media type is checked, the bytes are sniffed by bsdtar (as extraction does).
+    serveLayer('zeros', layer);
+    const t0 = Date.now();
+    await rejectsWith(d.client.images.pull(`${host}/library/zeros:1`, { name: 'zeros' }), 'INVALID_ARGUMENT', /listing is too large.*GiB/);
+    const ms = Date.now() - t0;
+    console.log(`zstd bomb: ${layer.length} bytes, refused in ${ms} ms`);
+    assert.ok(ms < 15_000, `refused at the header, not after decompressing (${ms} ms)`);
+    assert.equal(bsdtarChildren(pid), 0, 'no lister left running');
+    await assert.rejects(d.client.images.get('zeros'), 'no image');
   });
 });
