@@ -112,7 +112,12 @@ function registry(): Server {
     if (m[2] === 'manifests') return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(served.manifest);
     const blob = served.blobs.get((m[3] ?? '').replace(/^sha256:/, ''));
     if (!blob) return void res.writeHead(404).end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
-    res.writeHead(200, { 'content-length': String(blob.length) }).end(blob);
+    res.writeHead(200, { 'content-length': String(blob.length) });
+    if (m[1] !== 'slow' || blob.length < 1000) return void res.end(blob);
+    // One byte a second, for ever (the client must give up).
+    let i = 0;
+    const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : res.write(blob.subarray(i, ++i))), 1000);
+    res.on('close', () => clearInterval(timer));
   });
 }
 
@@ -144,7 +149,7 @@ describe('red team: pull listing bombs', () => {
   const cacheDir = mkdtempSync('/tmp/nook-redteam-pull-cache-');
 
   before(async () => {
-    d = await startDaemon({ NOOK_CACHE_DIR: cacheDir });
+    d = await startDaemon({ NOOK_CACHE_DIR: cacheDir, NOOK_REGISTRY_TIMEOUT_MS: '4000' });
     server = registry();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -197,5 +202,16 @@ describe('red team: pull listing bombs', () => {
     assert.ok(ms < 15_000, `refused at the header, not after decompressing (${ms} ms)`);
     assert.equal(bsdtarChildren(pid), 0, 'no lister left running');
     await assert.rejects(d.client.images.get('zeros'), 'no image');
+  });
+
+  it('a registry that sends a layer at 1 byte/s is given up at the request timeout with a clear error', async () => {
+    const pid = d.proc?.pid ?? -1;
+    serveLayer('slow', await gzipRepeats((i) => header(`f${i}`, '0', 0), 2000));
+    const t0 = Date.now();
+    await rejectsWith(d.client.images.pull(`${host}/library/slow:1`, { name: 'slow' }), 'REGISTRY_ERROR', /cut off after \d+ bytes/);
+    const ms = Date.now() - t0;
+    console.log(`slow registry: given up after ${ms} ms`);
+    assert.ok(ms < 10_000, `given up at the 4 s request timeout (${ms} ms)`);
+    assert.equal(bsdtarChildren(pid), 0, 'no lister left running');
   });
 });
