@@ -63,6 +63,9 @@ export class ImageManager {
     private readonly audit: AuditLog,
   ) {}
 
+  /** After an image is removed or made: the warm pool drops members of what is gone now, not at the next create. */
+  onChange: () => void = () => undefined;
+
   /** The shared registry blob cache. */
   get blobDir(): string {
     return join(this.cacheDir, 'blobs', 'sha256');
@@ -183,6 +186,7 @@ export class ImageManager {
       const sizeBytes = await duBytes(target);
       await this.storage.commitImage(id);
       this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(sizeBytes, id);
+      this.onChange();
       progress('done', 100, `image ${name} ready`);
       log('image built', { name, id, preset, sizeBytes, ms: Date.now() - now });
       this.audit.note({ image: { id, name, preset, sizeBytes } });
@@ -219,6 +223,7 @@ export class ImageManager {
       throw e;
     }
     this.db.prepare("UPDATE images SET state = 'ready', size_bytes = ? WHERE id = ?").run(await duBytes(this.storage.imagePath(id)), id);
+    this.onChange();
     log('image created', { name, id, ms: Date.now() - now });
     return this.get(id);
   }
@@ -388,6 +393,7 @@ export class ImageManager {
     const image = this.toImage(row);
     await this.storage.deleteImage(row.id);
     this.db.prepare('DELETE FROM images WHERE id = ?').run(row.id);
+    this.onChange();
     return image;
   }
 

@@ -87,6 +87,7 @@ function wire(paths: Paths, db: Db, storage: StorageDriver, runtime: RuntimeDriv
   };
   const foreignIds = new ForeignIds(db);
   const pool = new WarmPool(db, storage, runtime, images);
+  images.onChange = () => pool.kick();
   const sandboxes = new SandboxManager({
     db, storage, runtime, images, audit, policy, lifecycle, memory, pool,
     peers: {
