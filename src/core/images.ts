@@ -15,7 +15,7 @@ import type { AuditLog } from './audit.js';
 import type { RegistryCredentials } from '../oci/registry-client.js';
 import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../oci/reference.js';
 import { applyListed } from '../oci/layers.js';
-import { applyDockerArchive, applyLayout, buildLayout, type UnpackedImage } from '../oci/layout.js';
+import { applyDockerArchive, applyLayout, buildLayout, unpackImageArchive, type UnpackedImage } from '../oci/layout.js';
 import { planPull } from '../oci/pull.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from '../oci/presets.js';
 
@@ -254,24 +254,10 @@ export class ImageManager {
     try {
       const layout = join(dir, 'layout');
       await fsp.mkdir(layout);
-      // The outer archive holds only JSON and blobs: plain files, owned by root, no devices.
-      const listed = await run(['tar', '-tvf', tarFile], { allowFail: true });
-      if (listed.code !== 0) throw new NookError('INVALID_ARGUMENT', 'the file is not a tar archive', { hint: 'give an OCI image layout tar (nook image export writes one) or a docker save archive' });
-      // Symlinks are allowed (docker archives link legacy layer paths to blobs) but are
-      // resolved and kept inside the archive when read; devices, fifos and hard links are not.
-      if (listed.stdout.split('\n').some((l) => /^[cbph]/.test(l))) throw new NookError('INVALID_ARGUMENT', 'an image archive must hold only files, directories and symlinks');
-      await run(['tar', '-xf', tarFile, '-C', layout, '--no-same-owner', '--no-same-permissions']);
-      const isLayout = await fsp.stat(join(layout, 'index.json')).then(() => true, () => false);
-      const isDocker = await fsp.stat(join(layout, 'manifest.json')).then(() => true, () => false);
-      if (!isLayout && !isDocker) {
-        throw new NookError('INVALID_ARGUMENT', 'the archive is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)', {
-          hint: 'write one with nook image export, skopeo copy ... oci-archive: or docker save',
-        });
-      }
+      const kind = await unpackImageArchive(tarFile, layout);
       return await this.createUnpacked(name, async (staging) => {
-        // Docker 25+ writes both; the layout is the one with digests for everything.
-        const u = isLayout ? await applyLayout(layout, staging) : await applyDockerArchive(layout, staging);
-        return configOf(u, isLayout ? 'import:oci-layout' : 'import:docker-archive');
+        const u = kind === 'oci-layout' ? await applyLayout(layout, staging) : await applyDockerArchive(layout, staging);
+        return configOf(u, `import:${kind}`);
       });
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });

@@ -170,6 +170,8 @@ export class EgressProxy {
   private readonly clients = new Set<Socket>();
   private readonly upstreams = new Set<Socket>();
   private readonly relay: SpliceRelay | undefined;
+  /** Set by close(): a decided connection is then dropped, never handed to the relay. */
+  private closing = false;
 
   /** `relay`: nook-init, whose splice relay carries the bytes once a connection is decided, and the sandbox's id. */
   constructor(
@@ -203,6 +205,8 @@ export class EgressProxy {
   }
 
   async close(): Promise<void> {
+    // No hand-over from here on: one racing the helper's stop would start a new helper.
+    this.closing = true;
     // The helper first: the server's close waits on it once it was handed sockets.
     await this.relay?.stop();
     for (const s of [...this.clients, ...this.upstreams]) s.destroy();
@@ -362,6 +366,11 @@ export class EgressProxy {
       return;
     }
     if (client.destroyed || upstream.destroyed) return;
+    if (this.closing) {
+      client.destroy();
+      upstream.destroy();
+      return;
+    }
     handed();
     const result = await relay.hand(client, upstream);
     finish(result.error || undefined, { up: counted.up + result.up, down: counted.down + result.down });

@@ -14,6 +14,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { NookError } from '../api/errors.js';
 import { ID_MAP } from '../util/id-map.js';
+import { run } from '../util/proc.js';
+import { listLayerFile } from './tar-list.js';
 import { applyLayers, fileSha256, isGzip, imageDefaults, isIndex, MT, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults, type Manifest } from './layers.js';
 
 export interface ImageMeta {
@@ -218,4 +220,28 @@ async function gunzipSha256(path: string): Promise<string> {
     for await (const chunk of source) hash.update(chunk);
   });
   return hash.digest('hex');
+}
+
+/**
+ * Unpacks an uploaded image archive (an OCI image layout tar or a `docker save` archive)
+ * into `layout` and says which it is. The outer archive holds only JSON and blobs: its
+ * listing goes through the same bounded listing as a layer (as nobody, members and bytes
+ * capped), and devices, fifos and hard links are refused before anything is written.
+ * Symlinks are allowed (docker archives link legacy layer paths to blobs); they are resolved
+ * and kept inside the archive when read.
+ */
+export async function unpackImageArchive(tarFile: string, layout: string): Promise<'oci-layout' | 'docker-archive'> {
+  const notTar = (): NookError => new NookError('INVALID_ARGUMENT', 'the file is not a tar archive', { hint: 'give an OCI image layout tar (nook image export writes one) or a docker save archive' });
+  const members = await listLayerFile(tarFile).catch((e: unknown) => {
+    throw e instanceof NookError && (e.code === 'NOT_SUPPORTED' || /too large/.test(e.message)) ? e : notTar();
+  });
+  if (members.some((m) => 'cbph'.includes(m.type))) throw new NookError('INVALID_ARGUMENT', 'an image archive must hold only files, directories and symlinks');
+  await run(['tar', '-xf', tarFile, '-C', layout, '--no-same-owner', '--no-same-permissions']);
+  const has = (f: string): Promise<boolean> => fsp.stat(join(layout, f)).then(() => true, () => false);
+  // Docker 25+ writes both; the layout is the one with digests for everything.
+  if (await has('index.json')) return 'oci-layout';
+  if (await has('manifest.json')) return 'docker-archive';
+  throw new NookError('INVALID_ARGUMENT', 'the archive is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)', {
+    hint: 'write one with nook image export, skopeo copy ... oci-archive: or docker save',
+  });
 }

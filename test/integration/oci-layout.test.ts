@@ -228,11 +228,18 @@ layer(sys.argv[2], [('abs/pwned-abs', 'file', 'x'), ('rel/pwned-rel', 'file', 'y
     await run(['mknod', join(devDir, 'null'), 'c', '1', '3']);
     const withDevice = await handMadeLayout(work, [await tarOf(devDir, 'null')], 'device');
     writeFileSync(join(work, 'not-a-tar'), 'hello');
+    // The outer archive itself holding a fifo beside a valid layout: refused before it is unpacked.
+    const fifoDir = join(work, 'fifo-outer');
+    mkdirSync(fifoDir);
+    await run(['tar', '-xf', good, '-C', fifoDir]);
+    await run(['mkfifo', join(fifoDir, 'pipe')]);
+    await run(['tar', '-C', fifoDir, '-cf', join(work, 'fifo-outer.tar'), '.']);
 
     const cases: [string, string, string][] = [
       [join(work, 'tampered.tar'), 'DIGEST_MISMATCH', 'does not match its digest'],
       [withDevice, 'INVALID_ARGUMENT', 'device nodes'],
       [join(work, 'not-a-tar'), 'INVALID_ARGUMENT', 'not a tar'],
+      [join(work, 'fifo-outer.tar'), 'INVALID_ARGUMENT', 'only files, directories and symlinks'],
     ];
     for (const [file, code, text] of cases) {
       const e = await d.client.images.import(file, { name: 'bad' }).then(
