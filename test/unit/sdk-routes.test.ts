@@ -128,7 +128,7 @@ describe('every SDK call goes to a route of the table, with its method', () => {
         setPoolSize: () => client.setPoolSize('python', 2), pools: () => client.pools(),
         health: () => client.health(), consoleLogin: () => client.consoleLogin(), run: () => client.run('true'), shutdown: () => client.shutdown(), events: () => client.events(), openapi: () => client.openapi(),
       }],
-      [Sandboxes.prototype, { create: () => client.sandboxes.create(), get: () => client.sandboxes.get('x'), list: () => client.sandboxes.list({ labels: { a: 'b' } }), exec: () => client.sandboxes.exec('x', ['true']) }],
+      [Sandboxes.prototype, { create: () => client.sandboxes.create(), get: () => client.sandboxes.get('x'), files: () => client.sandboxes.files('x').stat('/a'), list: () => client.sandboxes.list({ labels: { a: 'b' } }), exec: () => client.sandboxes.exec('x', ['true']) }],
       [Sandbox.prototype, {
         exec: () => sb.exec('true'), refresh: () => sb.refresh(), stop: () => sb.stop(), resume: () => sb.resume(), destroy: () => sb.destroy(), recycle: () => sb.recycle(),
         fork: () => sb.fork(), commit: () => sb.commit({ image: 'i' }), usage: () => sb.usage(), done: () => sb.done(), expose: () => sb.expose(80),
