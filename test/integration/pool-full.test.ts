@@ -103,11 +103,13 @@ describe('a tenant filling the shared pool within its disk limits', () => {
     const usage = await run(['btrfs', 'filesystem', 'usage', '-b', pool], { allowFail: true });
 
     // While the pool is full (or after), the daemon answers cleanly: a create either works or says NO_SPACE.
+    let t0 = Date.now();
     const probe = await d.client.sandboxes.create({ name: 'probe', image: 'minimal' }).catch((e: unknown) => e);
     if (probe instanceof NookError) assert.equal(probe.code, 'NO_SPACE', probe.message);
     else if (probe instanceof Error) assert.fail(`create failed without a NookError: ${probe.message}`);
     else await (probe as Sandbox).destroy();
 
+    const probeMs = Date.now() - t0;
     for (const s of attackers) await s.destroy();
 
     const aborts = (await kernelAborts(loopDev)).filter((l) => !kernelLogBefore.includes(l));
@@ -117,7 +119,9 @@ describe('a tenant filling the shared pool within its disk limits', () => {
     assert.ok(!mountOptions(pool).includes('ro'), `the pool is still mounted read-write: ${mountOptions(pool).join(',')}`);
 
     // A third party (a fresh sandbox) still creates and writes.
+    t0 = Date.now();
     const victim = await d.client.sandboxes.create({ name: 'victim', image: 'minimal' });
+    if (process.env.NOOK_TEST_VERBOSE) console.log(`probe create answered in ${probeMs} ms, victim created in ${Date.now() - t0} ms`);
     const w = await victim.exec(['sh', '-c', 'dd if=/dev/zero of=/work/ten bs=1M count=10 conv=fsync 2>&1; echo rc=$?']);
     assert.match(w.stdout, /rc=0/, `the victim writes 10 MiB: ${w.stdout}\n${diag}`);
     await victim.destroy();
