@@ -11,6 +11,12 @@
  * within their limits, on a 2 GiB pool. Afterwards, once they are destroyed, the pool must
  * still be read-write (no "forced readonly" for its loop device in the kernel log), a fresh
  * sandbox must write, and while it was full the daemon must have answered NO_SPACE.
+ *
+ * Measured (kernel 6.18, 2026-11-30): the attackers fill the pool (65 KiB free of 2 GiB,
+ * every chunk allocated to data) but btrfs refuses their further writes with ENOSPC and
+ * does not abort. What broke: right after they were destroyed the pool still looked full
+ * (their subvolumes are freed in the background) and the newcomer got NO_SPACE; the btrfs
+ * driver now waits for that clean-up before refusing (newcomer created in ~16 s here).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
