@@ -10,6 +10,8 @@ import { isSubvolume, nestedSubvolumes } from './subvolumes.js';
 import type { DiskUsage, SandboxSource, StorageDriver, StorageInfo, StorageUsage } from './driver.js';
 
 const GiB = 1024 ** 3;
+/** How long a full pool waits for deleted subvolumes to be freed before answering NO_SPACE. */
+const RECLAIM_TIMEOUT_MS = 30_000;
 
 export interface BtrfsPoolOptions {
   /** Directory holding the pool file and its mount point. */
@@ -84,6 +86,24 @@ export class BtrfsPoolDriver implements StorageDriver {
     return fsUsage(this.mountPoint);
   }
 
+  /**
+   * Refuses work in a full pool, but first lets btrfs finish freeing what was already
+   * deleted: a destroyed sandbox's subvolumes are cleaned in the background and their
+   * extents stay pinned until a commit, so right after tenants that filled the pool are
+   * destroyed it still looks full (measured: 0 MiB free of 2 GiB) and a newcomer would get
+   * NO_SPACE for space that is about to be free.
+   */
+  private async ensureSpace(what: string): Promise<void> {
+    try {
+      await ensurePoolSpace(what, this.mountPoint);
+    } catch (e) {
+      if (!(e instanceof NookError) || e.code !== 'NO_SPACE') throw e;
+      await btrfs(['subvolume', 'sync', this.mountPoint], true, RECLAIM_TIMEOUT_MS);
+      await btrfs(['filesystem', 'sync', this.mountPoint], true, RECLAIM_TIMEOUT_MS);
+      await ensurePoolSpace(what, this.mountPoint);
+    }
+  }
+
   private step<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return storageStep(what, this.mountPoint, fn);
   }
@@ -146,7 +166,7 @@ export class BtrfsPoolDriver implements StorageDriver {
 
   async createSandbox(sandboxId: string, source: SandboxSource, persistPaths: string[], diskMiB: number | null = null): Promise<void> {
     const dir = this.sandboxDir(sandboxId);
-    await ensurePoolSpace('create a sandbox', this.mountPoint);
+    await this.ensureSpace('create a sandbox');
     await this.step('create the sandbox directory', () => fsp.mkdir(dir, { mode: 0o711 }));
     try {
       if ('imageId' in source) {
@@ -227,7 +247,7 @@ export class BtrfsPoolDriver implements StorageDriver {
   async snapshotSandbox(sandboxId: string, snapshotId: string): Promise<void> {
     const src = this.sandboxDir(sandboxId);
     const dst = this.snapshotDir(snapshotId);
-    await ensurePoolSpace('take a snapshot', this.mountPoint);
+    await this.ensureSpace('take a snapshot');
     await this.step('create the snapshot directory', () => fsp.mkdir(dst, { mode: 0o711 }));
     try {
       for (const unit of await this.units(src)) await this.step('take the snapshot', () => this.snapshot(join(src, unit), join(dst, unit), true));
@@ -313,8 +333,8 @@ export class BtrfsPoolDriver implements StorageDriver {
   }
 }
 
-async function btrfs(args: string[], allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(['btrfs', ...args], { allowFail });
+async function btrfs(args: string[], allowFail = false, timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(['btrfs', ...args], { allowFail, ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
 /** Half the free space of the filesystem holding the pool, between 4 and 64 GiB (sparse). */

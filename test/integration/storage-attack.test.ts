@@ -171,6 +171,10 @@ describe('storage attacks', async () => {
     const s = await d.client.sandboxes.create({ name: 'before-full', image: 'minimal' });
     // Fill the pool from the host, outside any sandbox's quota group.
     const filler = join(pool, 'staging', 'filler');
+    // Space of earlier tests' destroyed sandboxes is freed in the background; the daemon waits
+    // for it before saying NO_SPACE, so the pool is filled only once it is settled.
+    await run(['btrfs', 'subvolume', 'sync', pool]);
+    await run(['btrfs', 'filesystem', 'sync', pool]);
     const st = statfsSync(pool);
     await run(['fallocate', '-l', String(st.bavail * st.bsize), filler], { allowFail: true });
     await run(['sync']);
