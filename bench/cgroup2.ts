@@ -3,7 +3,6 @@
  * Under TCG every absolute figure is ~40x slower than native, so only ratios mean anything;
  * both columns run in the same guest, on the same rootfs and the same generated OCI config.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolvePaths } from '../src/core/paths.js';
@@ -12,17 +11,10 @@ import { buildOciSpec } from '../src/runtime/oci-config.js';
 import { run } from '../src/util/proc.js';
 import { startDaemon } from '../test/helpers/daemon.js';
 import { round, stat, timeIt, type Stat } from './stats.js';
+import { spawnQuiet } from './raw.js';
 
 const N = Number(process.env.BENCH_N ?? 10);
 
-function spawnQuiet(argv: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    const child = spawn(cmd ?? '', args, { stdio: ['ignore', 'ignore', 'ignore'] });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve(code ?? 1));
-  });
-}
 
 async function main(): Promise<void> {
   const kind = detectCgroupKind();

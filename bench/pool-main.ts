@@ -5,7 +5,6 @@
  *   npm run bench:pool            # or: node dist/bench/pool-main.js [--json]
  *   BENCH_N=30 npm run bench:pool
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolvePaths } from '../src/core/paths.js';
@@ -14,18 +13,10 @@ import { run } from '../src/util/proc.js';
 import { startDaemon } from '../test/helpers/daemon.js';
 import { benchPool } from './pool.js';
 import { stat, timeIt } from './stats.js';
+import { HIDE_UNIFIED, spawnQuiet } from './raw.js';
 
 const N = Number(process.env.BENCH_N ?? 20);
-const HIDE_UNIFIED = [join(import.meta.dirname, '..', '..', 'native', 'build', 'nook-init'), 'hide-cgroup2', '--'];
 
-function spawnQuiet(argv: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    const child = spawn(cmd ?? '', args, { stdio: ['ignore', 'ignore', 'ignore'] });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve(code ?? 1));
-  });
-}
 
 async function main(): Promise<void> {
   const d = await startDaemon();

@@ -6,7 +6,6 @@
  *   npm run bench                 # default iterations
  *   BENCH_N=50 npm run bench      # more iterations
  */
-import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { AuditLog, type AuditContext } from '../src/core/audit.js';
@@ -22,20 +21,10 @@ import { benchPool } from './pool.js';
 import { benchCopy, type CopyBench } from './copy.js';
 import { benchEgress } from './egress.js';
 import { round, stat, timeIt, type Stat } from './stats.js';
+import { HIDE_UNIFIED, spawnQuiet } from './raw.js';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const IDLE_SANDBOXES = Number(process.env.BENCH_IDLE ?? 50);
-/** crun needs this on hybrid cgroup hosts; raw crun gets the same (cheapest) workaround nook uses. */
-const HIDE_UNIFIED = [join(import.meta.dirname, '..', '..', 'native', 'build', 'nook-init'), 'hide-cgroup2', '--'];
-
-function spawnQuiet(argv: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    const child = spawn(cmd ?? '', args, { stdio: ['ignore', 'ignore', 'ignore'] });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve(code ?? 1));
-  });
-}
 
 function memAvailableBytes(): number {
   const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
