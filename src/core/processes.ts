@@ -197,15 +197,14 @@ export class ProcessManager {
         )
       : () => undefined;
     try {
-      let stored = await this.logs.read(sb.id, row.id);
+      const all = await this.logs.read(sb.id, row.id);
+      // Everything this read saw is settled (shown or filtered out); what the follow caught
+      // after it is newer. (A second read here once skipped records it saw but never sent.)
+      lastSeen = all.at(-1)?.n ?? 0;
+      let stored = all;
       if (opts.sinceMs !== undefined) stored = stored.filter((r) => r.t >= (opts.sinceMs ?? 0));
       if (opts.tail !== undefined) stored = lastLines(stored, opts.tail);
-      for (const r of stored) {
-        emit({ type: r.s === 'o' ? 'stdout' : 'stderr', data: r.d, at: new Date(r.t).toISOString() });
-        lastSeen = Math.max(lastSeen, r.n);
-      }
-      const all = await this.logs.read(sb.id, row.id);
-      lastSeen = Math.max(lastSeen, all.at(-1)?.n ?? 0);
+      for (const r of stored) emit({ type: r.s === 'o' ? 'stdout' : 'stderr', data: r.d, at: new Date(r.t).toISOString() });
       while (opts.follow && !signal.aborted) {
         for (const r of pending.splice(0)) {
           if (r.n <= lastSeen) continue;
