@@ -14,6 +14,7 @@ import { gzipSync } from 'node:zlib';
 import type { ProgressEvent } from '../../src/api/schemas.js';
 import { run } from '../../src/util/proc.js';
 import { rejectsWith } from '../helpers/assert.js';
+import { bsdtarChildren, routeRegistry } from '../helpers/hostile-registry.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { sha, tarOf } from '../helpers/oci.js';
 
@@ -54,13 +55,7 @@ function serve(repo: string, layers: Buffer[], lies: { lie?: Lie; delayMs?: numb
 }
 
 function hostileRegistry(): Server {
-  return createServer((req, res) => {
-    const m = /^\/v2\/library\/([^/]+)\/(manifests|blobs)\/(.+)$/.exec(req.url ?? '');
-    const served = m?.[1] ? repos.get(m[1]) : undefined;
-    if (!m || !served) return void res.writeHead(404).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
-    if (m[2] === 'manifests') return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(served.manifest);
-    const blob = served.blobs.get((m[3] ?? '').replace(/^sha256:/, ''));
-    if (!blob) return void res.writeHead(404).end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
+  return createServer((req, res) => routeRegistry(repos, req, res, (blob) => {
     const send = (): void => {
       const b = Buffer.from(blob.bytes);
       if (blob.lie === 'flip') b[b.length - 20] = (b[b.length - 20] ?? 0) ^ 0xff;
@@ -76,24 +71,7 @@ function hostileRegistry(): Server {
     };
     if (blob.delayMs > 0) setTimeout(send, blob.delayMs);
     else send();
-  });
-}
-
-/** Processes whose parent is the daemon and whose command is bsdtar (a lister or an extractor left running). */
-function bsdtarChildren(pid: number): number {
-  let n = 0;
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    const stat = (() => {
-      try {
-        return readFileSync(`/proc/${p}/stat`, 'utf8');
-      } catch {
-        return '';
-      }
-    })();
-    const m = /^\d+ \((.*)\) \S (\d+)/.exec(stat);
-    if (m?.[1] === 'bsdtar' && Number(m[2]) === pid) n++;
-  }
-  return n;
+  }));
 }
 
 describe('pulls from a hostile registry', () => {

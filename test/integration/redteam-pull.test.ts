@@ -7,13 +7,14 @@
  * a clear error, kill bsdtar and leave nothing behind. Loopback registry only.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { rejectsWith } from '../helpers/assert.js';
+import { bsdtarChildren, routeRegistry } from '../helpers/hostile-registry.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { sha } from '../helpers/oci.js';
 
@@ -105,42 +106,19 @@ function serveLayer(repo: string, gz: Buffer, mediaType = 'application/vnd.oci.i
 }
 
 function registry(): Server {
-  return createServer((req, res) => {
-    const m = /^\/v2\/library\/([^/]+)\/(manifests|blobs)\/(.+)$/.exec(req.url ?? '');
-    const served = m?.[1] ? repos.get(m[1]) : undefined;
-    if (!m || !served) return void res.writeHead(404).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
-    if (m[2] === 'manifests') return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(served.manifest);
-    const blob = served.blobs.get((m[3] ?? '').replace(/^sha256:/, ''));
-    if (!blob) return void res.writeHead(404).end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
+  return createServer((req, res) => routeRegistry(repos, req, res, (blob, repo) => {
     res.writeHead(200, { 'content-length': String(blob.length) });
-    if (m[1] !== 'slow' || blob.length < 1000) return void res.end(blob);
+    if (repo !== 'slow' || blob.length < 1000) return void res.end(blob);
     // One byte a second, for ever (the client must give up).
     let i = 0;
     const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : res.write(blob.subarray(i, ++i))), 1000);
     res.on('close', () => clearInterval(timer));
-  });
+  }));
 }
 
 /** The daemon's peak resident memory so far, MiB. */
 const peakMiB = (pid: number): number => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
-/** bsdtar processes whose parent is the daemon. */
-function bsdtarChildren(pid: number): number {
-  let n = 0;
-  for (const p of readdirSafe('/proc')) {
-    const m = /^\d+ \((.*)\) \S (\d+)/.exec(readSafe(`/proc/${p}/stat`));
-    if (m?.[1] === 'bsdtar' && Number(m[2]) === pid) n++;
-  }
-  return n;
-}
-const readSafe = (f: string): string => {
-  try {
-    return readFileSync(f, 'utf8');
-  } catch {
-    return '';
-  }
-};
-const readdirSafe = (d: string): string[] => readdirSync(d).filter((x) => /^\d+$/.test(x));
 
 describe('red team: pull listing bombs', () => {
   let d: TestDaemon;
