@@ -3,25 +3,11 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { Header, type HeaderData } from 'tar';
+import { rawTar as tarOf } from '../helpers/raw-tar.js';
 import { NookError } from '../../src/api/errors.js';
 import { safeUntar as sdkUntar } from '../../src/sdk/safe-untar.js';
 import { safeUntar as daemonUntar } from '../../src/util/safe-untar.js';
 
-/** A raw tar archive from entries (header fields as given, so hostile ones too). */
-function tarOf(entries: { path: string; type?: HeaderData['type']; mode?: number; linkpath?: string; body?: string }[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const h = new Header({ path: e.path, type: e.type ?? 'File', mode: e.mode ?? 0o644, size: e.type && e.type !== 'File' ? 0 : body.length, mtime: new Date(0), ...(e.linkpath ? { linkpath: e.linkpath } : {}) });
-    const block = Buffer.alloc(512);
-    h.encode(block);
-    blocks.push(block);
-    if (body.length) blocks.push(Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 const HOSTILE = tarOf([
   { path: 'ok.txt', body: 'fine' },

@@ -8,25 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { Header, type HeaderData } from 'tar';
+import { rawTar as tarOf, type RawTarEntry } from '../helpers/raw-tar.js';
 import { NookError } from '../../src/api/errors.js';
 import { listLayerFile, StreamLister, type Member } from '../../src/oci/tar-list.js';
 
-function tarOf(entries: { path: string; type?: HeaderData['type']; linkpath?: string; body?: string; devmaj?: number }[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const h = new Header({ path: e.path, type: e.type ?? 'File', mode: 0o644, size: e.type && e.type !== 'File' ? 0 : body.length, mtime: new Date(0), ...(e.linkpath ? { linkpath: e.linkpath } : {}), ...(e.devmaj ? { devmaj: e.devmaj, devmin: 1 } : {}) });
-    const block = Buffer.alloc(512);
-    h.encode(block);
-    blocks.push(block);
-    if (body.length) blocks.push(Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
-const HOSTILE: { path: string; type?: HeaderData['type']; linkpath?: string; body?: string; devmaj?: number }[] = [
+const HOSTILE: RawTarEntry[] = [
   { path: 'dir/', type: 'Directory' },
   { path: 'dir/sp ace', body: 'x' },
   { path: 'dir/.wh.sp ace' },
