@@ -6,7 +6,7 @@
  * at the idle timeout. Loopback destinations only (allowed.test maps to 127.0.0.1).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -44,7 +44,9 @@ describe('red team: egress relay under destroy and back-pressure', () => {
       res.on('close', () => clearInterval(timer));
     });
     // Accepts, never reads, never closes: an upload to it fills every buffer on the way.
-    sink = createServer((s) => {
+    // allowHalfOpen: the client's end of sending leaves this side open (Node would otherwise
+    // close a paused socket that reads EOF with nothing buffered, ending the tunnel cleanly).
+    sink = createServer({ allowHalfOpen: true }, (s) => {
       s.on('error', () => undefined);
       s.pause();
       held.push(s);
@@ -52,7 +54,7 @@ describe('red team: egress relay under destroy and back-pressure', () => {
     for (const srv of [http, sink]) await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     httpPort = (http.address() as { port: number }).port;
     sinkPort = (sink.address() as { port: number }).port;
-    d = new TestDaemon(mkdtempSync('/tmp/nookt-'), { NOOK_PROXY_HOSTS: 'allowed.test=127.0.0.1', NOOK_PROXY_IDLE_TIMEOUT_MS: '3000' });
+    d = new TestDaemon(mkdtempSync('/tmp/nookt-'), { NOOK_PROXY_HOSTS: 'allowed.test=127.0.0.1', NOOK_PROXY_IDLE_TIMEOUT_MS: '6000' });
     await d.start();
   });
   after(async () => {
@@ -64,7 +66,24 @@ describe('red team: egress relay under destroy and back-pressure', () => {
 
   const sh = (sb: Sandbox, script: string, timeoutMs = 60_000) => sb.exec(['sh', '-c', script], { timeoutMs });
   const create = (name: string) => d.client.sandboxes.create({ name, image: 'minimal', allowHosts: [`allowed.test:${httpPort}`, `allowed.test:${sinkPort}`] });
-  const helperFds = (id: string): number => relayHelpers(d.stateDir, id).reduce((n, pid) => n + readdirSync(`/proc/${pid}/fd`).length, 0);
+  // Relays the helpers carry now: each holds two pipes with both ends open in the helper, so a
+  // pipe seen twice is a relay's (descriptors the helper inherited are never both ends).
+  const relaysOpen = (id: string): number => {
+    let pipes = 0;
+    for (const pid of relayHelpers(d.stateDir, id)) {
+      const seen = new Map<string, number>();
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+          if (target.startsWith('pipe:')) seen.set(target, (seen.get(target) ?? 0) + 1);
+        } catch {
+          // closed meanwhile
+        }
+      }
+      for (const n of seen.values()) if (n === 2) pipes++;
+    }
+    return pipes / 2;
+  };
 
   it('attack: destroy mid-transfer (endless downloads, a blocked upload, a half-closed tunnel held open) finishes and leaves no helper', async () => {
     const sb = await create('destroyed');
@@ -77,7 +96,11 @@ describe('red team: egress relay under destroy and back-pressure', () => {
       'wait',
     ].join('\n');
     void sh(sb, script).catch(() => undefined);
-    await waitFor(() => helperFds(sb.id) >= 5 * 6, 10_000, 'the helper to carry five relays');
+    // A sandbox left behind by a failure here would hold helpers the next test counts.
+    await waitFor(() => relaysOpen(sb.id) === 5, 10_000, 'the helper to carry five relays').catch(async (e: unknown) => {
+      await sb.destroy().catch(() => undefined);
+      throw e;
+    });
     const t0 = Date.now();
     await sb.destroy();
     const ms = Date.now() - t0;
