@@ -7,30 +7,16 @@
  * starts; allowed.test maps to 127.0.0.1 through NOOK_PROXY_HOSTS.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Sandbox } from '../../src/sdk/client.js';
 import { TestDaemon, waitFor } from '../helpers/daemon.js';
+import { relayHelpers, relaysOpen } from '../helpers/relay.js';
 
 const BIG_BYTES = 48 * 1024 * 1024;
 const MAX_CONNECTIONS = 12;
-
-/** Pids of this daemon's relay helpers for one sandbox (`<state>/bin/nook-init relay MS ID`). */
-function relayHelpers(stateDir: string, sandboxId: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.startsWith(stateDir) && argv[1] === 'relay' && argv[3] === sandboxId) pids.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
 
 const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -130,9 +116,7 @@ describe('egress splice relay (loopback only)', () => {
     const baseline = openFds(daemonPid());
     // Not awaited: the downloads run as long as the exec does, until the stop.
     const running = sh(sb, `for i in 1 2 3 4; do wget -q -O /dev/null http://allowed.test:${httpPort}/endless & done; wait`).catch(() => undefined);
-    // Six descriptors per relay: two sockets, two pipes.
-    const helperFds = (): number => relayHelpers(d.stateDir, sb.id).reduce((n, pid) => n + openFds(pid), 0);
-    await waitFor(() => helperFds() >= 4 * 6, 5000, 'the relay helper to carry the four downloads');
+    await waitFor(() => relaysOpen(d.stateDir, sb.id) === 4, 5000, 'the relay helper to carry the four downloads');
     assert.equal(relayHelpers(d.stateDir, sb.id).length, 1, 'one helper for the sandbox');
     await sb.stop();
     await running;

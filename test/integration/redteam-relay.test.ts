@@ -6,27 +6,13 @@
  * at the idle timeout. Loopback destinations only (allowed.test maps to 127.0.0.1).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Sandbox } from '../../src/sdk/client.js';
 import { TestDaemon, waitFor } from '../helpers/daemon.js';
-
-/** Pids of this daemon's relay helpers (`<state>/bin/nook-init relay MS ID`), for one sandbox or all. */
-function relayHelpers(stateDir: string, sandboxId?: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.startsWith(stateDir) && argv[1] === 'relay' && (sandboxId === undefined || argv[3] === sandboxId)) pids.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
+import { relayHelpers, relaysOpen } from '../helpers/relay.js';
 
 describe('red team: egress relay under destroy and back-pressure', () => {
   let d: TestDaemon;
@@ -66,24 +52,6 @@ describe('red team: egress relay under destroy and back-pressure', () => {
 
   const sh = (sb: Sandbox, script: string, timeoutMs = 60_000) => sb.exec(['sh', '-c', script], { timeoutMs });
   const create = (name: string) => d.client.sandboxes.create({ name, image: 'minimal', allowHosts: [`allowed.test:${httpPort}`, `allowed.test:${sinkPort}`] });
-  // Relays the helpers carry now: each holds two pipes with both ends open in the helper, so a
-  // pipe seen twice is a relay's (descriptors the helper inherited are never both ends).
-  const relaysOpen = (id: string): number => {
-    let pipes = 0;
-    for (const pid of relayHelpers(d.stateDir, id)) {
-      const seen = new Map<string, number>();
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        try {
-          const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-          if (target.startsWith('pipe:')) seen.set(target, (seen.get(target) ?? 0) + 1);
-        } catch {
-          // closed meanwhile
-        }
-      }
-      for (const n of seen.values()) if (n === 2) pipes++;
-    }
-    return pipes / 2;
-  };
 
   it('attack: destroy mid-transfer (endless downloads, a blocked upload, a half-closed tunnel held open) finishes and leaves no helper', async () => {
     const sb = await create('destroyed');
@@ -97,7 +65,7 @@ describe('red team: egress relay under destroy and back-pressure', () => {
     ].join('\n');
     void sh(sb, script).catch(() => undefined);
     // A sandbox left behind by a failure here would hold helpers the next test counts.
-    await waitFor(() => relaysOpen(sb.id) === 5, 10_000, 'the helper to carry five relays').catch(async (e: unknown) => {
+    await waitFor(() => relaysOpen(d.stateDir, sb.id) === 5, 10_000, 'the helper to carry five relays').catch(async (e: unknown) => {
       await sb.destroy().catch(() => undefined);
       throw e;
     });
