@@ -46,6 +46,20 @@ const BTRFS_IOCTLS = {
 } as const;
 
 /**
+ * Shared extents: a clone or dedupe adds pool metadata (a file of 4096 extents cloned: 420
+ * MiB of metadata) that btrfs quotas never charge to the sandbox, so repeated clones grow the
+ * pool without bound. Refused with EOPNOTSUPP, on which cp, Go, Rust and libuv copy the bytes
+ * instead (charged like any write). copy_file_range clones on btrfs too: ENOSYS, the answer
+ * every caller of it falls back on.
+ */
+const SHARED_EXTENT_IOCTLS = {
+  FICLONE: 0x40049409,
+  FICLONERANGE: 0x4020940d,
+  FIDEDUPERANGE: 0xc0189436,
+} as const;
+const EOPNOTSUPP = 95;
+
+/**
  * The kernel reads ioctl's command as a 32-bit unsigned int, but seccomp sees all 64 bits
  * of the register: compare under a 32-bit mask, or setting the upper bits (or musl's sign
  * extension of 0xc... commands) would slip past an equality test.
@@ -58,6 +72,12 @@ export interface SeccompProfile {
   syscalls: { names: string[]; action: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[];
 }
 
+type SeccompRule = SeccompProfile['syscalls'][number];
+
+function ioctlRule(cmd: number, errnoRet: number): SeccompRule {
+  return { names: ['ioctl'], action: 'SCMP_ACT_ERRNO', errnoRet, args: [{ index: 1, value: IOCTL_CMD_MASK, valueTwo: cmd, op: 'SCMP_CMP_MASKED_EQ' }] };
+}
+
 export function defaultSeccompProfile(): SeccompProfile {
   return {
     defaultAction: 'SCMP_ACT_ALLOW',
@@ -67,12 +87,9 @@ export function defaultSeccompProfile(): SeccompProfile {
       // glibc falls back to clone(2) on ENOSYS, where the flag rules below apply;
       // clone3 passes flags in memory, which seccomp cannot inspect.
       { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
-      ...Object.values(BTRFS_IOCTLS).map((cmd) => ({
-        names: ['ioctl'],
-        action: 'SCMP_ACT_ERRNO',
-        errnoRet: EPERM,
-        args: [{ index: 1, value: IOCTL_CMD_MASK, valueTwo: cmd, op: 'SCMP_CMP_MASKED_EQ' }],
-      })),
+      ...Object.values(BTRFS_IOCTLS).map((cmd) => ioctlRule(cmd, EPERM)),
+      ...Object.values(SHARED_EXTENT_IOCTLS).map((cmd) => ioctlRule(cmd, EOPNOTSUPP)),
+      { names: ['copy_file_range'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
       ...CLONE_NAMESPACE_FLAGS.map((flag) => ({
         names: ['clone'],
         action: 'SCMP_ACT_ERRNO',

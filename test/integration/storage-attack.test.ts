@@ -87,7 +87,7 @@ describe('storage attacks', async () => {
     });
   }
 
-  it('refuses subvolume and snapshot ioctls inside a sandbox', { skip: gcc ? false : 'gcc is not installed' }, async () => {
+  it('refuses subvolume and snapshot ioctls, and extent clones the quota would not charge, inside a sandbox', { skip: gcc ? false : 'gcc is not installed' }, async () => {
     await run(['gcc', '-static', '-O1', '-DSUBVOL_ONLY', '-o', join(work, 'probe'), join(REPO_ROOT, 'test', 'fixtures', 'escape-probe.c')]);
     const s = await d.client.sandboxes.create({ name: 'ioctl', image: 'minimal' });
     await s.files.write('/work/probe', readFileSync(join(work, 'probe')), { mode: 0o755 });
@@ -101,6 +101,11 @@ describe('storage attacks', async () => {
     }
     // Ordinary ioctls still work (a terminal query answers, not EPERM).
     assert.ok(lines.includes('tcgets refused ENOTTY'), r.stdout);
+    // Clones and dedupes on the sandbox's own btrfs (each works there without the profile):
+    // refused with what makes cp and friends copy the bytes instead, which still works.
+    for (const name of ['ficlone', 'ficlonerange', 'ficlone-hibits', 'fidedupe']) assert.ok(lines.includes(`${name} refused EOPNOTSUPP`), `${name}: ${r.stdout}`);
+    assert.ok(lines.includes('copy-file-range refused ENOSYS'), r.stdout);
+    assert.ok(lines.includes('write-copy ALLOWED'), r.stdout);
     await s.destroy();
   });
 
