@@ -98,7 +98,7 @@ export type ErrorContexts = {
   FILE_NOT_FOUND: { sandbox: string; path: string };
   NAME_TAKEN: UntypedContext;
   INVALID_STATE: UntypedContext;
-  IMAGE_IN_USE: { sandboxes: string[] } | { snapshots: string[] };
+  IMAGE_IN_USE: { sandboxes: string[] } | { snapshots: string[] } | { pool: number };
   VOLUME_LOCKED: UntypedContext;
   VOLUME_IN_USE: { sandbox: string; sandboxId: string; path: string | null };
   VOLUME_BUSY: { holders: VolumeHolder[]; sandbox?: string; path?: string | null };

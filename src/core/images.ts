@@ -12,6 +12,7 @@ import { log } from '../util/log.js';
 import { run } from '../util/proc.js';
 import { UndoStack } from '../util/undo.js';
 import type { AuditLog } from './audit.js';
+import { poolSizeOf } from './pool.js';
 import type { RegistryCredentials } from '../oci/registry-client.js';
 import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../oci/reference.js';
 import { applyListed } from '../oci/layers.js';
@@ -171,7 +172,7 @@ export class ImageManager {
         progress('done', 100, `image ${name} already exists`);
         return this.toImage(existing);
       }
-      await this.remove(name);
+      await this.removeUnused(name);
     }
     const id = newId('img');
     const now = Date.now();
@@ -332,7 +333,7 @@ export class ImageManager {
     const row = this.row(name);
     if (!row) return;
     if (this.usedBy(row.id).length === 0 && !this.db.prepare('SELECT 1 FROM snapshots WHERE image_id = ?').get(row.id)) {
-      await this.remove(name);
+      await this.removeUnused(name);
       return;
     }
     const [base = name, tag] = name.split(':');
@@ -359,7 +360,15 @@ export class ImageManager {
     });
   }
 
+  /** `image rm`: also refused while a warm pool keeps the image (the pool would start it again at once). */
   async remove(ref: string): Promise<Image> {
+    const pooled = poolSizeOf(this.db, this.row(ref)?.name ?? ref);
+    if (pooled > 0) throw new NookError('IMAGE_IN_USE', `image ${ref} has a warm pool of ${pooled}`, { hint: `drain the pool first (nook config set pool.${ref} 0)`, context: { pool: pooled } });
+    return this.removeUnused(ref);
+  }
+
+  /** Removes an image no sandbox or snapshot uses (a rebuild or a newer pull replaces a pooled one: the pool restarts on it). */
+  private async removeUnused(ref: string): Promise<Image> {
     const row = this.row(ref);
     if (!row || row.state !== 'ready') throw notFound(ref);
     const users = this.usedBy(row.id);

@@ -64,6 +64,12 @@ export function poolImageFor(req: CreateSandboxRequest, runtime: RuntimeKind): s
   return IMAGE_NAME_PATTERN.test(image) ? image : null;
 }
 
+/** The configured pool size of one image (0 without one): an image with a pool is in use. */
+export function poolSizeOf(db: Db, image: string): number {
+  const row = db.prepare('SELECT value_json FROM host_config WHERE key = ?').get(`${KEY_PREFIX}${image}`) as { value_json: string } | undefined;
+  return row ? Number(JSON.parse(row.value_json)) : 0;
+}
+
 /** `pool.IMAGE` → IMAGE, or null for another key. */
 export function poolKeyImage(key: string): string | null {
   return key.startsWith(KEY_PREFIX) ? key.slice(KEY_PREFIX.length) : null;
