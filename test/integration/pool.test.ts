@@ -194,25 +194,6 @@ describe('warm pool', () => {
     await named.destroy();
   });
 
-  it('image rm is refused while a pool keeps the image (it would be started again at once); a rebuild moves the pool onto the new image', async () => {
-    await d.client.setPoolSize(IMAGE, 1);
-    await ready(1);
-    const rm = await d.cli(['image', 'rm', IMAGE, '--json']);
-    assert.notEqual(rm.code, 0, 'refused');
-    assert.match(rm.stdout + rm.stderr, /IMAGE_IN_USE/);
-    assert.match(rm.stdout + rm.stderr, new RegExp(`nook config set pool\\.${IMAGE} 0`), 'the hint names the fix');
-    const image = (await d.client.images.list()).find((i) => i.name === IMAGE);
-    assert.ok(image, 'the image is still there');
-    const [old] = await members();
-    const rebuilt = await d.client.images.build({ preset: IMAGE, rebuild: true });
-    assert.notEqual(rebuilt.id, image.id);
-    await waitFor(async () => {
-      const now = await members();
-      return now.length === 1 && now[0] !== old;
-    }, 60_000, 'the pool to start its member on the rebuilt image');
-    assert.deepEqual(await traces(old ?? ''), [], 'the member of the old image is gone');
-  });
-
   it('size 0 drains the pool before answering; a release leaves nothing behind', async () => {
     const old = await members();
     const r = await d.cli(['config', 'set', `pool.${IMAGE}`, '0', '--json']);

@@ -1,7 +1,7 @@
 /**
- * Red team, warm pool: the image of a pool removed while members are ready (they must go,
- * not run on unlisted and uncounted), and a daemon SIGKILLed while a member is being started
- * (its container, cgroups and subvolume go at the restart), and `nook daemon stop` in the
+ * Red team, warm pool: the image of a pool removed (refused) or rebuilt while members are
+ * ready (the old members must go, not run on unlisted and uncounted), a daemon SIGKILLed
+ * while a member is being started (its container, cgroups and subvolume go at the restart), and `nook daemon stop` in the
  * middle of a flood of one-shot runs with a pool filling (the graceful stop gives up after
  * 3 s): nothing of any run or member is left once the next daemon has started.
  */
@@ -46,14 +46,26 @@ describe('red team: warm pool', () => {
     await d.teardown();
   });
 
-  it('attack: removing a pool\'s image drops its ready members (no container, cgroup or files of them stays)', async () => {
+  it('attack: a pool\'s image is not removed under it (the pool would start it again); a rebuild drops the old members at once (no container, cgroup or files of them stay)', async () => {
     await d.client.setConfig(`pool.${IMAGE}`, 2);
     await waitFor(async () => (await members()).length === 2, 60_000, 'two ready members');
     const old = await members();
-    await d.client.images.remove(IMAGE);
-    await waitFor(async () => (await Promise.all(old.map(traces))).every((t) => t.length === 0), 15_000, `the members of the removed image to go (left: ${old.join(', ')})`);
+    const rm = await d.cli(['image', 'rm', IMAGE, '--json']);
+    assert.notEqual(rm.code, 0, 'refused');
+    assert.match(rm.stdout + rm.stderr, /IMAGE_IN_USE/);
+    assert.match(rm.stdout + rm.stderr, new RegExp(`nook config set pool\\.${IMAGE} 0`), 'the hint names the fix');
+    const image = (await d.client.images.list()).find((i) => i.name === IMAGE);
+    assert.ok(image, 'the image is still there');
+    const rebuilt = await d.client.images.build({ preset: IMAGE, rebuild: true });
+    assert.notEqual(rebuilt.id, image.id);
+    await waitFor(async () => (await Promise.all(old.map(traces))).every((t) => t.length === 0), 15_000, `the members of the replaced image to go (left: ${old.join(', ')})`);
+    await waitFor(async () => {
+      const now = await members();
+      return now.length === 2 && !now.some((id) => old.includes(id));
+    }, 60_000, 'the pool to refill on the rebuilt image');
     await d.client.setConfig(`pool.${IMAGE}`, 0);
     assert.deepEqual(await members(), []);
+    await d.client.images.remove(IMAGE);
   });
 
   it('crash: a daemon SIGKILLed while a member is starting leaves nothing of it after the restart', async () => {
