@@ -362,8 +362,7 @@ export class ImageManager {
 
   /** `image rm`: also refused while a warm pool keeps the image (the pool would start it again at once). */
   async remove(ref: string): Promise<Image> {
-    const name = this.row(ref)?.name ?? ref;
-    const pooled = poolSizeOf(this.db, name);
+    const name = this.row(ref)?.name ?? ref, pooled = poolSizeOf(this.db, name);
     if (pooled > 0) throw new NookError('IMAGE_IN_USE', `image ${name} has a warm pool of ${pooled}`, { hint: `drain the pool first (nook config set pool.${name} 0)`, context: { pool: pooled } });
     return this.removeUnused(ref);
   }
