@@ -20,8 +20,11 @@ describe('nook CLI end to end', () => {
     assert.equal(r.stderr, '');
     assert.equal(r.stdout, '4\n');
     assert.equal(r.code, 0);
-    const ls = JSON.parse((await d.cli(['ls', '--json'])).stdout) as { sandboxes: unknown[] };
-    assert.equal(ls.sandboxes.length, 0, 'run leaves no sandbox');
+    // The answer comes before the destroy ends: right after, the sandbox may still be listed,
+    // but only as destroying; then it is gone.
+    const listed = async (): Promise<{ state: string }[]> => (JSON.parse((await d.cli(['ls', '--json'])).stdout) as { sandboxes: { state: string }[] }).sandboxes;
+    assert.deepEqual((await listed()).filter((s) => s.state !== 'destroying'), [], 'run leaves no live sandbox');
+    await waitFor(async () => (await listed()).length === 0, 30_000, 'the run\'s sandbox to be destroyed');
   });
 
   it('walks a persistent sandbox through its lifecycle', async () => {
