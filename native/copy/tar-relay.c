@@ -238,6 +238,25 @@ static int stream_fd(int fd, int in) {
   return S_ISFIFO(st.st_mode) && (in ? acc != O_WRONLY : acc != O_RDONLY);
 }
 
+/* The one answer line for how the copy ended. */
+static void verdict(int in, int over, long long max, long long total, int exit_code) {
+  char m[TAIL + 200];
+  if (over) {
+    snprintf(m, sizeof m, "the archive is more than %lld bytes: stopped%s", max, in ? "" : ", nothing written");
+    answer(3, m, 0);
+    return;
+  }
+  pthread_mutex_lock(&tail_mu);
+  size_t n = strlen(tail);
+  while (n && tail[n - 1] == '\n') tail[--n] = 0;
+  snprintf(m, sizeof m, "tar in the sandbox failed (%s, exit %d): %s", in ? "unpacking the archive" : "archiving", exit_code, tail[0] ? tail : "no message");
+  pthread_mutex_unlock(&tail_mu);
+  if (exit_code == 127) answer(5, "the sandbox's image has no tar", 0);
+  else if (exit_code > 0) answer(4, m, 0);
+  else if (total < 0 || exit_code < 0) answer(1, in ? "the copy into the sandbox broke off" : "the copy out of the sandbox broke off", 0);
+  else answer(0, "", total);
+}
+
 int run_tar_relay(char **a) {
   const char *sock = a[2], *agent = a[3], *path = a[5];
   int in = strcmp(a[4], "tar-in") == 0;
@@ -245,7 +264,6 @@ int run_tar_relay(char **a) {
   idle_ms = atoll(a[9]);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
-  char m[TAIL + 200];
   struct sockaddr_un addr;
   int listener = unix_socket(sock, &addr);
   mode_t old = umask(0177);
@@ -294,23 +312,12 @@ int run_tar_relay(char **a) {
   } else {
     total = drain(conn, fd, max, &over, &exit_code);
   }
-  /* The CLI sees the end of the stream now; a cut one never ends with tar's end blocks. */
-  close(fd);
   ring_stop(hash);
+  /* The answer goes first: the CLI (which sees the stream end when fd closes) and the daemon
+   * (which may kill us once the CLI hangs up) must never see a cut stream without it. A cut
+   * stream also never ends with tar's end blocks. */
+  verdict(in, over, max, total, exit_code);
+  close(fd);
   close(conn);
-  if (over) {
-    snprintf(m, sizeof m, "the archive is more than %lld bytes: stopped%s", max, in ? "" : ", nothing written");
-    return answer(3, m, 0);
-  }
-  pthread_mutex_lock(&tail_mu);
-  size_t n = strlen(tail);
-  while (n && tail[n - 1] == '\n') tail[--n] = 0;
-  pthread_mutex_unlock(&tail_mu);
-  if (exit_code == 127) return answer(5, "the sandbox's image has no tar", 0);
-  if (exit_code > 0) {
-    snprintf(m, sizeof m, "tar in the sandbox failed (%s, exit %d): %s", in ? "unpacking the archive" : "archiving", exit_code, tail[0] ? tail : "no message");
-    return answer(4, m, 0);
-  }
-  if (total < 0 || exit_code < 0) return answer(1, in ? "the copy into the sandbox broke off" : "the copy out of the sandbox broke off", 0);
-  return answer(0, "", total);
+  return 0;
 }

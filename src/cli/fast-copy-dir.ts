@@ -28,19 +28,20 @@ export async function fastCopyDirIn(client: NookClient, files: Files, hostDir: s
   const hangUp = new AbortController();
   let packFailed: Error | undefined;
   let settled = false;
-  // A pack that breaks off would end the pipe like a whole archive: the copy is hung up instead.
+  // A pack that broke off ends the pipe like a whole archive: checked against the answer below.
+  // (Most pack errors are the relay stopping first, at its bound: its answer says why.)
   const packing = pipeline(packDir(hostDir), stream).catch((e: Error) => {
-    if (settled) return;
-    packFailed = e;
-    hangUp.abort(e);
+    if (!settled) packFailed = e;
   });
   const r = await run(files, { path: dir, direction: 'in', kind: 'tar' }, sender, hangUp).finally(() => {
     settled = true;
     stream.destroy();
   });
   await packing;
-  if (packFailed) throw new NookError('RUNTIME_ERROR', `packing ${hostDir} failed: ${packFailed.message}`, { hint: 'check that every file under it is readable' });
-  return r ? { path: r.path, bytes: r.bytes, sha256: r.sha256 } : null;
+  if (!r) return null;
+  // The relay took a stream that ended early as a whole archive: the copy is not whole.
+  if (packFailed) throw new NookError('RUNTIME_ERROR', `packing ${hostDir} broke off (${packFailed.message}); the sandbox's copy may be partial`, { hint: 'check that every file under it is readable, then copy again' });
+  return { path: r.path, bytes: r.bytes, sha256: r.sha256 };
 }
 
 /** A sandbox file or directory out to the host (as files.download does); null: stream it instead. */

@@ -95,7 +95,8 @@ export async function run(files: Files, req: FastCopyRequest, sender: Sender, ha
     }
   } catch (e) {
     await handed?.catch(() => undefined);
-    if (e instanceof NookError && definite.has(e.code)) throw e;
+    // We hung up ourselves (the SDK says INVALID_STATE for an aborted request): not an answer.
+    if (e instanceof NookError && definite.has(e.code) && !hangUp.signal.aborted) throw e;
   } finally {
     if (!handed) sender.cancel();
   }
