@@ -79,6 +79,8 @@ export async function unpackTo(archive: Readable, topName: string, dest: string,
       hint: 'the sandbox stopped, its tar failed, or the copy passed the limit: see nook logs, or raise --max-bytes',
     });
   } finally {
-    await fsp.rm(scratch, { recursive: true, force: true });
+    // After an error node-tar may still be finishing writes it had started: a single rm raced
+    // them (ENOTEMPTY, the scratch directory left behind and INTERNAL reported). rm retries.
+    await fsp.rm(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }

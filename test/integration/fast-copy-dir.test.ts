@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/api/schemas.js';
@@ -137,6 +137,55 @@ describe('fast copy of directories (nook cp DIR on the daemon host)', () => {
     assert.match(r.stderr, /tar in the sandbox failed \(archiving, exit 2\): tar: read error \[INVALID_ARGUMENT\]/);
     assert.ok(!readdirSync(host).includes('failed'), 'an archive the sandbox said was not whole was put in place');
     await assertNothingLeft();
+    await evil.destroy();
+  });
+
+  it("attacker: a sandbox tar's archive never steers a host path (.. and absolute names, a write through a link it made, setuid bits); a refusal leaves no scratch directory", async () => {
+    const victim = join(host, 'victim-dir');
+    mkdirSync(victim);
+    const evil = await hostileTar('evil-paths', 'cat /opt/evil.tar');
+    // Both paths unpack with the same safe untar; the stream's run also left its scratch directory behind before.
+    for (const [through, env] of [false, true].flatMap((t) => [[t, {}], [t, { NOOK_FAST_COPY: '0' }]] as const)) {
+    // Built on the host (python's tarfile writes whatever names it is given), sent by the sandbox's "tar".
+    const evilTar = join(host, 'evil.tar');
+    const py = [
+      'import io, sys, tarfile',
+      'def add(t, name, data=b"x", **kw):',
+      '  i = tarfile.TarInfo(name); [setattr(i, k, v) for k, v in kw.items()]; i.size = len(data) if i.type == tarfile.REGTYPE else 0',
+      '  t.addfile(i, io.BytesIO(data) if i.type == tarfile.REGTYPE else None)',
+      't = tarfile.open(sys.argv[1], "w", format=tarfile.GNU_FORMAT)',
+      'add(t, "tree", type=tarfile.DIRTYPE, mode=0o755)',
+      'add(t, "tree/ok.txt", b"fine")',
+      'add(t, "tree/../../escaped.txt", b"out")',
+      `add(t, "${victim}/abs.txt", b"abs")`,
+      // Relative, so it lands as a link (an absolute one refuses the whole archive: strict).
+      'add(t, "tree/link", type=tarfile.SYMTYPE, linkname="../victim-dir")',
+      ...(through ? ['add(t, "tree/link/through.txt", b"through")'] : []),
+      'add(t, "tree/suid", b"#!/bin/sh", mode=0o4755)',
+      't.close()',
+    ].join('\n');
+    await run(['python3', '-c', py, evilTar]);
+    await evil.files.write('/opt/evil.tar', readFileSync(evilTar));
+    rmSync(evilTar);
+    const dest = join(host, `landed${through ? '-through' : ''}${'NOOK_FAST_COPY' in env ? '-stream' : ''}`);
+    const r = await d.cli(['cp', '--json', 'evil-paths:/work/tree', dest], { env });
+    assert.deepEqual(readdirSync(victim), [], 'nothing written through a link or by an absolute name');
+    assert.ok(!readdirSync(dirname(host)).includes('escaped.txt') && !readdirSync(host).includes('escaped.txt'), 'nothing written above the destination');
+    if (through) {
+      // A write through a link the archive made: the whole copy is refused, with a clear error.
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /RUNTIME_ERROR.*the archive broke off \(TAR_SYMLINK_ERROR: Cannot extract through symbolic link\); nothing was written/);
+      assert.ok(!existsSync(dest));
+    } else {
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { skipped: string[] };
+      assert.equal(out.skipped.length, 2, `the .. and absolute entries were skipped: ${r.stdout}`);
+      assert.equal(readFileSync(join(dest, 'ok.txt'), 'utf8'), 'fine');
+      assert.equal(readlinkSync(join(dest, 'link')), '../victim-dir', 'the link is kept as a link, never followed');
+      assert.equal(statSync(join(dest, 'suid')).mode & 0o7000, 0, 'no setuid bit on the host');
+    }
+    await assertNothingLeft();
+    }
     await evil.destroy();
   });
 
