@@ -5,8 +5,10 @@
  * (NOOK_FAST_COPY=0, what remote clients and the SDK use) is measured beside it, with the
  * fixed cost (a 1-byte `nook cp` each way), a copy out over an existing file, and the bound
  * every copy carries: `openssl dgst -sha256` of the same 1 GiB (the audit digest).
+ * A 1 GiB directory (4 files) goes in and out too, fast path and stream, against `cp -a`.
  *
  *   node dist/bench/copy.js            # standalone (N=3)
+ *   BENCH_ROWS=directory node dist/bench/copy.js   # only the rows whose name holds that word
  *   called from bench/run.ts           # as part of npm run bench
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -47,7 +49,17 @@ export async function benchCopy(d: TestDaemon, n: number): Promise<CopyBench> {
       await cli(['fs', 'rm', 'bench-copy', '/work/in']);
       await commit();
     };
-    const rows: Array<[string, () => Promise<void>, () => Promise<void>]> = [
+    // The directory rows' tree: 4 files of 256 MiB (bench/README.md's 1 GiB directory).
+    const tree = join(tmp, 'tree');
+    mkdirSync(tree);
+    for (let i = 0; i < 4; i++) await run(['sh', '-c', `head -c ${GiB / 4} ${src} > ${join(tree, `part${i}`)}`]);
+    const removeTree = async (): Promise<void> => {
+      await cli(['fs', 'rm', '-r', 'bench-copy', '/work/tree']);
+      await commit();
+    };
+    const dirOut = ['cp', '--max-bytes', String(2 * GiB), 'bench-copy:/work/dir', join(tmp, 'dir-out')];
+    const removeDirOut = async (): Promise<void> => rmSync(join(tmp, 'dir-out'), { recursive: true, force: true });
+    const allRows: Array<[string, () => Promise<void>, () => Promise<void>]> = [
       ['nook cp 1 GiB in (fast path)', () => cli(['cp', src, 'bench-copy:/work/in']), removeIn],
       ['nook cp 1 GiB in (stream, NOOK_FAST_COPY=0)', () => cli(['cp', src, 'bench-copy:/work/in'], { NOOK_FAST_COPY: '0' }), removeIn],
       ['host cp 1 GiB into the pool', async () => void (await run(['cp', src, join(poolDir, 'in')])), async () => {
@@ -62,8 +74,21 @@ export async function benchCopy(d: TestDaemon, n: number): Promise<CopyBench> {
       ['sha256 of 1 GiB (openssl dgst, the audit digest alone)', async () => void (await run(['openssl', 'dgst', '-sha256', join(poolDir, 'big')])), async () => undefined],
       ['nook cp 1 byte in (fast path)', () => cli(['cp', one, 'bench-copy:/work/one']), async () => undefined],
       ['nook cp 1 byte out (fast path)', () => cli(['cp', 'bench-copy:/work/one', join(tmp, 'one.out')]), async () => rmSync(join(tmp, 'one.out'), { force: true })],
+      ['nook cp 1 GiB directory (4 files) in (fast path)', () => cli(['cp', tree, 'bench-copy:/work/tree']), removeTree],
+      ['nook cp 1 GiB directory (4 files) in (stream, NOOK_FAST_COPY=0)', () => cli(['cp', tree, 'bench-copy:/work/tree'], { NOOK_FAST_COPY: '0' }), removeTree],
+      ['host cp -a 1 GiB directory into the pool', async () => void (await run(['cp', '-a', tree, join(poolDir, 'tree')])), async () => {
+        rmSync(join(poolDir, 'tree'), { recursive: true, force: true });
+        await commit();
+      }],
+      ['nook cp 1 GiB directory (4 files) out (fast path)', () => cli(dirOut), removeDirOut],
+      ['nook cp 1 GiB directory (4 files) out (stream, NOOK_FAST_COPY=0)', () => cli(dirOut, { NOOK_FAST_COPY: '0' }), removeDirOut],
+      ['host cp -a 1 GiB directory out of the pool', async () => void (await run(['cp', '-a', join(poolDir, 'dir'), join(tmp, 'dir-out')])), removeDirOut],
     ];
+    const only = process.env.BENCH_ROWS;
+    const rows = only ? allRows.filter(([name]) => name.includes(only)) : allRows;
     await cli(['cp', src, 'bench-copy:/work/big']);
+    await cli(['cp', tree, 'bench-copy:/work/dir']);
+    await run(['cp', '-a', tree, join(poolDir, 'dir')]);
     const samples = new Map<string, number[]>(rows.map(([name]) => [name, []]));
     // Interleaved rounds, so load from other work on the host hits every row alike.
     for (let i = 0; i < n; i++) {
@@ -83,8 +108,13 @@ export async function benchCopy(d: TestDaemon, n: number): Promise<CopyBench> {
       'host cp out / nook cp out (stream)': round(by('host cp 1 GiB out') / by('nook cp 1 GiB out (stream')),
       // The most copy-out can reach while every byte is hashed with sha256 (fixed cost aside).
       'host cp out / sha256 alone (the ceiling)': round(by('host cp 1 GiB out') / by('sha256 of 1 GiB')),
+      'host cp -a dir in / nook cp dir in (fast)': round(by('host cp -a 1 GiB directory into') / by('nook cp 1 GiB directory (4 files) in (fast')),
+      'host cp -a dir in / nook cp dir in (stream)': round(by('host cp -a 1 GiB directory into') / by('nook cp 1 GiB directory (4 files) in (stream')),
+      'host cp -a dir out / nook cp dir out (fast)': round(by('host cp -a 1 GiB directory out') / by('nook cp 1 GiB directory (4 files) out (fast')),
+      'host cp -a dir out / nook cp dir out (stream)': round(by('host cp -a 1 GiB directory out') / by('nook cp 1 GiB directory (4 files) out (stream')),
     };
-    return { results, ratios };
+    // Rows left out (BENCH_ROWS) leave their ratios out too.
+    return { results, ratios: Object.fromEntries(Object.entries(ratios).filter(([, v]) => Number.isFinite(v))) };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
     await sb.destroy().catch(() => undefined);

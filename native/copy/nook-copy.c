@@ -49,9 +49,9 @@
 #include <unistd.h>
 
 #include "../src/frame.h"
+#include "relay.h"
 
 #define SLOTS 8
-#define SLOT_BYTES (1 << 20)
 
 /* A ring of buffers: the copying thread fills and writes one, the hasher hashes it behind. */
 static struct {
@@ -98,8 +98,35 @@ static void *hasher(void *arg) {
   return NULL;
 }
 
+pthread_t ring_start(void) {
+  ring.md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ring.md, EVP_sha256(), NULL);
+  for (int i = 0; i < SLOTS; i++) ring.buf[i] = malloc(SLOT_BYTES);
+  pthread_t t;
+  pthread_create(&t, NULL, hasher, NULL);
+  return t;
+}
+
+void ring_stop(pthread_t t) {
+  pthread_mutex_lock(&ring.mu);
+  ring.done = 1;
+  pthread_cond_broadcast(&ring.cv);
+  pthread_mutex_unlock(&ring.mu);
+  pthread_join(t, NULL);
+}
+
+/* The start of the success line: {"ok":true,"bytes":N,"sha256":"..." (the caller closes it). */
+void print_ok(long long total) {
+  unsigned char digest[32];
+  unsigned dlen = 0;
+  EVP_DigestFinal_ex(ring.md, digest, &dlen);
+  printf("{\"ok\":true,\"bytes\":%lld,\"sha256\":\"", total);
+  for (unsigned i = 0; i < dlen; i++) printf("%02x", digest[i]);
+  printf("\"");
+}
+
 /* The next free buffer (waits while the hasher is SLOTS behind). */
-static char *slot_free(void) {
+char *slot_free(void) {
   pthread_mutex_lock(&ring.mu);
   double w = now_ms();
   while (ring.filled - ring.hashed >= SLOTS) pthread_cond_wait(&ring.cv, &ring.mu);
@@ -109,7 +136,7 @@ static char *slot_free(void) {
   return b;
 }
 
-static void slot_hash(size_t len) {
+void slot_hash(size_t len) {
   pthread_mutex_lock(&ring.mu);
   ring.len[ring.filled % SLOTS] = len;
   ring.filled++;
@@ -117,7 +144,7 @@ static void slot_hash(size_t len) {
   pthread_mutex_unlock(&ring.mu);
 }
 
-static void json_text(const char *s) {
+void json_text(const char *s) {
   putchar('"');
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -128,7 +155,7 @@ static void json_text(const char *s) {
   putchar('"');
 }
 
-static int failed(int code, const char *message) {
+int failed(int code, const char *message) {
   printf("{\"ok\":false,\"code\":%d,\"message\":", code);
   json_text(message);
   printf("}\n");
@@ -159,7 +186,7 @@ static int send_fd(int sock, int fd, const void *data, size_t len) {
   return (size_t)n == len ? 0 : write_all(sock, (const char *)data + n, len - (size_t)n);
 }
 
-static int unix_socket(const char *path, struct sockaddr_un *addr) {
+int unix_socket(const char *path, struct sockaddr_un *addr) {
   *addr = (struct sockaddr_un){.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof addr->sun_path) {
     errno = ENAMETOOLONG;
@@ -189,7 +216,7 @@ static int run_send(const char *path) {
 }
 
 /* Takes one fd from the first connection to a listening socket, or -1 (timeout, nothing sent). */
-static int take_fd(int listener, int timeoutMs) {
+int take_fd(int listener, int timeoutMs) {
   struct pollfd p = {listener, POLLIN, 0};
   if (poll(&p, 1, timeoutMs) != 1) return -1;
   int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
@@ -350,22 +377,14 @@ static int run_relay(char **a) {
   posix_fadvise(from, 0, 0, POSIX_FADV_SEQUENTIAL);
   int extended = in ? 0 : preallocate(to, sst.st_size);
 
-  ring.md = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ring.md, EVP_sha256(), NULL);
-  for (int i = 0; i < SLOTS; i++) ring.buf[i] = malloc(SLOT_BYTES);
-  pthread_t t;
-  pthread_create(&t, NULL, hasher, NULL);
+  pthread_t t = ring_start();
   int over;
   trace("pump");
   long long total = pump(from, to, max, &over);
   int e = errno;
   trace("pump done");
   double copy_cpu_ms = thread_cpu_ms();
-  pthread_mutex_lock(&ring.mu);
-  ring.done = 1;
-  pthread_cond_broadcast(&ring.cv);
-  pthread_mutex_unlock(&ring.mu);
-  pthread_join(t, NULL);
+  ring_stop(t);
   trace("hash done");
   close(sfd);
   trace("sandbox fd closed");
@@ -390,12 +409,8 @@ static int run_relay(char **a) {
   if (trace_file)
     fprintf(trace_file, "copy thread: %.1f ms CPU, waited %.1f ms for the hasher; hasher: %.1f ms CPU, waited %.1f ms for bytes; preallocated %d\n", copy_cpu_ms, waited_copy_ms, hash_cpu_ms, waited_hash_ms, extended);
   if (code != 0) return failed(code < 0 ? 1 : code, code < 0 ? "the sandbox's agent went away mid-copy" : m);
-  unsigned char digest[32];
-  unsigned dlen = 0;
-  EVP_DigestFinal_ex(ring.md, digest, &dlen);
-  printf("{\"ok\":true,\"bytes\":%lld,\"sha256\":\"", total);
-  for (unsigned i = 0; i < dlen; i++) printf("%02x", digest[i]);
-  printf("\",\"stat\":");
+  print_ok(total);
+  printf(",\"stat\":");
   json_text(info);
   printf("}\n");
   return 0;
@@ -435,6 +450,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "send") == 0) return run_send(argv[2]);
   if (argc == 4 && strcmp(argv[1], "replace") == 0) return run_replace(argv[2], argv[3]);
   if (argc == 9 && strcmp(argv[1], "relay") == 0 && (strcmp(argv[4], "in") == 0 || strcmp(argv[4], "out") == 0)) return run_relay(argv);
-  fprintf(stderr, "usage: nook-copy send SOCKET|- | replace TMP TARGET | relay SOCKET AGENT in|out PATH MODE MAXBYTES TIMEOUT_MS\n");
+  if (argc == 10 && strcmp(argv[1], "relay") == 0 && (strcmp(argv[4], "tar-in") == 0 || strcmp(argv[4], "tar-out") == 0)) return run_tar_relay(argv);
+  fprintf(stderr, "usage: nook-copy send SOCKET|- | replace TMP TARGET | relay SOCKET AGENT in|out PATH MODE MAXBYTES TIMEOUT_MS | relay SOCKET AGENT tar-in|tar-out PATH - MAXBYTES TIMEOUT_MS IDLE_MS\n");
   return 2;
 }

@@ -246,7 +246,16 @@ int run_agent_session(int conn) {
       if (idx[k] < 0 || !fds[idx[k]].revents) continue;
       ssize_t r = read(*fdp[k], chunk, sizeof chunk);
       if (r > 0) {
-        if (conn_open && frame_write(conn, kinds[k], chunk, (size_t)r) != 0) conn_open = 0;
+        if (conn_open && frame_write(conn, kinds[k], chunk, (size_t)r) != 0) {
+          /* The other end hung up while we wrote (a copy relay stopping at its bound): the
+           * same as a hang-up seen on read, or the command would run on with nobody reading. */
+          conn_open = 0;
+          kill_descendants(getpid(), child, &status, &reaped);
+          if (!reaped) {
+            status = SIGKILL;
+            reaped = 1;
+          }
+        }
       } else if (r == 0 || errno != EAGAIN) {
         /* A PTY master reads EIO once every holder of the slave is gone: its EOF. */
         if (*fdp[k] == master) stdin_fd = -1, master = -1;

@@ -219,7 +219,7 @@ export const routes = {
     method: 'post',
     path: '/v1/sandboxes/{ref}/files/fast-copy',
     summary:
-      'Unix socket only: copies one regular file past the daemon. Answers application/x-ndjson: {type: ready, socket}, where the caller hands its open host file (the source, or an empty temp file to copy out into) with SCM_RIGHTS (native/build/nook-copy send), then {type: result} or {type: error}',
+      'Unix socket only: copies one regular file (or, with kind: tar, a directory\'s tar stream) past the daemon. Answers application/x-ndjson: {type: ready, socket}, where the caller hands its open host file (the source, or an empty temp file to copy out into; for tar, one end of a pipe or socket pair carrying the archive) with SCM_RIGHTS (native/build/nook-copy send), then {type: result} or {type: error}',
     body: s.FastCopyRequest,
     response: s.FastCopyResult,
     streamEvent: s.FastCopyEvent,

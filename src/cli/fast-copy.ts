@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { NookError } from '../api/errors.js';
 import type { FastCopyRequest, FastCopyResult, FileInfo } from '../api/schemas.js';
@@ -16,6 +17,8 @@ import type { Files } from '../sdk/sandbox/files.js';
 
 /** Answers the stream path would give too: no point copying again. */
 const DEFINITE = new Set(['FILE_NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'INVALID_ARGUMENT', 'SANDBOX_NOT_FOUND', 'INVALID_STATE']);
+/** A directory copy runs the same tar in the sandbox either way: one that hangs would hang the stream too. */
+const DEFINITE_TAR = new Set([...DEFINITE, 'TIMEOUT']);
 
 /** native/build/nook-copy beside the package (or NOOK_COPY_BINARY); null when not built. */
 function helperPath(): string | null {
@@ -30,16 +33,24 @@ function helperPath(): string | null {
 }
 
 /** Where to reach the fast path: null when it is off, remote, or not built. */
-function fastPath(client: NookClient): string | null {
+export function fastPath(client: NookClient): string | null {
   if (process.env.NOOK_FAST_COPY === '0' || client.transport.baseUrl) return null;
   return helperPath();
+}
+
+/** The hand-over helper, started: `stream` is the CLI's end of the pipe it hands over (fd 'pipe'). */
+export interface Sender {
+  handOver: (socket: string) => Promise<void>;
+  cancel: () => void;
+  stream: Duplex | null;
 }
 
 /**
  * `nook-copy send -`, started before the request so its start overlaps the daemon's (the
  * socket's name comes later, on its stdin). Cancelled (stdin closed with no name): it exits.
+ * fd 'pipe': it hands over its end of a fresh socket pair (a directory copy's tar stream).
  */
-function startSender(helper: string, fd: number): { handOver: (socket: string) => Promise<void>; cancel: () => void } {
+export function startSender(helper: string, fd: number | 'pipe'): Sender {
   const child = spawn(helper, ['send', '-'], { stdio: ['pipe', 'ignore', 'pipe', fd] });
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -50,6 +61,7 @@ function startSender(helper: string, fd: number): { handOver: (socket: string) =
   });
   // It may fail before anyone waits for it (nothing to hand over to): handled where awaited.
   exited.catch(() => undefined);
+  const stream = fd === 'pipe' ? (child.stdio[3] as Duplex | null) : null;
   return {
     handOver: (socket) => {
       child.stdin?.end(`${socket}\n`);
@@ -58,17 +70,17 @@ function startSender(helper: string, fd: number): { handOver: (socket: string) =
     cancel: () => {
       child.stdin?.end();
     },
+    stream,
   };
 }
 
-/** Runs one fast copy with `fd` as the host side; null: not done (stream instead). Definite errors throw. */
-async function run(client: NookClient, files: Files, req: FastCopyRequest, fd: number): Promise<FastCopyResult | null> {
-  const helper = fastPath(client);
-  if (!helper) return null;
-  const sender = startSender(helper, fd);
+/**
+ * Runs one fast copy through `sender`; null: not done (stream instead). Definite errors throw.
+ * `hangUp` aborted: the request ends, so the daemon stops its relay at once.
+ */
+export async function run(files: Files, req: FastCopyRequest, sender: Sender, hangUp = new AbortController()): Promise<FastCopyResult | null> {
   let handed: Promise<void> | undefined;
-  // The file could not be handed over: hang up, so the daemon stops its relay at once.
-  const hangUp = new AbortController();
+  const definite = req.kind === 'tar' ? DEFINITE_TAR : DEFINITE;
   try {
     for await (const event of files.fastCopy(req, { signal: hangUp.signal })) {
       if (event.type === 'ready') handed = sender.handOver(event.socket).catch((e: unknown) => void hangUp.abort(e));
@@ -77,13 +89,14 @@ async function run(client: NookClient, files: Files, req: FastCopyRequest, fd: n
         return event.result;
       } else if (event.type === 'error') {
         await handed?.catch(() => undefined);
-        if (DEFINITE.has(event.error.code)) throw new NookError(event.error.code as 'INVALID_ARGUMENT', event.error.message, event.error.hint ? { hint: event.error.hint } : {});
+        if (definite.has(event.error.code)) throw new NookError(event.error.code as 'INVALID_ARGUMENT', event.error.message, event.error.hint ? { hint: event.error.hint } : {});
         return null;
       }
     }
   } catch (e) {
     await handed?.catch(() => undefined);
-    if (e instanceof NookError && DEFINITE.has(e.code)) throw e;
+    // We hung up ourselves (the SDK says INVALID_STATE for an aborted request): not an answer.
+    if (e instanceof NookError && definite.has(e.code) && !hangUp.signal.aborted) throw e;
   } finally {
     if (!handed) sender.cancel();
   }
@@ -108,7 +121,8 @@ function exchange(helper: string, tmp: string, target: string): Promise<boolean>
 export async function fastCopyIn(client: NookClient, files: Files, hostFile: string, path: string, mode: number): Promise<FileInfo | null> {
   const fh = await fsp.open(hostFile, 'r');
   try {
-    const r = await run(client, files, { path, direction: 'in', mode: mode & 0o777 }, fh.fd);
+    const helper = fastPath(client);
+    const r = helper ? await run(files, { path, direction: 'in', mode: mode & 0o777 }, startSender(helper, fh.fd)) : null;
     return r?.file ?? null;
   } finally {
     await fh.close();
@@ -128,14 +142,14 @@ export async function fastCopyOut(client: NookClient, files: Files, path: string
   const fh = await fsp.open(tmp, 'wx', mode & 0o777);
   let done = false;
   try {
-    const r = await run(client, files, { path, direction: 'out', maxBytes }, fh.fd);
-    if (!r) return null;
+    const helper = fastPath(client);
+    const r = helper ? await run(files, { path, direction: 'out', maxBytes }, startSender(helper, fh.fd)) : null;
+    if (!r || !helper) return null;
     // The relay bounded and counted the bytes; the file must hold exactly those.
     const size = (await fh.stat()).size;
     if (size !== r.bytes || size > maxBytes) return null;
     await fh.chmod(mode & 0o777);
     await fh.close();
-    const helper = fastPath(client);
     if (!(st?.isFile() && r.bytes >= EXCHANGE_MIN_BYTES && helper && (await exchange(helper, tmp, target)))) await fsp.rename(tmp, target);
     done = true;
     return { path: target, bytes: r.bytes };

@@ -43,10 +43,10 @@ export class FileManager {
   ) {
   }
 
-  /** One regular file copied past the daemon by a native relay (fast-copy.ts). */
+  /** One regular file, or a directory's tar stream, copied past the daemon by a native relay (fast-copy.ts). */
   fastCopy(ref: string, req: FastCopyRequest, maxInBytes: number, onReady: (socket: string) => void, signal: AbortSignal): Promise<FastCopyResult> {
     checkPath(req.path);
-    const deps = { ...this.fast, sandboxes: this.sandboxes, runtime: this.runtime, audit: this.audit, stat: (id: string, path: string) => this.stat(id, path) };
+    const deps = { ...this.fast, sandboxes: this.sandboxes, runtime: this.runtime, audit: this.audit, stat: (id: string, path: string) => this.stat(id, path), mkdir: (id: string, path: string) => this.mkdir(id, path, true) };
     return fastCopy(deps, ref, req, maxInBytes, onReady, signal);
   }
 

@@ -51,8 +51,10 @@ export interface Unpacked {
 /**
  * Unpacks `archive` (one top entry named `topName`) to `dest`: `dest` itself when it does
  * not exist, `dest/topName` when it is a directory. Refuses to replace an existing path.
+ * `whole`: when given, the tree is put in place only once it resolves (the sender's word that
+ * the archive is complete: a fast copy's relay answers after the bytes).
  */
-export async function unpackTo(archive: Readable, topName: string, dest: string, maxBytes: number): Promise<Unpacked> {
+export async function unpackTo(archive: Readable, topName: string, dest: string, maxBytes: number, whole?: Promise<unknown>): Promise<Unpacked> {
   const st = await fsp.stat(dest).catch(() => null);
   const target = st?.isDirectory() ? join(dest, topName) : dest;
   if (await fsp.lstat(target).catch(() => null)) {
@@ -67,6 +69,7 @@ export async function unpackTo(archive: Readable, topName: string, dest: string,
       throw e;
     });
     const top = join(scratch, topName);
+    await whole;
     if (!(await fsp.lstat(top).catch(() => null))) throw new NookError('INVALID_ARGUMENT', `the archive did not hold ${topName}`);
     await fsp.rename(top, target);
     return { path: target, ...r };
@@ -76,6 +79,8 @@ export async function unpackTo(archive: Readable, topName: string, dest: string,
       hint: 'the sandbox stopped, its tar failed, or the copy passed the limit: see nook logs, or raise --max-bytes',
     });
   } finally {
-    await fsp.rm(scratch, { recursive: true, force: true });
+    // After an error node-tar may still be finishing writes it had started: a single rm raced
+    // them (ENOTEMPTY, the scratch directory left behind and INTERNAL reported). rm retries.
+    await fsp.rm(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }

@@ -28,6 +28,8 @@ export const FastCopyRequest = z.strictObject({
   direction: z.enum(['in', 'out']),
   mode: z.number().int().min(0).max(0o7777).optional(),
   maxBytes: z.number().int().min(0).optional(),
+  /** tar: a directory copy's tar stream (path: the directory to unpack into, or the path to archive). */
+  kind: z.enum(['file', 'tar']).optional(),
 });
 export type FastCopyRequest = z.infer<typeof FastCopyRequest>;
 export const FastCopyResult = z.object({

@@ -38,7 +38,9 @@ export function registerFileCommands(program: Command): void {
       if (to) {
         const st = await fsp.stat(src);
         if (st.isDirectory()) {
-          const r = await (await client.sandboxes.get(to[0])).files.uploadDir(src, to[1]);
+          const { fastCopyDirIn } = await import('../fast-copy-dir.js');
+          const files = client.sandboxes.files(to[0]);
+          const r = (await fastCopyDirIn(client, files, src, to[1])) ?? (await (await client.sandboxes.get(to[0])).files.uploadDir(src, to[1]));
           if (flags.json) printJson(r);
           else process.stdout.write(`${src}/ -> ${dst} (${r.bytes} bytes as tar)\n`);
           return;
@@ -54,7 +56,9 @@ export function registerFileCommands(program: Command): void {
         const files = client.sandboxes.files(from[0]);
         const info = await files.stat(from[1]);
         if (info.type === 'dir') {
-          const r = await files.download(from[1], dst, { maxBytes: flags.maxBytes ?? DEFAULT_MAX_DIR_BYTES });
+          const maxBytes = flags.maxBytes ?? DEFAULT_MAX_DIR_BYTES;
+          const { fastCopyDirOut } = await import('../fast-copy-dir.js');
+          const r = (await fastCopyDirOut(client, files, from[1], dst, maxBytes)) ?? (await files.download(from[1], dst, { maxBytes }));
           if (flags.json) printJson(r);
           else process.stdout.write(`${src} -> ${r.path} (${r.entries} entries, ${r.bytes} bytes${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join(', ')}` : ''})\n`);
           return;

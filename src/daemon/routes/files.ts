@@ -68,7 +68,7 @@ export function register(app: Hono, { nook, answer, options }: RouteDeps): void 
     return ndjson<FastCopyEvent>(
       c,
       nook.audit,
-      async (emit, signal) => emit({ type: 'result', result: await files.fastCopy(ref(c), req, MAX_COPY_IN_BYTES, (socket) => emit({ type: 'ready', socket }), signal) }),
+      async (emit, signal) => emit({ type: 'result', result: await files.fastCopy(ref(c), req, req.kind === 'tar' ? MAX_TAR_IN_BYTES : MAX_COPY_IN_BYTES, (socket) => emit({ type: 'ready', socket }), signal) }),
       errorEvent,
     );
   });
