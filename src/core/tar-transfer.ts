@@ -11,10 +11,11 @@ import type { AuditLog } from './audit.js';
 import type { FileManager } from './files.js';
 import type { SandboxManager } from './sandboxes.js';
 import { feedStdin, SessionOutput } from './session-stream.js';
+import { positiveInt } from '../util/env.js';
 
 const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 /** A transfer that makes no progress for this long is ended (the fast path's too). */
-export const COPY_IDLE_TIMEOUT_MS = Number(process.env.NOOK_COPY_IDLE_TIMEOUT_MS ?? 120_000);
+export const COPY_IDLE_TIMEOUT_MS = positiveInt(process.env.NOOK_COPY_IDLE_TIMEOUT_MS, 120_000);
 const IDLE_TIMEOUT_MS = COPY_IDLE_TIMEOUT_MS;
 const OUT_SLACK_BYTES = 1024 * 1024;
 /** tar's stderr kept for the error message: the sandbox chooses what `tar` is, so only a tail. */

@@ -14,6 +14,7 @@ import { log } from '../util/log.js';
 import { MAX_HEAD_BYTES, parseRequestHead, type ProxyRequest } from './http-head.js';
 import { decide, precheck, type NetworkPolicy, type Verdict } from './policy.js';
 import { SpliceRelay } from './relay.js';
+import { positiveInt } from '../util/env.js';
 
 export const PROXY_PORT_IN_SANDBOX = 3128;
 
@@ -76,11 +77,6 @@ function writeAll(s: Socket, bufs: Buffer[]): Promise<void> {
   const data = Buffer.concat(bufs);
   if (data.length === 0) return Promise.resolve();
   return new Promise((resolve, reject) => s.write(data, (e) => (e ? reject(e) : resolve())));
-}
-
-function positiveInt(text: string | undefined, fallback: number): number {
-  const n = Number(text);
-  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
 }
 
 /** NOOK_PROXY_MAX_CONNECTIONS (256), NOOK_PROXY_HEAD_TIMEOUT_MS (10 s), NOOK_PROXY_IDLE_TIMEOUT_MS (10 min). */

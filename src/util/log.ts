@@ -6,17 +6,13 @@
  * kept) and truncated in place, since the descriptor is inherited and cannot be reopened.
  */
 import { copyFileSync, fstatSync, ftruncateSync, readFileSync, readlinkSync, renameSync } from 'node:fs';
+import { positiveInt } from './env.js';
 
 /** Longest message or string field written as is; longer ones are cut with a note. */
 const MAX_FIELD_CHARS = 1000;
 /** Longest line, whatever the fields hold. */
 const MAX_LINE_CHARS = 8000;
 const O_APPEND = 0o2000;
-
-function positiveInt(text: string | undefined, fallback: number): number {
-  const n = Number(text);
-  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
-}
 
 interface LogFile {
   path: string;

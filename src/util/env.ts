@@ -1,0 +1,5 @@
+/** Numbers from the environment: a positive safe integer, or the fallback for anything else (unset, 0, "abc", 1e400). */
+export function positiveInt(text: string | undefined, fallback: number): number {
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
