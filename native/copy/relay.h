@@ -21,4 +21,7 @@ int failed(int code, const char *message);
 int unix_socket(const char *path, struct sockaddr_un *addr);
 int take_fd(int listener, int timeoutMs);
 int run_tar_relay(char **argv);
+/* The CLI's commands (cli-side.c). */
+int run_send(const char *path);
+int run_replace(const char *tmp, const char *target);
 #endif
