@@ -64,16 +64,30 @@ export async function fastCopyDirOut(client: NookClient, files: Files, path: str
   try {
     return await unpackTo(stream, top, hostDest, maxBytes, whole);
   } catch (e) {
-    // The untar stopped first (a bound, a hostile archive, a taken name): the relay stops too.
-    hangUp.abort();
+    // The untar stopped (a bound, a hostile archive, a taken name), or the stream broke off
+    // because the relay stopped first (its idle timeout, its bound). Closing our end stops the
+    // relay if it still runs; its answer comes through the daemon, after the stream's end, so
+    // it is waited for (a moment) before hanging up on the request.
     stream.destroy();
-    const answer = await copy.then(
-      (v) => v,
-      (err: unknown) => err,
-    );
-    if (answer instanceof NookError) throw answer;
+    const answer = await answerWithin(copy, ANSWER_GRACE_MS);
+    if (answer === NO_ANSWER) hangUp.abort();
     if (e instanceof NookError && DEFINITE_UNPACK.has(e.code)) throw e;
+    if (answer instanceof NookError) throw answer;
     if (answer === null) return null;
     throw e;
   }
+}
+
+const ANSWER_GRACE_MS = 5000;
+const NO_ANSWER = Symbol('no answer');
+
+/** What `copy` settles to (its value, or its error) within `ms`, or NO_ANSWER. */
+function answerWithin<T>(copy: Promise<T>, ms: number): Promise<T | unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof NO_ANSWER>((resolve) => (timer = setTimeout(() => resolve(NO_ANSWER), ms)));
+  const settled = copy.then(
+    (v) => v,
+    (err: unknown) => err,
+  );
+  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
 }
