@@ -27,6 +27,9 @@ export interface ImageMeta {
   cmd?: string[];
 }
 
+/** How much of tar's complaints an export error quotes. */
+const STDERR_KEEP_CHARS = 4096;
+
 async function writeBlob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
   const hex = createHash('sha256').update(data).digest('hex');
   await fsp.writeFile(join(layout, 'blobs', 'sha256', hex), data);
@@ -49,9 +52,13 @@ export async function buildLayout(rootfs: string, layout: string, meta: ImageMet
   const layerTmp = join(layout, 'layer.tmp');
   const diffHash = createHash('sha256');
   const blobHash = createHash('sha256');
-  const tar = spawn('tar', ['--numeric-owner', `--owner-map=${map}`, `--group-map=${map}`, '--xattrs', '-C', rootfs, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --sparse: the rootfs is the sandbox's, and a file's length costs it nothing (`truncate -s 4E`
+  // stores no block): tar walks only its data (SEEK_DATA) and writes a sparse member, so the
+  // export costs what the disk limit let the sandbox store, not years of zeros through gzip.
+  const tar = spawn('tar', ['--numeric-owner', `--owner-map=${map}`, `--group-map=${map}`, '--xattrs', '--sparse', '-C', rootfs, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Only the end is kept: tar warns once per socket or unreadable file the sandbox made.
   let stderr = '';
-  tar.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  tar.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-STDERR_KEEP_CHARS)));
   const exited = new Promise<number>((resolve) => tar.on('close', (code) => resolve(code ?? 1)));
   tar.stdout.on('data', (b: Buffer) => diffHash.update(b));
   const gzip = createGzip();

@@ -1,0 +1,72 @@
+/**
+ * An attacker who is root inside a sandbox, against a real daemon: what the sandbox leaves in
+ * its files and the daemon later reads or copies on the host (commit, export).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+
+/** Resolves with `p`, or with 'timeout' after ms. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+describe('red team: a hostile sandbox rootfs', () => {
+  let d: TestDaemon;
+  let host: string;
+  before(async () => {
+    d = await startDaemon();
+    host = mkdtempSync('/tmp/nook-redteam-sandbox-');
+  });
+  after(async () => {
+    await d?.teardown();
+    rmSync(host, { recursive: true, force: true });
+  });
+
+  it('attack: a 4 EiB sparse file committed and exported costs its stored bytes, not its length; sparse files round-trip', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'sparse', image: 'minimal' });
+    // 1 MiB of data 1 GiB into a 2 GiB file: the rest is holes, which the disk limit does not count.
+    const made = await sb.exec(['sh', '-c', 'truncate -s 2G /data && head -c 1048576 /dev/urandom | dd of=/data bs=1M seek=1024 conv=notrunc 2>/dev/null && dd if=/data bs=1M skip=1024 count=1 2>/dev/null | sha256sum']);
+    assert.equal(made.exitCode, 0, made.stderr);
+    const digest = made.stdout.split(' ')[0] ?? '';
+    await sb.commit({ image: 'sparse-data' });
+    const file = join(host, 'data.oci.tar');
+    const t0 = Date.now();
+    await d.client.images.export('sparse-data', file);
+    const dataMs = Date.now() - t0;
+    // The image comes back with the same bytes and the same holes.
+    await d.client.images.import(file, { name: 'sparse-back' });
+    const back = await d.client.sandboxes.create({ name: 'back', image: 'sparse-back' });
+    const seen = await back.exec(['sh', '-c', 'stat -c %s /data && du -k /data | cut -f1 && dd if=/data bs=1M skip=1024 count=1 2>/dev/null | sha256sum']);
+    const [size, usedKiB, sum] = seen.stdout.split('\n');
+    assert.equal(size, String(2 * 1024 ** 3));
+    assert.ok(Number(usedKiB) < 4096, `the imported file is stored sparse (${usedKiB} KiB used)`);
+    assert.equal(sum?.split(' ')[0], digest);
+
+    // The attack: a file of 4 EiB of holes. Before, export read every zero of it through tar
+    // and gzip into the state dir, for years, until the host disk was full.
+    const hog = await sb.exec(['sh', '-c', 'truncate -s 4611686018427387904 /huge && du -k /huge | cut -f1']);
+    assert.equal(hog.exitCode, 0, hog.stderr);
+    assert.equal(hog.stdout.trim(), '0');
+    await sb.commit({ image: 'sparse-hog' });
+    const t1 = Date.now();
+    const huge = join(host, 'hog.oci.tar');
+    const exported = await within(d.client.images.export('sparse-hog', huge), 30_000);
+    const hogMs = Date.now() - t1;
+    assert.notEqual(exported, 'timeout', 'export of an image holding a 4 EiB sparse file still running after 30 s');
+    assert.ok(statSync(huge).size < 64 * 1024 ** 2, `export is ${statSync(huge).size} bytes`);
+    // The member says its full length; the host tools read it as a sparse file.
+    const listed = spawnSync('sh', ['-c', `mkdir -p ${host}/l && tar -xf ${huge} -C ${host}/l && for b in ${host}/l/blobs/sha256/*; do bsdtar -tvf "$b" 2>/dev/null | grep ' \\./huge$'; done`], { encoding: 'utf8' });
+    assert.match(listed.stdout, / 4611686018427387904 /, listed.stdout + listed.stderr);
+    console.log(`export: 2 GiB sparse file ${dataMs} ms; 4 EiB sparse file ${hogMs} ms, ${statSync(huge).size} bytes`);
+    // The daemon answers and kept nothing behind in its temp dir.
+    await d.client.health();
+    const tmp = join(d.stateDir, 'tmp');
+    await waitFor(() => !existsSync(tmp) || readdirSync(tmp).every((e) => !e.startsWith('export-')), 5000, 'the export temp dir removed');
+  });
+});
