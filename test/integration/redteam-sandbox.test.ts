@@ -1,6 +1,7 @@
 /**
  * An attacker who is root inside a sandbox, against a real daemon: what the sandbox leaves in
- * its files and the daemon later reads or copies on the host (commit, export).
+ * its files and the daemon later reads or copies on the host (commit, export), and an image
+ * made of many files (what such a sandbox exports, or a registry serves) being imported.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,6 +9,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { writeLayout } from '../helpers/oci.js';
+import { rawTar, type RawTarEntry } from '../helpers/raw-tar.js';
+import { run } from '../../src/util/proc.js';
 
 /** Resolves with `p`, or with 'timeout' after ms. */
 function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
@@ -68,5 +72,42 @@ describe('red team: a hostile sandbox rootfs', () => {
     await d.client.health();
     const tmp = join(d.stateDir, 'tmp');
     await waitFor(() => !existsSync(tmp) || readdirSync(tmp).every((e) => !e.startsWith('export-')), 5000, 'the export temp dir removed');
+  });
+
+  it('attack: an image of 400,000 empty files does not stall the daemon while its ownership is shifted', async () => {
+    // 400 directories of 1,000 empty files: 200 MB of tar, 1 MB gzipped.
+    const entries: RawTarEntry[] = [];
+    for (let i = 0; i < 400; i++) {
+      entries.push({ path: `m${i}/`, type: 'Directory', mode: 0o755 });
+      for (let j = 0; j < 1000; j++) entries.push({ path: `m${i}/f${j}` });
+    }
+    const layout = join(host, 'many');
+    writeLayout(layout, [{ layers: [rawTar(entries)], config: {} }], 'many');
+    const file = join(host, 'many.oci.tar');
+    await run(['tar', '-C', layout, '-cf', file, '.']);
+    // Every 20 ms a health call: the longest answer is the longest the daemon stopped serving.
+    let worstMs = 0;
+    let importing = true;
+    const probe = (async () => {
+      while (importing) {
+        const t = Date.now();
+        await d.client.health();
+        worstMs = Math.max(worstMs, Date.now() - t);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const t0 = Date.now();
+    try {
+      await d.client.images.import(file, { name: 'many' });
+    } finally {
+      importing = false;
+      await probe;
+    }
+    console.log(`import of 400,000 files: ${Date.now() - t0} ms, longest health answer ${worstMs} ms`);
+    // The files are there, owned by the sandbox's root (host uid 100000), the last ones too.
+    const image = join(d.stateDir, 'storage', 'btrfs', 'pool', 'images', (await d.client.images.get('many')).id);
+    assert.equal(readdirSync(join(image, 'm399')).length, 1000);
+    assert.equal(statSync(join(image, 'm399', 'f999')).uid, 100_000);
+    assert.ok(worstMs < 1000, `the daemon answered nothing for ${worstMs} ms during the import`);
   });
 });
