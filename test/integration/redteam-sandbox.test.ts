@@ -32,7 +32,7 @@ describe('red team: a hostile sandbox rootfs', () => {
     rmSync(host, { recursive: true, force: true });
   });
 
-  it('attack: a 4 EiB sparse file committed and exported costs its stored bytes, not its length; sparse files round-trip', async () => {
+  it('attack: a 4 EiB sparse file committed and exported costs its stored bytes, not its length, and is reported so; sparse files round-trip', async () => {
     const sb = await d.client.sandboxes.create({ name: 'sparse', image: 'minimal' });
     // 1 MiB of data 1 GiB into a 2 GiB file: the rest is holes, which the disk limit does not count.
     const made = await sb.exec(['sh', '-c', 'truncate -s 2G /data && head -c 1048576 /dev/urandom | dd of=/data bs=1M seek=1024 conv=notrunc 2>/dev/null && dd if=/data bs=1M skip=1024 count=1 2>/dev/null | sha256sum']);
@@ -58,6 +58,12 @@ describe('red team: a hostile sandbox rootfs', () => {
     assert.equal(hog.exitCode, 0, hog.stderr);
     assert.equal(hog.stdout.trim(), '0');
     await sb.commit({ image: 'sparse-hog' });
+    // Sizes in reports are what is stored: before, the image and the sandbox showed 4 EiB
+    // (du's apparent size), a figure the sandbox chose.
+    const GiB = 1024 ** 3;
+    assert.ok((await d.client.images.get('sparse-hog')).sizeBytes < GiB, 'the image size counts stored blocks');
+    const kept = (await d.client.retained()).find((i) => i.kind === 'sandbox' && i.name === 'sparse');
+    assert.ok(kept && (kept.sizeBytes ?? 0) < GiB, `the sandbox is reported as ${kept?.sizeBytes} bytes`);
     const t1 = Date.now();
     const huge = join(host, 'hog.oci.tar');
     const exported = await within(d.client.images.export('sparse-hog', huge), 30_000);
