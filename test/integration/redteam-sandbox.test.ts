@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { startDaemon, TestDaemon, waitFor } from '../helpers/daemon.js';
 import { writeLayout } from '../helpers/oci.js';
 import { rawTar, type RawTarEntry } from '../helpers/raw-tar.js';
 import { run } from '../../src/util/proc.js';
@@ -115,5 +115,80 @@ describe('red team: a hostile sandbox rootfs', () => {
     assert.equal(readdirSync(join(image, 'm399')).length, 1000);
     assert.equal(statSync(join(image, 'm399', 'f999')).uid, 100_000);
     assert.ok(worstMs < 1000, `the daemon answered nothing for ${worstMs} ms during the import`);
+  });
+});
+
+describe('red team: an export the state dir cannot hold', () => {
+  let mnt: string;
+  let d: TestDaemon;
+  const MiB = 1024 * 1024;
+  const filler = (): string => join(mnt, 'filler');
+  const freeBytes = (): number => {
+    const st = statfsSync(mnt);
+    return st.bavail * st.bsize;
+  };
+  /** Fills the file system until `leaveBytes` are free. */
+  const leave = async (leaveBytes: number): Promise<void> => {
+    rmSync(filler(), { force: true });
+    await run(['fallocate', '-l', String(Math.max(0, freeBytes() - leaveBytes)), filler()]);
+  };
+  /** Exports `image` while watching the state dir's free space; answers the lowest seen and the outcome. */
+  const exportWatched = async (image: string, file: string): Promise<{ lowest: number; error: string | null }> => {
+    let lowest = freeBytes();
+    const watch = setInterval(() => (lowest = Math.min(lowest, freeBytes())), 5);
+    try {
+      const done = await within(d.client.images.export(image, file), 120_000);
+      return { lowest, error: done === 'timeout' ? 'timeout' : null };
+    } catch (e) {
+      return { lowest, error: (e as { code?: string }).code ?? String(e) };
+    } finally {
+      clearInterval(watch);
+      lowest = Math.min(lowest, freeBytes());
+    }
+  };
+
+  before(async () => {
+    mnt = mkdtempSync('/tmp/nook-redteam-export-');
+    await run(['mount', '-t', 'tmpfs', '-o', 'size=800m', 'tmpfs', mnt]);
+    mkdirSync(join(mnt, 'state'));
+    d = new TestDaemon(join(mnt, 'state'), { NOOK_POOL_SIZE_GIB: '1' });
+    await d.start();
+  });
+  after(async () => {
+    rmSync(filler(), { force: true });
+    await d?.teardown();
+    for (let i = 0; i < 50 && (await run(['umount', mnt], { allowFail: true })).code !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    rmSync(mnt, { recursive: true, force: true });
+  });
+
+  it('attack: exporting 160 MiB a sandbox wrote never takes the state dir below its floor (the pool is a loop file there)', async () => {
+    const sb = await d.client.sandboxes.create({ name: 'big', image: 'minimal' });
+    const made = await sb.exec(['sh', '-c', 'head -c 167772160 /dev/urandom > /blob && echo ok'], { timeoutMs: 60_000 });
+    assert.equal(made.stdout.trim(), 'ok', made.stderr);
+    await sb.commit({ image: 'big' });
+    const out = mkdtempSync('/tmp/nook-redteam-export-out-');
+    try {
+      // Room for one copy of the layer and the floor (64 MiB), not for two copies.
+      await leave(290 * MiB);
+      const fits = await exportWatched('big', join(out, 'big.oci.tar'));
+      console.log(`export with 290 MiB free: ${fits.error ?? 'ok'}, lowest free ${Math.round(fits.lowest / MiB)} MiB`);
+      assert.equal(fits.error, null, 'an export that fits once is made');
+      assert.ok(statSync(join(out, 'big.oci.tar')).size > 160 * MiB);
+      assert.ok(fits.lowest >= 48 * MiB, `the export took the state dir down to ${Math.round(fits.lowest / MiB)} MiB free`);
+      // Too little room: refused with NO_SPACE, the floor kept, nothing left in the temp dir.
+      await leave(150 * MiB);
+      const refused = await exportWatched('big', join(out, 'refused.oci.tar'));
+      console.log(`export with 150 MiB free: ${refused.error ?? 'ok'}, lowest free ${Math.round(refused.lowest / MiB)} MiB`);
+      assert.equal(refused.error, 'NO_SPACE');
+      assert.ok(refused.lowest >= 48 * MiB, `the refused export took the state dir down to ${Math.round(refused.lowest / MiB)} MiB free`);
+      const tmp = join(d.stateDir, 'tmp');
+      await waitFor(() => readdirSync(tmp).every((e) => !e.startsWith('export-')), 5000, 'the export temp dir removed');
+      // The pool still takes writes.
+      rmSync(filler(), { force: true });
+      const after = await sb.exec(['sh', '-c', 'head -c 1048576 /dev/urandom > /after && echo ok']);
+      assert.equal(after.stdout.trim(), 'ok', after.stderr);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
