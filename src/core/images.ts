@@ -16,7 +16,8 @@ import { poolSizeOf } from './pool.js';
 import type { RegistryCredentials } from '../oci/registry-client.js';
 import { defaultLocalName, formatReference, isRegistryReference, parseReference, type ImageReference } from '../oci/reference.js';
 import { applyListed } from '../oci/layers.js';
-import { applyDockerArchive, applyLayout, buildLayout, unpackImageArchive, type UnpackedImage } from '../oci/layout.js';
+import { applyDockerArchive, applyLayout, unpackImageArchive, type UnpackedImage } from '../oci/layout.js';
+import { writeOciArchive } from '../oci/export.js';
 import { planPull } from '../oci/pull.js';
 import { PRESETS, PRESET_ENV, type ProgressFn } from '../oci/presets.js';
 
@@ -229,18 +230,19 @@ export class ImageManager {
     return this.get(id);
   }
 
-  /** Writes the image as an OCI image layout tar into a fresh directory under tmpDir. */
-  async exportLayout(ref: string, tmpDir: string): Promise<{ file: string; cleanup: () => Promise<void> }> {
+  /**
+   * Writes the image as an OCI image layout tar into a fresh directory under tmpDir, never
+   * taking that file system below `floorBytes` free (NO_SPACE instead; nothing is left).
+   */
+  async exportLayout(ref: string, tmpDir: string, floorBytes: number): Promise<{ file: string; cleanup: () => Promise<void> }> {
     const image = this.get(ref);
     const config = this.config(image.id);
     await fsp.mkdir(tmpDir, { recursive: true, mode: 0o700 });
     const dir = await fsp.mkdtemp(join(tmpDir, 'export-'));
     const cleanup = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true });
     try {
-      const layout = join(dir, 'layout');
-      await buildLayout(this.storage.imagePath(image.id), layout, { name: image.name, env: config.env, cwd: config.cwd ?? DEFAULTS.cwd, user: config.user ?? null, entrypoint: config.entrypoint ?? [], cmd: config.cmd ?? [] });
       const file = join(dir, `${image.name}.oci.tar`);
-      await run(['tar', '--numeric-owner', '--owner=0', '--group=0', '-C', layout, '-cf', file, '.']);
+      await writeOciArchive(this.storage.imagePath(image.id), file, { name: image.name, env: config.env, cwd: config.cwd ?? DEFAULTS.cwd, user: config.user ?? null, entrypoint: config.entrypoint ?? [], cmd: config.cmd ?? [] }, floorBytes);
       return { file, cleanup };
     } catch (e) {
       await cleanup();

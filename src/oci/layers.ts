@@ -195,7 +195,7 @@ export async function applyListed(target: string, count: number, layer: (index: 
     onLayer(i);
     await applyLayer(target, ready);
   }
-  shiftOwnership(target, ID_MAP.hostId);
+  await shiftOwnership(target, ID_MAP.hostId);
 }
 
 /**

@@ -1,102 +1,18 @@
 /**
- * OCI image layout export and import (https://github.com/opencontainers/image-spec).
- * Export writes one gzip layer of the image's files with ownership mapped back from the
- * sandbox range to ordinary ids, plus config, manifest and index with sha256 digests.
- * Import verifies every digest, applies layers in order (whiteouts and opaque dirs
+ * OCI image layout import (https://github.com/opencontainers/image-spec; export is in
+ * export.ts). Import verifies every digest, applies layers in order (whiteouts and opaque dirs
  * honoured), refuses device nodes and paths that escape, and maps ownership into the
  * sandbox range.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { NookError } from '../api/errors.js';
-import { ID_MAP } from '../util/id-map.js';
 import { run } from '../util/proc.js';
 import { listLayerFile } from './tar-list.js';
 import { applyLayers, fileSha256, isGzip, imageDefaults, isIndex, MT, pickPlatform, sha256Hex, type Descriptor, type ImageDefaults, type Manifest } from './layers.js';
-
-export interface ImageMeta {
-  name: string;
-  env: Record<string, string>;
-  cwd: string;
-  user?: string | null;
-  entrypoint?: string[];
-  cmd?: string[];
-}
-
-async function writeBlob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
-  const hex = createHash('sha256').update(data).digest('hex');
-  await fsp.writeFile(join(layout, 'blobs', 'sha256', hex), data);
-  return { digest: `sha256:${hex}`, size: data.length };
-}
-
-/** GNU tar maps for the sandbox uid/gid range back to 0..65535. */
-async function idMapFile(dir: string): Promise<string> {
-  const lines: string[] = [];
-  for (let i = 0; i < ID_MAP.size; i++) lines.push(`+${ID_MAP.hostId + i} ${i === 0 ? 'root' : `u${i}`}:${i}`);
-  const file = join(dir, 'idmap');
-  await fsp.writeFile(file, lines.join('\n') + '\n');
-  return file;
-}
-
-/** Builds an OCI image layout directory for the image whose files are at `rootfs`. */
-export async function buildLayout(rootfs: string, layout: string, meta: ImageMeta): Promise<void> {
-  await fsp.mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
-  const map = await idMapFile(layout);
-  const layerTmp = join(layout, 'layer.tmp');
-  const diffHash = createHash('sha256');
-  const blobHash = createHash('sha256');
-  const tar = spawn('tar', ['--numeric-owner', `--owner-map=${map}`, `--group-map=${map}`, '--xattrs', '-C', rootfs, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  tar.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number>((resolve) => tar.on('close', (code) => resolve(code ?? 1)));
-  tar.stdout.on('data', (b: Buffer) => diffHash.update(b));
-  const gzip = createGzip();
-  gzip.on('data', (b: Buffer) => blobHash.update(b));
-  await pipeline(tar.stdout, gzip, createWriteStream(layerTmp));
-  if ((await exited) !== 0) throw new NookError('INTERNAL', `tar failed while exporting: ${stderr.trim()}`);
-  const layerHex = blobHash.digest('hex');
-  const layerSize = (await fsp.stat(layerTmp)).size;
-  await fsp.rename(layerTmp, join(layout, 'blobs', 'sha256', layerHex));
-  await fsp.rm(map);
-
-  const config = await writeBlob(
-    layout,
-    Buffer.from(
-      JSON.stringify({
-        created: new Date().toISOString(),
-        architecture: 'amd64',
-        os: 'linux',
-        config: {
-          Env: Object.entries(meta.env).map(([k, v]) => `${k}=${v}`),
-          WorkingDir: meta.cwd,
-          ...(meta.user ? { User: meta.user } : {}),
-          ...(meta.entrypoint?.length ? { Entrypoint: meta.entrypoint } : {}),
-          ...(meta.cmd?.length ? { Cmd: meta.cmd } : {}),
-        },
-        rootfs: { type: 'layers', diff_ids: [`sha256:${diffHash.digest('hex')}`] },
-        history: [{ created: new Date().toISOString(), created_by: `nook image export ${meta.name}` }],
-      }),
-    ),
-  );
-  const manifest = await writeBlob(
-    layout,
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MT.manifest,
-        config: { mediaType: MT.config, ...config },
-        layers: [{ mediaType: MT.layerGzip, digest: `sha256:${layerHex}`, size: layerSize }],
-      }),
-    ),
-  );
-  const index = { schemaVersion: 2, mediaType: MT.index, manifests: [{ mediaType: MT.manifest, ...manifest, annotations: { 'org.opencontainers.image.ref.name': meta.name } }] };
-  await fsp.writeFile(join(layout, 'index.json'), JSON.stringify(index));
-  await fsp.writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-}
 
 async function readJson<T>(path: string, what = 'OCI image layout'): Promise<T> {
   const name = path.split('/').slice(-2).join('/');

@@ -64,7 +64,7 @@ async function buildMinimal(ctx: PresetContext): Promise<void> {
   await fsp.writeFile(join(t, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   await writeBaseFiles(t);
   ctx.progress('ownership', 80, 'mapping ownership into the sandbox user range');
-  shiftOwnership(t, ID_MAP.hostId);
+  await shiftOwnership(t, ID_MAP.hostId);
 }
 
 const DEBOOTSTRAP_STAGES: [RegExp, number, string][] = [
@@ -166,7 +166,7 @@ async function buildDebian(ctx: PresetContext, preset: DebianPreset): Promise<vo
     }
     await preset.setup?.(tmp);
     ctx.progress('ownership', 88, 'mapping ownership into the sandbox user range');
-    shiftOwnership(tmp, ID_MAP.hostId);
+    await shiftOwnership(tmp, ID_MAP.hostId);
     await fsp.rm(cached, { recursive: true, force: true });
     await fsp.rename(tmp, cached);
   }

@@ -114,7 +114,12 @@ export async function overlayPersistDirs(targetRoot: string, dirs: string[], pat
   }
 }
 
+/**
+ * Bytes stored under `path` (allocated blocks, hard links once). Not the apparent size
+ * (`du -b`): a sandbox sets that at will (`truncate -s 8E` stores nothing), and reports of
+ * images, snapshots and sandboxes showed such a file as 8 EiB.
+ */
 export async function duBytes(path: string): Promise<number> {
-  const r = await run(['du', '-sb', path], { allowFail: true });
+  const r = await run(['du', '-s', '-B1', '--', path], { allowFail: true });
   return Number(r.stdout.split(/\s/)[0]) || 0;
 }

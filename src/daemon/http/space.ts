@@ -1,11 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import { NookError } from '../../api/errors.js';
 import type { RouteName } from '../../api/routes.js';
+import { STATE_MIN_FREE_BYTES } from '../../util/fs.js';
 
 /** Calls that free space (or take none) stay allowed when the state dir is nearly full. */
 const SPACE_FREEING = new Set<RouteName>(['destroySandbox', 'deleteSnapshot', 'removeImage', 'removeVolume', 'lockVolume', 'unmountVolume', 'stopSandbox', 'killProcess', 'removeFile', 'gc', 'done', 'unexpose', 'shutdown']);
 /** Below this much free space where the state dir lives, other mutating calls are refused. */
-const MIN_FREE_BYTES = Number(process.env.NOOK_MIN_FREE_MIB ?? 64) * 1024 * 1024;
+const MIN_FREE_BYTES = STATE_MIN_FREE_BYTES;
 
 /**
  * Refuses work before it starts when the state dir's file system is nearly full: the pool

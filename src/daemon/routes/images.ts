@@ -10,6 +10,7 @@ import { parseBody, receiveBounded, tarBody } from '../http/body.js';
 import { readQuery } from '../http/input.js';
 import { errorEvent, ndjson } from '../http/ndjson.js';
 import { on, param, type RouteDeps } from './deps.js';
+import { STATE_MIN_FREE_BYTES } from '../../util/fs.js';
 
 /** Upper bound of an uploaded build context (it may unpack to twice that). */
 const MAX_CONTEXT_BYTES = Number(process.env.NOOK_MAX_CONTEXT_BYTES ?? 1024 ** 3);
@@ -42,7 +43,7 @@ export function register(app: Hono, deps: RouteDeps): void {
   });
   on(app, 'getImage', (c) => answer(c, images.get(param(c, 'name'))));
   on(app, 'exportImage', async (c) => {
-    const { file, cleanup } = await images.exportLayout(param(c, 'name'), nook.paths.tmpDir);
+    const { file, cleanup } = await images.exportLayout(param(c, 'name'), nook.paths.tmpDir, STATE_MIN_FREE_BYTES);
     const size = (await fsp.stat(file)).size;
     const body = Readable.toWeb(createReadStream(file).on('close', () => void cleanup())) as ReadableStream<Uint8Array>;
     return new Response(body, { headers: { 'content-type': 'application/x-tar', 'content-length': String(size) } });
