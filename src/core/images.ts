@@ -230,10 +230,7 @@ export class ImageManager {
     return this.get(id);
   }
 
-  /**
-   * Writes the image as an OCI image layout tar into a fresh directory under tmpDir, never
-   * taking that file system below `floorBytes` free (NO_SPACE instead; nothing is left).
-   */
+  /** The image as an OCI layout tar in a fresh dir under tmpDir; below `floorBytes` free there: NO_SPACE, nothing left. */
   async exportLayout(ref: string, tmpDir: string, floorBytes: number): Promise<{ file: string; cleanup: () => Promise<void> }> {
     const image = this.get(ref);
     const config = this.config(image.id);

@@ -3,3 +3,9 @@ export function positiveInt(text: string | undefined, fallback: number): number 
   const n = Number(text);
   return Number.isSafeInteger(n) && n > 0 ? n : fallback;
 }
+
+/** The same, where 0 is a meaningful setting (a floor turned off). */
+export function nonNegativeInt(text: string | undefined, fallback: number): number {
+  const n = Number(text);
+  return text !== undefined && text !== '' && Number.isSafeInteger(n) && n >= 0 ? n : fallback;
+}

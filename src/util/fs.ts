@@ -1,10 +1,11 @@
 import { promises as fsp } from 'node:fs';
+import { nonNegativeInt } from './env.js';
 
 /**
  * Free space kept where the state dir lives (NOOK_MIN_FREE_MIB, default 64): the storage
  * pool is a loop file there, and a btrfs whose backing file cannot grow goes read-only.
  */
-export const STATE_MIN_FREE_BYTES = Number(process.env.NOOK_MIN_FREE_MIB ?? 64) * 1024 * 1024;
+export const STATE_MIN_FREE_BYTES = nonNegativeInt(process.env.NOOK_MIN_FREE_MIB, 64) * 1024 * 1024;
 
 export async function exists(path: string): Promise<boolean> {
   try {
