@@ -104,22 +104,10 @@ static void keep_tail(const char *data, size_t len) {
   pthread_mutex_unlock(&tail_mu);
 }
 
-static int read_full(int fd, void *data, size_t len) {
-  char *p = data;
-  while (len > 0) {
-    ssize_t n = read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 /* Reads one frame's head; its payload is the caller's to read. */
 static int frame_head(int conn, char *type, uint32_t *len) {
   unsigned char h[5];
-  if (read_full(conn, h, sizeof h) != 0) return -1;
+  if (read_all(conn, h, sizeof h) != 0) return -1;
   *type = (char)h[0];
   *len = ((uint32_t)h[1] << 24) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 8) | h[4];
   return *len > FRAME_MAX ? -1 : 0;
@@ -131,7 +119,7 @@ static int frame_rest(int conn, char type, uint32_t len, int *exit_code) {
   char first[32] = "";
   while (len > 0) {
     size_t k = len < sizeof b ? len : sizeof b;
-    if (read_full(conn, b, k) != 0) return -1;
+    if (read_all(conn, b, k) != 0) return -1;
     if (type == F_STDERR) keep_tail(b, k);
     if (type == F_EXIT && !first[0]) snprintf(first, sizeof first, "%.*s", (int)(k < 31 ? k : 31), b);
     len -= (uint32_t)k;
@@ -214,7 +202,7 @@ static long long drain(int conn, int to, long long max, int *over, int *exit_cod
     while (len > 0) {
       size_t k = len < SLOT_BYTES ? len : SLOT_BYTES;
       char *b = slot_free();
-      if (read_full(conn, b, k) != 0) return -1;
+      if (read_all(conn, b, k) != 0) return -1;
       total += (long long)k;
       if (total > max) {
         *over = 1;

@@ -20,7 +20,7 @@ int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-static int read_all(int fd, void *data, size_t len) {
+int read_all(int fd, void *data, size_t len) {
   char *p = data;
   while (len > 0) {
     ssize_t n = read(fd, p, len);

@@ -27,6 +27,8 @@ int frame_write(int fd, char type, const void *data, size_t len);
 /* Reads one frame; *data is malloc'd (caller frees). Returns 0, or -1 on EOF/error. */
 int frame_read(int fd, char *type, char **data, uint32_t *len);
 int write_all(int fd, const void *data, size_t len);
+/* Reads exactly len bytes; -1 on EOF or error. */
+int read_all(int fd, void *data, size_t len);
 /* frame_read for a frame that may carry an fd: *passed gets the one fd sent with it, or -1. */
 int frame_read_fd(int fd, char *type, char **data, uint32_t *len, int *passed);
 /* frame_write with one fd passed along (SCM_RIGHTS); len at most 4195. */

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Sandbox } from '../../src/sdk/client.js';
 import { run } from '../../src/util/proc.js';
+import { writeSampleTree } from '../helpers/tree.js';
 import { rejectsWith } from '../helpers/assert.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 
@@ -20,12 +21,7 @@ describe('directory copies (tar streams, tar run inside the sandbox)', () => {
     d = await startDaemon();
     sb = await d.client.sandboxes.create({ name: 'copies', image: 'minimal' });
     const src = join(work, 'src');
-    mkdirSync(join(src, 'a', 'b', 'c'), { recursive: true });
-    mkdirSync(join(src, 'empty'));
-    writeFileSync(join(src, 'a', 'b', 'c', 'deep.txt'), 'deep\n');
-    writeFileSync(join(src, 'run.sh'), '#!/bin/sh\necho ran\n');
-    chmodSync(join(src, 'run.sh'), 0o755);
-    symlinkSync('a/b/c/deep.txt', join(src, 'shortcut'));
+    writeSampleTree(src);
     big = randomBytes(20 * 1024 * 1024);
     writeFileSync(join(src, 'big.bin'), big);
   });

@@ -9,12 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/api/schemas.js';
 import type { Sandbox } from '../../src/sdk/client.js';
 import { run } from '../../src/util/proc.js';
+import { writeSampleTree } from '../helpers/tree.js';
 import { hostProcessesWith, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
 const MAX_TAR_IN_BYTES = 16 * 1024 * 1024;
@@ -30,14 +31,9 @@ describe('fast copy of directories (nook cp DIR on the daemon host)', () => {
     sb = await d.client.sandboxes.create({ name: 'dirs', image: 'minimal' });
     host = mkdtempSync('/tmp/nook-fast-dir-');
     const src = join(host, 'src');
-    mkdirSync(join(src, 'a', 'b', 'c'), { recursive: true });
-    mkdirSync(join(src, 'empty'));
-    writeFileSync(join(src, 'a', 'b', 'c', 'deep.txt'), 'deep\n');
-    writeFileSync(join(src, 'run.sh'), '#!/bin/sh\necho ran\n');
-    chmodSync(join(src, 'run.sh'), 0o755);
+    writeSampleTree(src);
     writeFileSync(join(src, 'private'), 'mine\n');
     chmodSync(join(src, 'private'), 0o600);
-    symlinkSync('a/b/c/deep.txt', join(src, 'shortcut'));
     writeFileSync(join(src, 'big.bin'), randomBytes(6 * 1024 * 1024 + 7));
   });
   after(async () => {
