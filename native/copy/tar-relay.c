@@ -154,8 +154,8 @@ static void *read_agent(void *arg) {
   r->exit_code = -1;
   while (frame_head(r->conn, &type, &len) == 0) {
     int code = -1;
+    /* Not progress: only archive bytes are (a tar that chatters would hold the copy open). */
     if (frame_rest(r->conn, type, len, &code) != 0) break;
-    if (type == F_STDOUT || type == F_STDERR) touch();
     if (type == F_EXIT) {
       r->exit_code = code;
       break;
@@ -193,8 +193,8 @@ static long long drain(int conn, int to, long long max, int *over, int *exit_cod
   char type;
   uint32_t len;
   while (frame_head(conn, &type, &len) == 0) {
-    touch();
     if (type != F_STDOUT) {
+      /* stderr and the exit are not progress: only archive bytes are (touched below). */
       if (frame_rest(conn, type, len, exit_code) != 0) return -1;
       if (type == F_EXIT) return total;
       continue;

@@ -214,6 +214,22 @@ describe('fast copy of directories (nook cp DIR on the daemon host)', () => {
     await evil.destroy();
   });
 
+  it('attacker: a sandbox tar that only chatters (stderr; stdout too while it should be reading) moves no archive bytes and is stopped by the idle timeout', { timeout: 60_000 }, async () => {
+    // Output that is not the archive is no progress: it would otherwise hold a copy open forever.
+    const evil = await hostileTar('evil-chatter', 'while :; do echo chatter >&2; case "$1" in -x*) echo chatter ;; esac; sleep 0.2; done');
+    const t0 = Date.now();
+    const out = await d.cli(['cp', 'evil-chatter:/work/tree', join(host, 'chatter')]);
+    assert.equal(out.code, 1, out.stdout);
+    assert.match(out.stderr, /TIMEOUT/);
+    const cin = await d.cli(['cp', join(host, 'src'), 'evil-chatter:/work/in']);
+    assert.equal(cin.code, 1, cin.stdout);
+    assert.match(cin.stderr, /TIMEOUT/);
+    assert.ok(Date.now() - t0 < 4 * IDLE_TIMEOUT_MS + 10_000, `stopped by the idle timeout (${Date.now() - t0} ms)`);
+    assert.ok(!readdirSync(host).includes('chatter'));
+    await assertNothingLeft();
+    await evil.destroy();
+  });
+
   it('falls back to the stream with the same tree when the fast path is unavailable', async () => {
     const seq = await lastSeq();
     const r = await d.cli(['cp', join(host, 'src'), 'dirs:/work/fallback'], { env: { NOOK_COPY_BINARY: '/bin/false' } });
