@@ -212,8 +212,12 @@ static int agent_exit(int conn, char *msg, size_t cap, char *out) {
   }
 }
 
-/* file -> pipe, or pipe -> file, through the ring; stops past max. Returns bytes, or -1 with errno. */
-static long long pump(int from, int to, long long max, int *over) {
+/*
+ * Reads `from` into the ring and hands each chunk to `sink` (then to the hasher), until EOF or
+ * past max. Returns bytes, or -1 with errno; *over past max (that chunk is neither sunk nor
+ * hashed). Shared by the file relay and the tar relay's copy-in.
+ */
+long long ring_pump(int from, long long max, int *over, int (*sink)(void *ctx, const char *b, size_t n), void *ctx) {
   long long total = 0;
   *over = 0;
   for (;;) {
@@ -227,9 +231,13 @@ static long long pump(int from, int to, long long max, int *over) {
       *over = 1;
       return total;
     }
-    if (write_all(to, b, (size_t)n) != 0) return -1;
+    if (sink(ctx, b, (size_t)n) != 0) return -1;
     slot_hash((size_t)n);
   }
+}
+
+static int write_sink(void *ctx, const char *b, size_t n) {
+  return write_all(*(int *)ctx, b, n);
 }
 
 /* Copy-out into an ext4 host file: one allocation up front instead of a delayed-allocation
@@ -332,7 +340,7 @@ static int run_relay(char **a) {
   pthread_t t = ring_start();
   int over;
   trace("pump");
-  long long total = pump(from, to, max, &over);
+  long long total = ring_pump(from, max, &over, write_sink, &to);
   int e = errno;
   trace("pump done");
   double copy_cpu_ms = thread_cpu_ms();

@@ -13,6 +13,8 @@ pthread_t ring_start(void);
 void ring_stop(pthread_t t);
 char *slot_free(void);
 void slot_hash(size_t len);
+/* from -> sink(ctx, chunk) through the ring, hashed; bytes, or -1; *over past max (nook-copy.c). */
+long long ring_pump(int from, long long max, int *over, int (*sink)(void *ctx, const char *b, size_t n), void *ctx);
 /* {"ok":true,"bytes":N,"sha256":"..." without the closing brace. */
 void print_ok(long long total);
 void json_text(const char *s);

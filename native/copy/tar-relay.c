@@ -164,25 +164,16 @@ static void *read_agent(void *arg) {
   return NULL;
 }
 
-/* Host pipe -> F_STDIN frames. Returns bytes, or -1 (errno); *over past max. */
+static int stdin_sink(void *ctx, const char *b, size_t n) {
+  touch();
+  return frame_write(*(int *)ctx, F_STDIN, b, n);
+}
+
+/* Host pipe -> F_STDIN frames, then F_STDIN_EOF. Returns bytes, or -1 (errno); *over past max. */
 static long long feed(int from, int conn, long long max, int *over) {
-  long long total = 0;
-  *over = 0;
-  for (;;) {
-    char *b = slot_free();
-    ssize_t n = read(from, b, SLOT_BYTES);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    if (n == 0) return frame_write(conn, F_STDIN_EOF, "", 0) == 0 ? total : -1;
-    total += n;
-    if (total > max) {
-      *over = 1;
-      return total;
-    }
-    touch();
-    if (frame_write(conn, F_STDIN, b, (size_t)n) != 0) return -1;
-    slot_hash((size_t)n);
-  }
+  long long total = ring_pump(from, max, over, stdin_sink, &conn);
+  if (total < 0 || *over) return total;
+  return frame_write(conn, F_STDIN_EOF, "", 0) == 0 ? total : -1;
 }
 
 /* F_STDOUT frames -> host pipe, until the exit. Returns bytes, or -1; *over past max. */
