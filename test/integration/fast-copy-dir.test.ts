@@ -195,18 +195,23 @@ describe('fast copy of directories (nook cp DIR on the daemon host)', () => {
     await evil.destroy();
   });
 
-  it('attacker: a sandbox tar that never exits (out) or never reads (in) is stopped by the idle timeout, killed, nothing left', async () => {
-    const evil = await hostileTar('evil-hang', 'exec sleep 1000');
-    const seq = await lastSeq();
+  /** Copies out of and into a hostile sandbox: each ends with TIMEOUT at the idle timeout, nothing reaches the host. */
+  async function timesOutBothWays(name: string, hostName: string): Promise<void> {
     const t0 = Date.now();
-    const out = await d.cli(['cp', 'evil-hang:/work/tree', join(host, 'hung')]);
+    const out = await d.cli(['cp', `${name}:/work/tree`, join(host, hostName)]);
     assert.equal(out.code, 1, out.stdout);
     assert.match(out.stderr, /TIMEOUT/);
-    const cin = await d.cli(['cp', join(host, 'src'), 'evil-hang:/work/in']);
+    const cin = await d.cli(['cp', join(host, 'src'), `${name}:/work/in`]);
     assert.equal(cin.code, 1, cin.stdout);
     assert.match(cin.stderr, /TIMEOUT/);
     assert.ok(Date.now() - t0 < 4 * IDLE_TIMEOUT_MS + 10_000, `stopped by the idle timeout (${Date.now() - t0} ms)`);
-    assert.ok(!readdirSync(host).includes('hung'));
+    assert.ok(!readdirSync(host).includes(hostName));
+  }
+
+  it('attacker: a sandbox tar that never exits (out) or never reads (in) is stopped by the idle timeout, killed, nothing left', async () => {
+    const evil = await hostileTar('evil-hang', 'exec sleep 1000');
+    const seq = await lastSeq();
+    await timesOutBothWays('evil-hang', 'hung');
     const copies = (await recordsSince(seq, 'evil-hang')).filter((x) => ['fastCopy', 'getTar', 'putTar'].includes(x.action));
     assert.deepEqual(copies.map((x) => [x.action, x.errorCode]), [['fastCopy', 'TIMEOUT'], ['fastCopy', 'TIMEOUT']], 'timed out once each, not streamed again');
     await assertNothingLeft();
@@ -217,15 +222,7 @@ describe('fast copy of directories (nook cp DIR on the daemon host)', () => {
   it('attacker: a sandbox tar that only chatters (stderr; stdout too while it should be reading) moves no archive bytes and is stopped by the idle timeout', { timeout: 60_000 }, async () => {
     // Output that is not the archive is no progress: it would otherwise hold a copy open forever.
     const evil = await hostileTar('evil-chatter', 'while :; do echo chatter >&2; case "$1" in -x*) echo chatter ;; esac; sleep 0.2; done');
-    const t0 = Date.now();
-    const out = await d.cli(['cp', 'evil-chatter:/work/tree', join(host, 'chatter')]);
-    assert.equal(out.code, 1, out.stdout);
-    assert.match(out.stderr, /TIMEOUT/);
-    const cin = await d.cli(['cp', join(host, 'src'), 'evil-chatter:/work/in']);
-    assert.equal(cin.code, 1, cin.stdout);
-    assert.match(cin.stderr, /TIMEOUT/);
-    assert.ok(Date.now() - t0 < 4 * IDLE_TIMEOUT_MS + 10_000, `stopped by the idle timeout (${Date.now() - t0} ms)`);
-    assert.ok(!readdirSync(host).includes('chatter'));
+    await timesOutBothWays('evil-chatter', 'chatter');
     await assertNothingLeft();
     await evil.destroy();
   });
